@@ -1,0 +1,370 @@
+//! The HTTP API (axum): the agent-facing listener (`api.listen`) and the health-only listener
+//! (`health.listen`). Every error is one JSON envelope:
+//! `{"error":{"code":"BZZZ-404-NOT_FOUND","message":"…","request_id":"…"}}`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bzzz_bootstrap::{JoinState, JoinStatus, Mode};
+use bzzz_protocol::ErrorCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::health::{Health, Status};
+use crate::metrics::MetricsHandle;
+use crate::network::{Client, NetworkError};
+use crate::probe::Prober;
+
+/// Longest key accepted by `/api/dht/records/{key}`, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+/// Longest wait a client may ask of a test endpoint, in milliseconds.
+pub const MAX_TEST_TIMEOUT_MS: u64 = 60_000;
+
+/// Handles the API needs. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Network handle.
+    pub client: Client,
+    /// Probe service.
+    pub prober: Prober,
+    /// Latest health.
+    pub health: Health,
+    /// Metrics registry.
+    pub metrics: MetricsHandle,
+    /// Bootstrap progress.
+    pub join: watch::Receiver<JoinStatus>,
+    /// Static facts about the node.
+    pub info: Arc<NodeInfo>,
+}
+
+/// Facts about the node that do not change while it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeInfo {
+    /// Peer id.
+    pub peer_id: String,
+    /// Agent id from config (or derived from the peer id).
+    pub agent_id: String,
+    /// Role from config.
+    pub role: String,
+    /// Node mode.
+    pub mode: Mode,
+    /// bzzz version.
+    pub version: String,
+    /// When the node started.
+    #[serde(skip)]
+    pub started: Instant,
+}
+
+/// An API error: a stable code and a message a human can act on.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = hex::encode(rand::random::<[u8; 8]>());
+        if self.code.status() >= 500 {
+            tracing::warn!(code = %self.code, message = %self.message, %request_id, "api error");
+        }
+        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({"error": {"code": self.code.as_str(), "message": self.message, "request_id": request_id}});
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<NetworkError> for ApiError {
+    fn from(e: NetworkError) -> Self {
+        let code = match &e {
+            NetworkError::Shutdown | NetworkError::InsufficientPeers { .. } | NetworkError::Busy(_) => {
+                ErrorCode::ServiceUnavailable
+            }
+            NetworkError::NotFound => ErrorCode::NotFound,
+            NetworkError::RecordTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            NetworkError::UnknownTopic(_) => ErrorCode::BadRequest,
+            NetworkError::Dht { .. } | NetworkError::Rpc { .. } => ErrorCode::ServiceUnavailable,
+            NetworkError::Publish(_) | NetworkError::Sign(_) => ErrorCode::Internal,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::PayloadTooLarge
+        } else {
+            ErrorCode::BadRequest
+        };
+        ApiError::new(code, e.body_text())
+    }
+}
+
+/// Routes of the health listener: health, readiness, checks, metrics, and read-only status.
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health/checks", get(checks))
+        .route("/metrics", get(metrics))
+        .route("/api/status", get(status))
+        .route("/api/peers", get(peers))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Routes of the agent-facing API: everything on the health listener plus the operations.
+pub fn api_router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/api/test/p2p-message", post(test_p2p_message))
+        .route("/api/test/dht-operations", post(test_dht_operations))
+        .route("/api/dht/records/{key}", get(get_record).put(put_record))
+        .with_state(state.clone())
+        .merge(health_router(state))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// Adds the shared layers: a request timeout and a cap on concurrent requests.
+pub fn with_limits(router: Router, timeout: Duration, max_concurrent: usize) -> Router {
+    router
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            timeout,
+        ))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(max_concurrent))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such endpoint; see docs/api.md")
+}
+
+#[derive(Serialize)]
+struct HealthBody {
+    status: Status,
+    score: f64,
+    peer_id: String,
+    version: String,
+    uptime_seconds: u64,
+    components: std::collections::BTreeMap<String, Status>,
+}
+
+async fn health(State(s): State<AppState>) -> Response {
+    let summary = s.health.summary();
+    let body = HealthBody {
+        status: summary.status,
+        score: summary.score,
+        peer_id: s.info.peer_id.clone(),
+        version: s.info.version.clone(),
+        uptime_seconds: s.info.started.elapsed().as_secs(),
+        components: summary.components,
+    };
+    let code = if summary.status == Status::Unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn live() -> Json<serde_json::Value> {
+    Json(json!({"status": "alive"}))
+}
+
+async fn ready(State(s): State<AppState>) -> Response {
+    let join = s.join.borrow().clone();
+    let snap = s.client.snapshot().await;
+    let (ready, reason) = match &snap {
+        Err(e) => (false, e.to_string()),
+        Ok(n) if n.listen_addrs.is_empty() => (false, "not listening yet".to_string()),
+        Ok(n) if !n.peers.is_empty() => (true, format!("{} peers connected", n.peers.len())),
+        Ok(_) if join.state == JoinState::Alone => (true, "alone by configuration".to_string()),
+        Ok(_) => (
+            false,
+            format!(
+                "joining: no peer connected yet ({} attempts){}",
+                join.attempts,
+                join.last_error
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            ),
+        ),
+    };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({"ready": ready, "reason": reason}))).into_response()
+}
+
+async fn checks(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!(s.health.checks()))
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    s.metrics
+        .metrics
+        .uptime_seconds
+        .set(s.info.started.elapsed().as_secs() as i64);
+    match s.metrics.encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => ApiError::new(ErrorCode::Internal, "metrics encoding failed").into_response(),
+    }
+}
+
+async fn status(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let snap = s.client.snapshot().await?;
+    let join = s.join.borrow().clone();
+    Ok(Json(json!({
+        "peer_id": s.info.peer_id,
+        "agent_id": s.info.agent_id,
+        "role": s.info.role,
+        "mode": s.info.mode,
+        "version": s.info.version,
+        "listen_addrs": snap.listen_addrs,
+        "peers": snap.peers.len(),
+        "routing_table_size": snap.routing_table_size,
+        "uptime_seconds": s.info.started.elapsed().as_secs(),
+        "bootstrap": join,
+        "health": s.health.summary(),
+    })))
+}
+
+async fn peers(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut snap = s.client.snapshot().await?;
+    snap.peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+    Ok(Json(json!({"count": snap.peers.len(), "peers": snap.peers})))
+}
+
+/// Body of `POST /api/test/p2p-message`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct P2pTestRequest {
+    /// How long to wait for acknowledgements, in milliseconds (default 5000).
+    pub timeout_ms: Option<u64>,
+}
+
+fn parse_optional_json<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {e}")))
+}
+
+fn check_timeout(ms: Option<u64>) -> Result<Duration, ApiError> {
+    let ms = ms.unwrap_or(5_000);
+    if ms == 0 || ms > MAX_TEST_TIMEOUT_MS {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("timeout_ms must be between 1 and {MAX_TEST_TIMEOUT_MS}"),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+async fn test_p2p_message(State(s): State<AppState>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
+    let req: P2pTestRequest = parse_optional_json(&body)?;
+    let timeout = check_timeout(req.timeout_ms)?;
+    let report = s.prober.probe("test", timeout).await?;
+    Ok(Json(json!(report)))
+}
+
+/// Body of `POST /api/test/dht-operations`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DhtTestRequest {
+    /// Size of the test value in bytes (default 1024).
+    pub size_bytes: Option<usize>,
+}
+
+async fn test_dht_operations(State(s): State<AppState>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
+    let req: DhtTestRequest = parse_optional_json(&body)?;
+    let size = req.size_bytes.unwrap_or(1024);
+    if size == 0 {
+        return Err(ApiError::new(ErrorCode::BadRequest, "size_bytes must be at least 1"));
+    }
+    let key = format!(
+        "/bzzz/test/{}/{}",
+        s.info.peer_id,
+        hex::encode(rand::random::<[u8; 8]>())
+    );
+    let value: Vec<u8> = (0..size).map(|_| rand::random::<u8>()).collect();
+    let started = Instant::now();
+    let put = s
+        .client
+        .put_record(key.clone().into_bytes(), value.clone(), None)
+        .await?;
+    let put_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let started = Instant::now();
+    let got = s.client.get_record(key.clone().into_bytes()).await?;
+    let get_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let verified = got == value;
+    if !verified {
+        return Err(ApiError::new(
+            ErrorCode::Internal,
+            "get returned a different value than was put",
+        ));
+    }
+    Ok(Json(json!({
+        "key": key,
+        "size_bytes": size,
+        "put_ms": put_ms,
+        "get_ms": get_ms,
+        "replicated": put.replicated,
+        "verified": verified,
+    })))
+}
+
+fn record_key(key: &str) -> Result<Vec<u8>, ApiError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("record key must be 1 to {MAX_KEY_BYTES} bytes"),
+        ));
+    }
+    Ok(key.as_bytes().to_vec())
+}
+
+async fn get_record(State(s): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
+    let value = s.client.get_record(record_key(&key)?).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], value).into_response())
+}
+
+async fn put_record(
+    State(s): State<AppState>,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key_bytes = record_key(&key)?;
+    let put = s.client.put_record(key_bytes, body.to_vec(), None).await?;
+    Ok(Json(
+        json!({"key": key, "size_bytes": body.len(), "replicated": put.replicated}),
+    ))
+}

@@ -1,0 +1,36 @@
+//! The bzzz daemon: a peer-to-peer mesh node for AI agents.
+//!
+//! One owner task per stateful subsystem, reached through cloneable handles over bounded
+//! channels:
+//!
+//! ```text
+//!                       ┌──────────────────────── Node (supervisor) ───────────────────────┐
+//!  HTTP :8080 / :8081 ──► api (axum) ──► AppState { Client, Prober, Health, Metrics }      │
+//!                       │                    │ Command + oneshot reply                     │
+//!                       │                    ▼                                             │
+//!                       │   network::EventLoop  (sole owner of the libp2p Swarm:           │
+//!                       │     gossipsub · kad on sled · identify · ping · /bzzz/rpc/1)     │
+//!                       │        │ verified gossip → per-topic subscriber queues           │
+//!                       │        │ Event::ProbeAck → probe router                          │
+//!                       │        ▼                                                         │
+//!                       │   probe (responder + router) · health::Checker (interval)        │
+//!                       │   bzzz_bootstrap::run_join_loop (dial with backoff, re-bootstrap)│
+//!                       └──────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Shutdown order: HTTP, services (join loop, health, probes), network, final sled flush.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod health;
+pub mod identity;
+pub mod logging;
+pub mod metrics;
+pub mod network;
+pub mod node;
+pub mod probe;
+
+pub use config::Config;
+pub use node::{Node, NodeError};

@@ -1,0 +1,379 @@
+//! Prometheus metrics: one registry for bzzz's own metrics and libp2p's (under `libp2p_`).
+//!
+//! Names are part of the operator contract (the runbook and the alert rules query them); never
+//! rename one. Counters get the `_total` suffix from the client library on exposition.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label set with one `component` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabel {
+    /// Component name, e.g. `p2p`, `pubsub`, `dht`, `storage`.
+    pub component: String,
+}
+
+/// Label set with one `check` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabel {
+    /// Health check name, e.g. `dht-health`.
+    pub check: String,
+}
+
+/// Label set of gossip message counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicOutcome {
+    /// Topic; dynamic rooms are folded into `bzzz/meta/issue/*` to bound cardinality.
+    pub topic: String,
+    /// `published`, `publish_failed`, `received`, `rejected`, `dropped`.
+    pub outcome: String,
+}
+
+/// Label set with one `reason` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why, as a short snake_case word.
+    pub reason: String,
+}
+
+/// Label set with one `outcome` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `success` or `failure`.
+    pub outcome: String,
+}
+
+/// Label set with one `operation` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    /// `put` or `get`.
+    pub operation: String,
+}
+
+/// Label set of the build-info gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabel {
+    /// Crate version.
+    pub version: String,
+    /// `agent` or `bootstrap`.
+    pub mode: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every bzzz metric. Cheap to clone (all handles are `Arc`s inside).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// Overall health score, 0 (unhealthy) to 1 (healthy).
+    pub system_health_score: Gauge<f64, AtomicU64>,
+    /// Health score per component, 0 to 1.
+    pub component_health_score: Family<ComponentLabel, Gauge<f64, AtomicU64>>,
+    /// Health check runs that passed, per check.
+    pub health_checks_passed: Family<CheckLabel, Counter>,
+    /// Health check runs that failed, per check.
+    pub health_checks_failed: Family<CheckLabel, Counter>,
+    /// Currently connected peers.
+    pub p2p_connected_peers: Gauge,
+    /// Peers in the Kademlia routing table.
+    pub dht_routing_table_peers: Gauge,
+    /// Errors, per component.
+    pub errors: Family<ComponentLabel, Counter>,
+    /// Gossip messages per topic and outcome.
+    pub pubsub_messages: Family<TopicOutcome, Counter>,
+    /// Rejected gossip envelopes per reason.
+    pub pubsub_rejected: Family<ReasonLabel, Counter>,
+    /// DHT puts by outcome.
+    pub dht_put_operations: Family<OutcomeLabel, Counter>,
+    /// DHT gets by outcome.
+    pub dht_get_operations: Family<OutcomeLabel, Counter>,
+    /// DHT operation latency in seconds, per operation.
+    pub dht_operation_latency_seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
+    /// Records in this node's DHT store.
+    pub dht_records_stored: Gauge,
+    /// Records refused by this node's DHT store, per reason.
+    pub dht_records_rejected: Family<ReasonLabel, Counter>,
+    /// Bootstrap dial rounds.
+    pub bootstrap_dial_attempts: Counter,
+    /// Consecutive failed bootstrap dial rounds (0 when joined or alone).
+    pub bootstrap_consecutive_failures: Gauge,
+    /// Process uptime in seconds.
+    pub uptime_seconds: Gauge,
+    /// Constant 1, labelled with the version and mode.
+    pub build_info: Family<BuildLabel, Gauge>,
+}
+
+impl Metrics {
+    /// Creates every metric and registers it in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Metrics {
+            system_health_score: Gauge::default(),
+            component_health_score: Family::default(),
+            health_checks_passed: Family::default(),
+            health_checks_failed: Family::default(),
+            p2p_connected_peers: Gauge::default(),
+            dht_routing_table_peers: Gauge::default(),
+            errors: Family::default(),
+            pubsub_messages: Family::default(),
+            pubsub_rejected: Family::default(),
+            dht_put_operations: Family::default(),
+            dht_get_operations: Family::default(),
+            dht_operation_latency_seconds: Family::new_with_constructor(latency_histogram),
+            dht_records_stored: Gauge::default(),
+            dht_records_rejected: Family::default(),
+            bootstrap_dial_attempts: Counter::default(),
+            bootstrap_consecutive_failures: Gauge::default(),
+            uptime_seconds: Gauge::default(),
+            build_info: Family::default(),
+        };
+        let r = registry;
+        r.register(
+            "bzzz_system_health_score",
+            "Overall node health score from 0 (unhealthy) to 1 (healthy)",
+            m.system_health_score.clone(),
+        );
+        r.register(
+            "bzzz_component_health_score",
+            "Health score per component from 0 (unhealthy) to 1 (healthy)",
+            m.component_health_score.clone(),
+        );
+        r.register(
+            "bzzz_health_checks_passed",
+            "Health check runs that passed, per check",
+            m.health_checks_passed.clone(),
+        );
+        r.register(
+            "bzzz_health_checks_failed",
+            "Health check runs that failed, per check",
+            m.health_checks_failed.clone(),
+        );
+        r.register(
+            "bzzz_p2p_connected_peers",
+            "Peers this node currently has a connection to",
+            m.p2p_connected_peers.clone(),
+        );
+        r.register(
+            "bzzz_dht_routing_table_peers",
+            "Peers in this node's Kademlia routing table",
+            m.dht_routing_table_peers.clone(),
+        );
+        r.register("bzzz_errors", "Errors by component", m.errors.clone());
+        r.register(
+            "bzzz_pubsub_messages",
+            "Gossip messages by topic and outcome (published, publish_failed, received, rejected, dropped)",
+            m.pubsub_messages.clone(),
+        );
+        r.register(
+            "bzzz_pubsub_rejected",
+            "Gossip envelopes rejected before any handler, by reason",
+            m.pubsub_rejected.clone(),
+        );
+        r.register(
+            "bzzz_dht_put_operations",
+            "DHT put operations started by this node, by outcome",
+            m.dht_put_operations.clone(),
+        );
+        r.register(
+            "bzzz_dht_get_operations",
+            "DHT get operations started by this node, by outcome",
+            m.dht_get_operations.clone(),
+        );
+        r.register(
+            "bzzz_dht_operation_latency_seconds",
+            "Latency of DHT operations started by this node, in seconds",
+            m.dht_operation_latency_seconds.clone(),
+        );
+        r.register(
+            "bzzz_dht_records_stored",
+            "Records held in this node's persistent DHT store",
+            m.dht_records_stored.clone(),
+        );
+        r.register(
+            "bzzz_dht_records_rejected",
+            "Records refused by this node's DHT store, by reason",
+            m.dht_records_rejected.clone(),
+        );
+        r.register(
+            "bzzz_bootstrap_dial_attempts",
+            "Bootstrap dial rounds made by this node",
+            m.bootstrap_dial_attempts.clone(),
+        );
+        r.register(
+            "bzzz_bootstrap_consecutive_failures",
+            "Consecutive failed bootstrap dial rounds; 0 when joined or alone",
+            m.bootstrap_consecutive_failures.clone(),
+        );
+        r.register(
+            "bzzz_uptime_seconds",
+            "Seconds since the node started",
+            m.uptime_seconds.clone(),
+        );
+        r.register(
+            "bzzz_build_info",
+            "Constant 1, labelled with the bzzz version and node mode",
+            m.build_info.clone(),
+        );
+        for reason in bzzz_protocol::RejectReason::ALL {
+            m.pubsub_rejected
+                .get_or_create(&ReasonLabel {
+                    reason: reason.as_str().into(),
+                })
+                .get();
+        }
+        for outcome in ["success", "failure"] {
+            let l = OutcomeLabel {
+                outcome: outcome.into(),
+            };
+            m.dht_put_operations.get_or_create(&l).get();
+            m.dht_get_operations.get_or_create(&l).get();
+        }
+        m
+    }
+
+    /// Counts an error of `component`.
+    pub fn error(&self, component: &str) {
+        self.errors
+            .get_or_create(&ComponentLabel {
+                component: component.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a gossip message on `topic` with `outcome`.
+    pub fn pubsub(&self, topic: &str, outcome: &str) {
+        self.pubsub_messages
+            .get_or_create(&TopicOutcome {
+                topic: topic_label(topic).into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// Records a DHT operation's outcome and latency.
+    pub fn dht_op(&self, operation: &str, ok: bool, seconds: f64) {
+        let outcome = OutcomeLabel {
+            outcome: if ok { "success" } else { "failure" }.into(),
+        };
+        match operation {
+            "put" => self.dht_put_operations.get_or_create(&outcome).inc(),
+            _ => self.dht_get_operations.get_or_create(&outcome).inc(),
+        };
+        self.dht_operation_latency_seconds
+            .get_or_create(&OperationLabel {
+                operation: operation.into(),
+            })
+            .observe(seconds);
+    }
+}
+
+/// Folds topics into a bounded label set: known topics as is, rooms as one label, else `other`.
+pub fn topic_label(topic: &str) -> &str {
+    if bzzz_protocol::topics::ALL.contains(&topic) {
+        topic
+    } else if topic.starts_with(bzzz_protocol::topics::META_ISSUE_PREFIX) {
+        "bzzz/meta/issue/*"
+    } else {
+        "other"
+    }
+}
+
+/// The registry and the bzzz metrics in it, shared by the node's tasks.
+#[derive(Clone)]
+pub struct MetricsHandle {
+    /// The registry, frozen after start; encoded on every scrape.
+    pub registry: Arc<Registry>,
+    /// bzzz's own metrics.
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for MetricsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsHandle").finish_non_exhaustive()
+    }
+}
+
+impl MetricsHandle {
+    /// Encodes the registry in the OpenMetrics text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every metric the runbook queries is exposed with HELP text under its contract name.
+    #[test]
+    fn contract_names_are_exposed() {
+        let mut registry = Registry::default();
+        let m = Metrics::register(&mut registry);
+        m.error("p2p");
+        m.pubsub("bzzz/health/v1", "published");
+        m.dht_op("put", true, 0.01);
+        m.component_health_score
+            .get_or_create(&ComponentLabel {
+                component: "dht".into(),
+            })
+            .set(1.0);
+        m.health_checks_passed
+            .get_or_create(&CheckLabel {
+                check: "dht-health".into(),
+            })
+            .inc();
+        m.health_checks_failed
+            .get_or_create(&CheckLabel {
+                check: "dht-health".into(),
+            })
+            .inc();
+        let h = MetricsHandle {
+            registry: Arc::new(registry),
+            metrics: m,
+        };
+        let text = h.encode().expect("encodes");
+        for name in [
+            "bzzz_system_health_score",
+            "bzzz_component_health_score",
+            "bzzz_health_checks_passed_total",
+            "bzzz_health_checks_failed_total",
+            "bzzz_p2p_connected_peers",
+            "bzzz_errors_total",
+            "bzzz_pubsub_messages_total",
+            "bzzz_dht_put_operations_total",
+            "bzzz_dht_get_operations_total",
+            "bzzz_dht_operation_latency_seconds",
+            "bzzz_dht_records_stored",
+        ] {
+            assert!(
+                text.contains(&format!("\n{name}")),
+                "metric {name} missing from:\n{text}"
+            );
+        }
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let name = line.split_whitespace().nth(2).unwrap_or_default();
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "metric {name} has no HELP text"
+            );
+        }
+    }
+
+    /// Dynamic room topics fold into one label so remote input cannot grow the label set.
+    #[test]
+    fn topic_labels_are_bounded() {
+        assert_eq!(topic_label("bzzz/health/v1"), "bzzz/health/v1");
+        assert_eq!(topic_label("bzzz/meta/issue/123"), "bzzz/meta/issue/*");
+        assert_eq!(topic_label("anything"), "other");
+    }
+}

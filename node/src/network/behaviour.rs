@@ -1,0 +1,122 @@
+//! The libp2p behaviour of a bzzz node: every protocol it speaks, composed.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use bzzz_protocol::protocols;
+use bzzz_protocol::wire::{RpcRequest, RpcResponse};
+use bzzz_storage::SledRecordStore;
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{StreamProtocol, connection_limits, gossipsub, identify, kad, ping, request_response};
+
+use super::codec::{MAX_RPC_BYTES, ProstCodec};
+
+/// Codec of `/bzzz/rpc/1`.
+pub type RpcCodec = ProstCodec<RpcRequest, RpcResponse>;
+
+/// Every protocol a bzzz node runs.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Caps established and pending connections.
+    pub limits: connection_limits::Behaviour,
+    /// Coordination messages.
+    pub gossipsub: gossipsub::Behaviour,
+    /// The DHT, in server mode, on the persistent sled store.
+    pub kad: kad::Behaviour<SledRecordStore>,
+    /// Exchange of listen addresses and protocol versions.
+    pub identify: identify::Behaviour,
+    /// Liveness and round-trip time.
+    pub ping: ping::Behaviour,
+    /// Direct node-to-node requests on `/bzzz/rpc/1`.
+    pub rpc: request_response::Behaviour<RpcCodec>,
+}
+
+/// Settings the behaviour is built from.
+#[derive(Debug, Clone)]
+pub struct BehaviourConfig {
+    /// Most established connections.
+    pub max_connections: u32,
+    /// Most established connections per peer.
+    pub max_connections_per_peer: u32,
+    /// Gossipsub heartbeat.
+    pub gossip_heartbeat: Duration,
+    /// Largest gossip message the transport carries (above the envelope limit, so oversized
+    /// envelopes reach validation and are counted).
+    pub gossip_max_transmit: usize,
+    /// Kademlia replication factor.
+    pub kad_replication: NonZeroUsize,
+    /// Kademlia query timeout.
+    pub kad_query_timeout: Duration,
+    /// Record TTL for puts from this node.
+    pub record_ttl: Option<Duration>,
+    /// Largest Kademlia packet (above the record limit).
+    pub kad_max_packet: usize,
+}
+
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid network behaviour configuration: {0}")]
+pub struct BehaviourError(pub String);
+
+impl Behaviour {
+    /// Builds the behaviour for `key` with the given persistent store.
+    pub fn new(key: &Keypair, store: SledRecordStore, cfg: &BehaviourConfig) -> Result<Self, BehaviourError> {
+        let peer_id = key.public().to_peer_id();
+
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(cfg.max_connections))
+            .with_max_established_per_peer(Some(cfg.max_connections_per_peer))
+            .with_max_pending_incoming(Some(128))
+            .with_max_pending_outgoing(Some(128));
+
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(cfg.gossip_heartbeat)
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(cfg.gossip_max_transmit)
+            .build()
+            .map_err(|e| BehaviourError(format!("gossipsub: {e}")))?;
+        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)
+            .map_err(|e| BehaviourError(format!("gossipsub: {e}")))?;
+
+        let mut kad_config = kad::Config::new(StreamProtocol::new(protocols::KAD));
+        kad_config
+            .set_replication_factor(cfg.kad_replication)
+            .set_query_timeout(cfg.kad_query_timeout)
+            .set_record_ttl(cfg.record_ttl)
+            .set_max_packet_size(cfg.kad_max_packet);
+        let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+        // Client mode (the default until an external address is confirmed) makes puts fail with
+        // QuorumFailed on small meshes: every bzzz node serves the DHT.
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(protocols::IDENTIFY.to_string(), key.public())
+                .with_agent_version(format!("bzzz/{}", env!("CARGO_PKG_VERSION")))
+                .with_cache_size(256),
+        );
+
+        let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(10)));
+
+        let rpc = request_response::Behaviour::with_codec(
+            RpcCodec::new(MAX_RPC_BYTES),
+            [(
+                StreamProtocol::new(protocols::RPC),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(10))
+                .with_max_concurrent_streams(256),
+        );
+
+        Ok(Behaviour {
+            limits: connection_limits::Behaviour::new(limits),
+            gossipsub,
+            kad,
+            identify,
+            ping,
+            rpc,
+        })
+    }
+}

@@ -1,0 +1,331 @@
+//! [`Client`]: the cloneable handle to the network event loop. One method per operation; each
+//! sends a typed [`Command`] and awaits the reply on a oneshot.
+
+use std::time::{Duration, Instant};
+
+use bzzz_protocol::envelope::{self, NONCE_LEN};
+use bzzz_protocol::wire::{Kind, RpcRequest, RpcResponse};
+use libp2p::identity::Keypair;
+use libp2p::kad::Quorum;
+use libp2p::{Multiaddr, PeerId};
+use prost::Message;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+/// Errors of network operations.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NetworkError {
+    /// The event loop has stopped: the node is shutting down.
+    #[error("network is shut down")]
+    Shutdown,
+    /// No peer subscribed to the topic within the publish wait.
+    #[error("no peer subscribed to topic {topic} within {waited_ms} ms")]
+    InsufficientPeers {
+        /// The topic.
+        topic: String,
+        /// How long the publish waited.
+        waited_ms: u64,
+    },
+    /// The message could not be published.
+    #[error("publish failed: {0}")]
+    Publish(String),
+    /// The topic name is not a bzzz topic.
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    /// The DHT has no record under the key.
+    #[error("record not found")]
+    NotFound,
+    /// A DHT operation failed.
+    #[error("dht {operation} failed: {reason}")]
+    Dht {
+        /// `put` or `get`.
+        operation: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The record is larger than the configured limit.
+    #[error("record of {size} bytes exceeds the limit of {limit} bytes")]
+    RecordTooLarge {
+        /// Size of the value.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A direct request failed.
+    #[error("rpc to {peer} failed: {reason}")]
+    Rpc {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// Too many operations are in flight; retry later.
+    #[error("too many {0} operations in flight; retry later")]
+    Busy(&'static str),
+    /// The envelope could not be signed.
+    #[error("cannot sign envelope: {0}")]
+    Sign(String),
+}
+
+/// A gossip message that passed validation, as delivered to topic subscribers.
+#[derive(Debug, Clone)]
+pub struct GossipMessage {
+    /// The topic it arrived on.
+    pub topic: String,
+    /// The verified sender.
+    pub sender: PeerId,
+    /// The peer that forwarded it to us.
+    pub via: PeerId,
+    /// The payload kind.
+    pub kind: Kind,
+    /// Sender timestamp, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// A connected peer, as `/api/peers` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    /// The peer id.
+    pub peer_id: String,
+    /// Addresses we know for it (connection endpoints and its identify listen addresses).
+    pub addresses: Vec<String>,
+    /// When the first current connection was established, ms since the Unix epoch.
+    pub connected_since_unix_ms: u64,
+    /// Last ping round-trip time in milliseconds, once measured.
+    pub latency_ms: Option<f64>,
+    /// The peer's agent version from identify, once received.
+    pub agent_version: Option<String>,
+}
+
+/// A point-in-time view of the network.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkSnapshot {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Addresses the node listens on.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub peers: Vec<PeerInfo>,
+    /// Peers in the Kademlia routing table.
+    pub routing_table_size: usize,
+    /// Connected peers subscribed to the health topic (those a probe can reach).
+    pub health_topic_peers: Vec<String>,
+}
+
+/// Outcome of a DHT put.
+#[derive(Debug, Clone, Serialize)]
+pub struct PutOutcome {
+    /// Whether the quorum was reached by remote peers (false when the node is alone and the
+    /// record was stored only locally).
+    pub replicated: bool,
+}
+
+/// A command to the event loop.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), PublishFailure>>,
+    },
+    Subscribe {
+        topic: String,
+        sender: mpsc::Sender<GossipMessage>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, String>>,
+    },
+    PutRecord {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        quorum: Quorum,
+        reply: oneshot::Sender<Result<PutOutcome, NetworkError>>,
+    },
+    GetRecord {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+    },
+    SendRpc {
+        peer: PeerId,
+        request: RpcRequest,
+        reply: oneshot::Sender<Result<RpcResponse, NetworkError>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<NetworkSnapshot>,
+    },
+    KadBootstrap,
+}
+
+/// Why one publish attempt failed.
+#[derive(Debug)]
+pub(crate) enum PublishFailure {
+    /// No subscribed peer yet: worth waiting for.
+    NoPeers,
+    /// Anything else: final.
+    Other(String),
+}
+
+/// Handle to the network event loop. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) key: Keypair,
+    pub(crate) peer_id: PeerId,
+    pub(crate) publish_wait: Duration,
+    pub(crate) default_quorum: Quorum,
+    pub(crate) max_record_bytes: usize,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("Client")
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Client {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetworkError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| NetworkError::Shutdown)?;
+        rx.await.map_err(|_| NetworkError::Shutdown)
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Seals `payload` in a signed envelope of `kind` and publishes it on `topic`, waiting up to
+    /// the configured publish wait for a subscribed peer (a mesh that is still forming).
+    /// Cancel-safe: dropping the future abandons the publish.
+    pub async fn publish(&self, topic: &str, kind: Kind, payload: Vec<u8>) -> Result<(), NetworkError> {
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let env =
+            envelope::seal(&self.key, kind, payload, now_ms(), nonce).map_err(|e| NetworkError::Sign(e.to_string()))?;
+        self.publish_raw(topic, env.encode_to_vec()).await
+    }
+
+    /// Publishes bytes as they are, without sealing them: for tooling and for tests that need
+    /// to put malformed or forged envelopes on the wire. Receivers validate them like any other.
+    /// Waits for subscribed peers like [`Client::publish`]. Cancel-safe.
+    pub async fn publish_raw(&self, topic: &str, data: Vec<u8>) -> Result<(), NetworkError> {
+        if !bzzz_protocol::topics::is_known(topic) {
+            return Err(NetworkError::UnknownTopic(topic.to_string()));
+        }
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(20);
+        loop {
+            let result = self
+                .call(|reply| Command::Publish {
+                    topic: topic.to_string(),
+                    data: data.clone(),
+                    reply,
+                })
+                .await?;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(PublishFailure::Other(e)) => return Err(NetworkError::Publish(e)),
+                Err(PublishFailure::NoPeers) => {
+                    let waited = started.elapsed();
+                    if waited >= self.publish_wait {
+                        return Err(NetworkError::InsufficientPeers {
+                            topic: topic.to_string(),
+                            waited_ms: waited.as_millis() as u64,
+                        });
+                    }
+                    tokio::time::sleep(delay.min(self.publish_wait - waited)).await;
+                    delay = (delay * 2).min(Duration::from_millis(250));
+                }
+            }
+        }
+    }
+
+    /// Subscribes to `topic`. Several subscribers per topic are allowed; each gets every
+    /// verified message on its own bounded queue (messages beyond it are dropped and counted).
+    pub async fn subscribe(&self, topic: &str, queue: usize) -> Result<mpsc::Receiver<GossipMessage>, NetworkError> {
+        if !bzzz_protocol::topics::is_known(topic) {
+            return Err(NetworkError::UnknownTopic(topic.to_string()));
+        }
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        self.call(|reply| Command::Subscribe {
+            topic: topic.to_string(),
+            sender: tx,
+            reply,
+        })
+        .await??;
+        Ok(rx)
+    }
+
+    /// Puts a record in the DHT with the configured quorum (or `quorum` if given). The record is
+    /// stored locally first; on a node with no peers it stays local and `replicated` is false.
+    pub async fn put_record(
+        &self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        quorum: Option<Quorum>,
+    ) -> Result<PutOutcome, NetworkError> {
+        if value.len() > self.max_record_bytes {
+            return Err(NetworkError::RecordTooLarge {
+                size: value.len(),
+                limit: self.max_record_bytes,
+            });
+        }
+        let quorum = quorum.unwrap_or(self.default_quorum);
+        self.call(|reply| Command::PutRecord {
+            key,
+            value,
+            quorum,
+            reply,
+        })
+        .await?
+    }
+
+    /// Gets a record's value from the DHT (this node's store first, then the network).
+    pub async fn get_record(&self, key: Vec<u8>) -> Result<Vec<u8>, NetworkError> {
+        self.call(|reply| Command::GetRecord { key, reply }).await?
+    }
+
+    /// Sends a direct request on `/bzzz/rpc/1`.
+    pub async fn send_rpc(&self, peer: PeerId, request: RpcRequest) -> Result<RpcResponse, NetworkError> {
+        self.call(|reply| Command::SendRpc { peer, request, reply }).await?
+    }
+
+    /// A view of peers, addresses and routing table.
+    pub async fn snapshot(&self) -> Result<NetworkSnapshot, NetworkError> {
+        self.call(|reply| Command::Snapshot { reply }).await
+    }
+}
+
+impl bzzz_bootstrap::Dialer for Client {
+    async fn dial(&self, addr: Multiaddr) -> Result<PeerId, String> {
+        match self.call(|reply| Command::Dial { addr, reply }).await {
+            Ok(r) => r,
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn routing_table_size(&self) -> usize {
+        self.snapshot().await.map(|s| s.routing_table_size).unwrap_or(0)
+    }
+
+    async fn connected_peers(&self) -> usize {
+        self.snapshot().await.map(|s| s.peers.len()).unwrap_or(0)
+    }
+
+    async fn kad_bootstrap(&self) {
+        let _ = self.commands.send(Command::KadBootstrap).await;
+    }
+}

@@ -1,0 +1,461 @@
+//! The [`Node`] supervisor: starts every task of a bzzz daemon, and stops them in a fixed order.
+//!
+//! `Node::start(config)` returns once the P2P listeners and the HTTP listeners are bound;
+//! [`Node::join`] returns when any task ends; [`Node::shutdown`] is idempotent and stops HTTP,
+//! then the node's services, then the network, then flushes sled. Tests start nodes the same way
+//! `main` does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bzzz_bootstrap::{BackoffConfig, JoinConfig, JoinStatus, Mode};
+use bzzz_storage::Store;
+use libp2p::{Multiaddr, PeerId};
+use prometheus_client::registry::Registry;
+use tokio::sync::{Mutex, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, AppState, NodeInfo};
+use crate::config::{Config, ConfigError};
+use crate::health::{Checker, Health};
+use crate::metrics::{BuildLabel, Metrics, MetricsHandle};
+use crate::network::{self, Client};
+use crate::probe::Prober;
+
+/// How long `start` waits for the P2P listeners to report their addresses.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Invalid configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The identity could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// The data dir could not be created.
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        /// The dir.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error(transparent)]
+    Storage(#[from] bzzz_storage::StorageError),
+    /// The network could not start.
+    #[error(transparent)]
+    Network(#[from] network::StartError),
+    /// An HTTP listener could not be bound.
+    #[error("cannot bind {what} listener on {addr}: {source}")]
+    Bind {
+        /// `api` or `health`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A network operation failed during start.
+    #[error("network failed during start: {0}")]
+    Start(#[from] network::NetworkError),
+    /// The P2P listeners did not come up.
+    #[error("p2p listeners did not report an address within {0:?}")]
+    ListenTimeout(Duration),
+}
+
+/// A running bzzz node.
+#[derive(Debug)]
+pub struct Node {
+    peer_id: PeerId,
+    listen_addrs: Vec<Multiaddr>,
+    api_addr: Option<SocketAddr>,
+    health_addr: SocketAddr,
+    client: Client,
+    prober: Prober,
+    health: Health,
+    checker: Checker,
+    metrics: MetricsHandle,
+    store: Store,
+    join: watch::Receiver<JoinStatus>,
+    http: (CancellationToken, TaskTracker),
+    services: (CancellationToken, TaskTracker),
+    network: (CancellationToken, TaskTracker),
+    /// Cancelled when any task ends or shutdown begins.
+    stopped: CancellationToken,
+    shutdown_done: Mutex<bool>,
+}
+
+impl Node {
+    /// Validates `config`, opens the data dir, starts the network, the health checks and the
+    /// HTTP listeners. Returns once every listener is bound.
+    pub async fn start(config: Config) -> Result<Node, NodeError> {
+        let resolved = config.validate()?;
+        std::fs::create_dir_all(&config.node.data_dir).map_err(|source| NodeError::DataDir {
+            path: config.node.data_dir.clone(),
+            source,
+        })?;
+        let key = crate::identity::load_or_create(&config.node.data_dir, config.node.identity_key_file.as_deref())?;
+        let peer_id = key.public().to_peer_id();
+        let store = Store::open(&config.node.data_dir.join("db"))?;
+
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        metrics
+            .build_info
+            .get_or_create(&BuildLabel {
+                version: env!("CARGO_PKG_VERSION").into(),
+                mode: config.node.mode.to_string(),
+            })
+            .set(1);
+        let net = network::new(key, &config, &resolved, &store, &mut registry, metrics.clone())?;
+        let store_stats = net.store_stats.clone();
+        let metrics_handle = MetricsHandle {
+            registry: Arc::new(registry),
+            metrics: metrics.clone(),
+        };
+
+        let stopped = CancellationToken::new();
+        let network = (CancellationToken::new(), TaskTracker::new());
+        let services = (CancellationToken::new(), TaskTracker::new());
+        let http = (CancellationToken::new(), TaskTracker::new());
+
+        {
+            let token = network.0.clone();
+            let stopped = stopped.clone();
+            let event_loop = net.event_loop;
+            network.1.spawn(async move {
+                event_loop.run(token).await;
+                stopped.cancel();
+            });
+        }
+        let client = net.client;
+
+        // Wait for the listeners to report addresses, so callers (tests, dev) can dial them.
+        let started = Instant::now();
+        let listen_addrs = loop {
+            let snap = client.snapshot().await?;
+            if !snap.listen_addrs.is_empty() {
+                break snap
+                    .listen_addrs
+                    .iter()
+                    .filter_map(|a| a.parse().ok())
+                    .collect::<Vec<Multiaddr>>();
+            }
+            if started.elapsed() > LISTEN_TIMEOUT {
+                return Err(NodeError::ListenTimeout(LISTEN_TIMEOUT));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+
+        // Every node relays every topic; handlers subscribe to what they need.
+        for topic in bzzz_protocol::topics::ALL {
+            // The relay subscription's queue is read by nobody: size 1, drops are expected.
+            drop(client.subscribe(topic, 1).await?);
+        }
+        let prober = Prober::start(
+            client.clone(),
+            net.events,
+            &services.1,
+            services.0.clone(),
+            metrics.clone(),
+        )
+        .await?;
+
+        // Bootstrap join.
+        let (join_tx, join_rx) = watch::channel(JoinStatus::new(&resolved.bootstrap));
+        {
+            let join_cfg = JoinConfig {
+                peers: resolved.bootstrap.clone(),
+                backoff: BackoffConfig {
+                    initial: Duration::from_millis(config.p2p.join_backoff_initial_ms),
+                    max: Duration::from_millis(config.p2p.join_backoff_max_ms),
+                    ..BackoffConfig::default()
+                },
+                check_interval: Duration::from_millis(config.p2p.join_check_interval_ms),
+            };
+            let token = services.0.clone();
+            services.1.spawn(bzzz_bootstrap::run_join_loop(
+                client.clone(),
+                join_cfg,
+                join_tx,
+                async move { token.cancelled().await },
+            ));
+        }
+        // Join progress into metrics.
+        {
+            let mut rx = join_rx.clone();
+            let token = services.0.clone();
+            let m = metrics.clone();
+            services.1.spawn(async move {
+                let mut last_attempts = 0;
+                loop {
+                    {
+                        let s = rx.borrow_and_update();
+                        m.bootstrap_dial_attempts
+                            .inc_by(s.attempts.saturating_sub(last_attempts));
+                        last_attempts = s.attempts;
+                        m.bootstrap_consecutive_failures.set(s.consecutive_failures as i64);
+                    }
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        r = rx.changed() => if r.is_err() { break },
+                    }
+                }
+            });
+        }
+
+        let health = Health::default();
+        let checker = Checker {
+            health: health.clone(),
+            client: client.clone(),
+            prober: prober.clone(),
+            store: store.clone(),
+            join: join_rx.clone(),
+            metrics: metrics.clone(),
+            probe_timeout: Duration::from_millis(config.health.probe_timeout_ms),
+        };
+        services.1.spawn(checker.clone().run(
+            Duration::from_millis(config.health.check_interval_ms),
+            services.0.clone(),
+        ));
+        // Store gauges.
+        {
+            let token = services.0.clone();
+            let m = metrics.clone();
+            services.1.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                let (mut too_large, mut full) = (0, 0);
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tick.tick() => {
+                            let s = store_stats.stats();
+                            m.dht_records_stored.set(s.records as i64);
+                            let rejected = |reason: &str| m.dht_records_rejected.get_or_create(&crate::metrics::ReasonLabel { reason: reason.into() }).clone();
+                            rejected("too_large").inc_by(s.rejected_too_large.saturating_sub(too_large));
+                            rejected("store_full").inc_by(s.rejected_full.saturating_sub(full));
+                            too_large = s.rejected_too_large;
+                            full = s.rejected_full;
+                        }
+                    }
+                }
+            });
+        }
+
+        let agent_id = if config.agent.id.is_empty() {
+            format!(
+                "agent-{}",
+                &peer_id.to_string()[peer_id.to_string().len().saturating_sub(8)..]
+            )
+        } else {
+            config.agent.id.clone()
+        };
+        let state = AppState {
+            client: client.clone(),
+            prober: prober.clone(),
+            health: health.clone(),
+            metrics: metrics_handle.clone(),
+            join: join_rx.clone(),
+            info: Arc::new(NodeInfo {
+                peer_id: peer_id.to_string(),
+                agent_id,
+                role: config.agent.role.clone(),
+                mode: config.node.mode,
+                version: env!("CARGO_PKG_VERSION").into(),
+                started: Instant::now(),
+            }),
+        };
+        let timeout = Duration::from_secs(config.api.request_timeout_secs);
+        let health_router = api::with_limits(
+            api::health_router(state.clone()),
+            timeout,
+            config.api.max_concurrent_requests,
+        );
+        let health_addr = serve(&http, &stopped, "health", resolved.health_listen, health_router).await?;
+        let api_addr = if config.node.mode == Mode::Agent {
+            let router = api::with_limits(
+                api::api_router(state, config.api.max_body_bytes),
+                timeout,
+                config.api.max_concurrent_requests,
+            );
+            Some(serve(&http, &stopped, "api", resolved.api_listen, router).await?)
+        } else {
+            None
+        };
+
+        tracing::info!(
+            %peer_id,
+            mode = %config.node.mode,
+            p2p = ?listen_addrs,
+            api = ?api_addr,
+            health = %health_addr,
+            "bzzz node started"
+        );
+        Ok(Node {
+            peer_id,
+            listen_addrs,
+            api_addr,
+            health_addr,
+            client,
+            prober,
+            health,
+            checker,
+            metrics: metrics_handle,
+            store,
+            join: join_rx,
+            http,
+            services,
+            network,
+            stopped,
+            shutdown_done: Mutex::new(false),
+        })
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The P2P addresses the node listens on, with `/p2p/<peer id>` appended.
+    pub fn p2p_addrs(&self) -> Vec<Multiaddr> {
+        self.listen_addrs
+            .iter()
+            .map(|a| a.clone().with(libp2p::multiaddr::Protocol::P2p(self.peer_id)))
+            .collect()
+    }
+
+    /// The bound API address (`None` in bootstrap mode).
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
+    /// The bound health address.
+    pub fn health_addr(&self) -> SocketAddr {
+        self.health_addr
+    }
+
+    /// The network handle.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The probe service.
+    pub fn prober(&self) -> &Prober {
+        &self.prober
+    }
+
+    /// Latest health.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Runs every health check once, now.
+    pub async fn check_health_now(&self) {
+        self.checker.run_once().await;
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &MetricsHandle {
+        &self.metrics
+    }
+
+    /// Bootstrap join progress.
+    pub fn join_status(&self) -> JoinStatus {
+        self.join.borrow().clone()
+    }
+
+    /// The node's database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Resolves when any task of the node ends (a failure) or shutdown begins.
+    pub async fn join(&self) {
+        self.stopped.cancelled().await;
+    }
+
+    /// Stops the node: HTTP first (no new requests), then services, then the network, then a
+    /// final sled flush. Idempotent; a second call waits for the first to finish.
+    pub async fn shutdown(&self) {
+        let mut done = self.shutdown_done.lock().await;
+        if *done {
+            return;
+        }
+        self.stopped.cancel();
+        for (token, tracker) in [&self.http, &self.services, &self.network] {
+            token.cancel();
+            tracker.close();
+            if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("tasks did not stop within 5 s; continuing shutdown");
+            }
+        }
+        if let Err(e) = self.store.flush_async().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        *done = true;
+        tracing::info!(peer_id = %self.peer_id, "bzzz node stopped");
+    }
+}
+
+async fn serve(
+    http: &(CancellationToken, TaskTracker),
+    stopped: &CancellationToken,
+    what: &'static str,
+    addr: SocketAddr,
+    router: axum::Router,
+) -> Result<SocketAddr, NodeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { what, addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind { what, addr, source })?;
+    let token = http.0.clone();
+    let stopped = stopped.clone();
+    http.1.spawn(async move {
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(listener = what, error = %e, "http server failed");
+        }
+        stopped.cancel();
+    });
+    Ok(bound)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        _ = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

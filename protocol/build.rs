@@ -1,0 +1,11 @@
+//! Compiles the wire schemas with protox (pure Rust, no system protoc) and prost.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["proto/bzzz/v1/envelope.proto"];
+    for f in files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let fds = protox::compile(files, ["proto"])?;
+    prost_build::Config::new().compile_fds(fds)?;
+    Ok(())
+}
