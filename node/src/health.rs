@@ -163,11 +163,14 @@ pub struct Checker {
     pub metrics: Metrics,
     /// How long an active probe waits.
     pub probe_timeout: Duration,
+    /// Serialises runs: the periodic runner and on-demand runs share the probe keys.
+    pub running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Checker {
     /// Runs every check now, concurrently, and records the results and metrics.
     pub async fn run_once(&self) {
+        let _one_at_a_time = self.running.lock().await;
         let (p2p, pubsub, dht, storage) = tokio::join!(
             timed(self.check_p2p()),
             timed(self.check_pubsub()),

@@ -169,8 +169,15 @@ impl Node {
         // Bootstrap join.
         let (join_tx, join_rx) = watch::channel(JoinStatus::new(&resolved.bootstrap));
         {
+            // A bootstrap service's peer list may name this node itself; never dial ourselves.
+            let peers = resolved
+                .bootstrap
+                .iter()
+                .filter(|p| p.peer_id() != Some(peer_id))
+                .cloned()
+                .collect();
             let join_cfg = JoinConfig {
-                peers: resolved.bootstrap.clone(),
+                peers,
                 backoff: BackoffConfig {
                     initial: Duration::from_millis(config.p2p.join_backoff_initial_ms),
                     max: Duration::from_millis(config.p2p.join_backoff_max_ms),
@@ -218,6 +225,7 @@ impl Node {
             join: join_rx.clone(),
             metrics: metrics.clone(),
             probe_timeout: Duration::from_millis(config.health.probe_timeout_ms),
+            running: Arc::default(),
         };
         services.1.spawn(checker.clone().run(
             Duration::from_millis(config.health.check_interval_ms),

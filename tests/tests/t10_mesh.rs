@@ -1,0 +1,361 @@
+//! Mesh core scenarios: formation, gossip, DHT, restart, rejection of bad envelopes, late
+//! bootstrap. Every test is bounded by a timeout.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use bzzz_node::metrics::ReasonLabel;
+use bzzz_protocol::envelope::{self, NONCE_LEN};
+use bzzz_protocol::topics;
+use bzzz_protocol::wire::Kind;
+use bzzz_tests::{TestCluster, free_port, init_logging, test_config, wait_for};
+use libp2p::identity::Keypair;
+use prost::Message;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+async fn bounded<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .context("test exceeded its overall timeout")?
+}
+
+/// A 5-node mesh forms through one bootstrap peer: every node ends up knowing all four others
+/// (routing table) and connected, and reports ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_node_mesh_forms_through_one_bootstrap_peer() -> Result<()> {
+    bounded(async {
+        let mut cluster = TestCluster::start(5).await?;
+        wait_for(
+            "every node has the 4 others in its routing table",
+            Duration::from_secs(30),
+            || async {
+                for (_, n) in cluster.running() {
+                    match n.client().snapshot().await {
+                        Ok(s) if s.routing_table_size >= 4 && !s.peers.is_empty() => {}
+                        _ => return false,
+                    }
+                }
+                true
+            },
+        )
+        .await?;
+        for (i, n) in cluster.running() {
+            let url = format!("http://{}/health/ready", n.health_addr());
+            let code = reqwest::get(&url).await?.status().as_u16();
+            ensure!(code == 200, "node {i} /health/ready: expected 200, got {code}");
+        }
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// A message published on one node reaches every other node's subscriber, with the verified
+/// sender, and several subscribers on one topic each get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_reaches_every_node() -> Result<()> {
+    bounded(async {
+        let mut cluster = TestCluster::start(5).await?;
+        cluster.wait_connected(1, Duration::from_secs(20)).await?;
+        let mut inboxes = Vec::new();
+        for (i, n) in cluster.running() {
+            inboxes.push((i, n.client().subscribe(topics::COORDINATION, 16).await?));
+        }
+        // A second subscriber on node 1.
+        let mut second = cluster.node(1).client().subscribe(topics::COORDINATION, 16).await?;
+        // Give subscriptions time to propagate: publish waits for subscribed peers anyway.
+        let sender = cluster.node(2);
+        let payload = b"task-announcement-42".to_vec();
+        wait_for(
+            "node 2 sees 4 peers on the coordination topic",
+            Duration::from_secs(20),
+            || async {
+                sender
+                    .client()
+                    .snapshot()
+                    .await
+                    .map(|s| s.peers.len() >= 4)
+                    .unwrap_or(false)
+            },
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_millis(500)).await; // subscription gossip settles
+        sender
+            .client()
+            .publish(topics::COORDINATION, Kind::Coordination, payload.clone())
+            .await?;
+        for (i, inbox) in inboxes.iter_mut() {
+            if *i == 2 {
+                continue;
+            }
+            let msg = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+                .await
+                .with_context(|| format!("node {i} did not receive the message within 10 s"))?
+                .context("inbox closed")?;
+            ensure!(msg.payload == payload, "node {i}: payload differs");
+            ensure!(
+                msg.sender == sender.peer_id(),
+                "node {i}: sender {} expected {}",
+                msg.sender,
+                sender.peer_id()
+            );
+        }
+        let msg = tokio::time::timeout(Duration::from_secs(10), second.recv())
+            .await
+            .context("second subscriber on node 1 got nothing")?
+            .context("closed")?;
+        ensure!(msg.payload == payload, "second subscriber: payload differs");
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// A record put on one node is read on every other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dht_record_put_on_one_node_is_read_on_all() -> Result<()> {
+    bounded(async {
+        let mut cluster = TestCluster::start(5).await?;
+        cluster.wait_connected(1, Duration::from_secs(20)).await?;
+        wait_for("routing tables filled", Duration::from_secs(20), || async {
+            for (_, n) in cluster.running() {
+                if n.client()
+                    .snapshot()
+                    .await
+                    .map(|s| s.routing_table_size < 4)
+                    .unwrap_or(true)
+                {
+                    return false;
+                }
+            }
+            true
+        })
+        .await?;
+        let key = b"/bzzz/test/shared-record".to_vec();
+        let value = b"context: the build is green".to_vec();
+        let put = cluster
+            .node(3)
+            .client()
+            .put_record(key.clone(), value.clone(), None)
+            .await?;
+        ensure!(put.replicated, "put should reach remote peers in a 5-node mesh");
+        for (i, n) in cluster.running() {
+            let got = n
+                .client()
+                .get_record(key.clone())
+                .await
+                .with_context(|| format!("get on node {i}"))?;
+            ensure!(got == value, "node {i} read a different value");
+        }
+        let missing = cluster.node(0).client().get_record(b"/bzzz/test/absent".to_vec()).await;
+        ensure!(
+            matches!(missing, Err(bzzz_node::network::NetworkError::NotFound)),
+            "absent key: expected NotFound, got {missing:?}"
+        );
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// After a restart a node has the same peer id and still serves the records it stored, even when
+/// every other node is gone (so the record can only come from its own persisted store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_peer_id_and_records() -> Result<()> {
+    bounded(async {
+        let mut cluster = TestCluster::start(3).await?;
+        cluster.wait_connected(2, Duration::from_secs(20)).await?;
+        let key = b"/bzzz/test/durable".to_vec();
+        let value = vec![7u8; 10_000];
+        cluster
+            .node(0)
+            .client()
+            .put_record(key.clone(), value.clone(), Some(libp2p::kad::Quorum::N(2.try_into()?)))
+            .await?;
+        let id_before = cluster.node(1).peer_id();
+        cluster.kill(0).await;
+        cluster.kill(2).await;
+        cluster.restart(1).await?;
+        ensure!(cluster.node(1).peer_id() == id_before, "peer id changed across restart");
+        let got = cluster
+            .node(1)
+            .client()
+            .get_record(key)
+            .await
+            .context("get after restart")?;
+        ensure!(got == value, "record changed across restart");
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+fn rejected(n: &bzzz_node::Node, reason: &str) -> u64 {
+    n.metrics()
+        .metrics
+        .pubsub_rejected
+        .get_or_create(&ReasonLabel { reason: reason.into() })
+        .get()
+}
+
+/// A forged-signature envelope and an oversized one are rejected before any handler, counted by
+/// reason on the receivers, and the mesh keeps delivering valid messages afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_oversized_envelopes_are_rejected_and_counted() -> Result<()> {
+    bounded(async {
+        let mut cluster = TestCluster::start(3).await?;
+        cluster.wait_connected(2, Duration::from_secs(20)).await?;
+        let mut inbox1 = cluster.node(1).client().subscribe(topics::COORDINATION, 16).await?;
+        let mut inbox2 = cluster.node(2).client().subscribe(topics::COORDINATION, 16).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let attacker = cluster.node(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as u64;
+
+        // Forged: signed by someone else, then claims node 0 as sender.
+        let other = Keypair::generate_ed25519();
+        let mut forged = envelope::seal(&other, Kind::Coordination, b"forged".to_vec(), now, [1; NONCE_LEN])?;
+        forged.sender = Keypair::generate_ed25519().public().encode_protobuf();
+        attacker
+            .client()
+            .publish_raw(topics::COORDINATION, forged.encode_to_vec())
+            .await?;
+
+        // Oversized: a valid signature but larger than the 64 KiB envelope limit.
+        let key = Keypair::generate_ed25519();
+        let big = envelope::seal(&key, Kind::Coordination, vec![0u8; 80 * 1024], now, [2; NONCE_LEN])?;
+        attacker
+            .client()
+            .publish_raw(topics::COORDINATION, big.encode_to_vec())
+            .await?;
+
+        for i in [1, 2] {
+            let n = cluster.node(i);
+            wait_for(
+                &format!("node {i} counts a bad_signature and an oversized reject"),
+                Duration::from_secs(10),
+                || async { rejected(n, "bad_signature") >= 1 && rejected(n, "oversized") >= 1 },
+            )
+            .await?;
+        }
+        ensure!(inbox1.try_recv().is_err(), "node 1 handler saw a rejected envelope");
+        ensure!(inbox2.try_recv().is_err(), "node 2 handler saw a rejected envelope");
+
+        // The mesh still works.
+        attacker
+            .client()
+            .publish(topics::COORDINATION, Kind::Coordination, b"valid".to_vec())
+            .await?;
+        for (i, inbox) in [(1, &mut inbox1), (2, &mut inbox2)] {
+            let m = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+                .await
+                .with_context(|| format!("node {i} got no valid message after the rejects"))?
+                .context("closed")?;
+            ensure!(m.payload == b"valid", "node {i}: unexpected payload");
+        }
+        // And the metric is exposed on /metrics.
+        let text = reqwest::get(format!("http://{}/metrics", cluster.node(1).health_addr()))
+            .await?
+            .text()
+            .await?;
+        ensure!(
+            text.lines()
+                .any(|l| l.starts_with("bzzz_pubsub_rejected_total{reason=\"bad_signature\"}") && !l.ends_with(" 0")),
+            "/metrics does not show the bad_signature reject"
+        );
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// A node whose bootstrap address is unreachable keeps retrying (visible in its join status and
+/// health), and joins once the bootstrap node comes up at that address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_bootstrap_is_retried_until_it_comes_up() -> Result<()> {
+    bounded(async {
+        init_logging();
+        let port = free_port()?;
+        let dir_a = tempfile::tempdir()?;
+        let dir_b = tempfile::tempdir()?;
+        let mut cb = test_config(dir_b.path());
+        cb.p2p.bootstrap_peers = vec![format!("/ip4/127.0.0.1/tcp/{port}")];
+        let b = bzzz_node::Node::start(cb).await?;
+        wait_for(
+            "node B has retried at least 3 times",
+            Duration::from_secs(20),
+            || async {
+                let s = b.join_status();
+                s.attempts >= 3 && s.state == bzzz_bootstrap::JoinState::Retrying
+            },
+        )
+        .await?;
+        let ready = reqwest::get(format!("http://{}/health/ready", b.health_addr()))
+            .await?
+            .status()
+            .as_u16();
+        ensure!(ready == 503, "node B must not be ready before joining, got {ready}");
+        b.check_health_now().await;
+        let p2p = b
+            .health()
+            .checks()
+            .get("p2p-connectivity")
+            .cloned()
+            .context("p2p check ran")?;
+        ensure!(
+            p2p.status == bzzz_node::health::Status::Unhealthy,
+            "p2p-connectivity must be unhealthy while joining, got {:?}",
+            p2p.status
+        );
+
+        let mut ca = test_config(dir_a.path());
+        ca.p2p.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}")];
+        let a = bzzz_node::Node::start(ca).await?;
+        wait_for("node B joins once A is up", Duration::from_secs(20), || async {
+            b.join_status().state == bzzz_bootstrap::JoinState::Joined
+        })
+        .await?;
+        wait_for("node B ready", Duration::from_secs(10), || async {
+            reqwest::get(format!("http://{}/health/ready", b.health_addr()))
+                .await
+                .map(|r| r.status().as_u16() == 200)
+                .unwrap_or(false)
+        })
+        .await?;
+        b.shutdown().await;
+        a.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// A node with no bootstrap peers is healthy and ready alone, and its DHT check verifies the
+/// local store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_node_is_healthy_and_ready() -> Result<()> {
+    bounded(async {
+        init_logging();
+        let dir = tempfile::tempdir()?;
+        let n = bzzz_node::Node::start(test_config(dir.path())).await?;
+        n.check_health_now().await;
+        let summary = n.health().summary();
+        if summary.status != bzzz_node::health::Status::Healthy {
+            bail!(
+                "lone node: expected healthy, got {:?}: {:?}",
+                summary.status,
+                n.health().checks()
+            );
+        }
+        let ready = reqwest::get(format!("http://{}/health/ready", n.health_addr()))
+            .await?
+            .status()
+            .as_u16();
+        ensure!(ready == 200, "lone node must be ready, got {ready}");
+        n.shutdown().await;
+        n.shutdown().await; // idempotent
+        Ok(())
+    })
+    .await
+}
