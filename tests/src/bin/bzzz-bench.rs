@@ -1,1 +1,345 @@
-fn main() {}
+//! `bzzz-bench`: measures the mesh core on this machine and prints what it measured.
+//!
+//! ```text
+//! cargo build --release -p bzzz-node          # the join/rss scenario runs the real binary
+//! cargo run --release -p bzzz-tests --bin bzzz-bench -- all
+//! ```
+//!
+//! Scenarios: `gossip` (delivery latency p50/p99 and delivery ratio to all N nodes),
+//! `dht` (put/get latency p50/p99 on an in-process mesh), `join` (process start to ready, and
+//! idle RSS per node process). Numbers come from runs, never from constants.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bzzz_protocol::topics;
+use bzzz_protocol::wire::Kind;
+use bzzz_tests::{TestCluster, free_port, wait_for};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "bzzz benchmarks")]
+struct Args {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Gossip delivery latency and ratio.
+    Gossip {
+        /// Mesh sizes.
+        #[arg(long, value_delimiter = ',', default_value = "10,50")]
+        nodes: Vec<usize>,
+        /// Messages published per mesh size.
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+    },
+    /// DHT put/get latency.
+    Dht {
+        /// Mesh size.
+        #[arg(long, default_value_t = 20)]
+        nodes: usize,
+        /// Operations of each kind.
+        #[arg(long, default_value_t = 200)]
+        ops: usize,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+    },
+    /// Join time and idle RSS of real `bzzz` processes.
+    Join {
+        /// Agent processes started (one at a time) after the bootstrap process.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        /// The bzzz binary (default: next to this binary).
+        #[arg(long)]
+        bzzz: Option<PathBuf>,
+        /// Seconds to stay idle before reading RSS.
+        #[arg(long, default_value_t = 10)]
+        idle_secs: u64,
+    },
+    /// Every scenario with its defaults.
+    All,
+}
+
+fn epoch() -> Instant {
+    static E: OnceLock<Instant> = OnceLock::new();
+    *E.get_or_init(Instant::now)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn summary(mut v: Vec<f64>) -> String {
+    v.sort_by(|a, b| a.total_cmp(b));
+    format!(
+        "n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
+        v.len(),
+        percentile(&v, 0.5),
+        percentile(&v, 0.99),
+        v.last().copied().unwrap_or(f64::NAN)
+    )
+}
+
+fn quiet(i: usize, c: &mut bzzz_node::Config) {
+    let _ = i;
+    c.health.check_interval_ms = 3_600_000;
+    c.gossip.heartbeat_ms = 700;
+}
+
+async fn gossip(n: usize, messages: usize) -> Result<()> {
+    let mut cluster = TestCluster::start_with(n, quiet).await?;
+    cluster.wait_connected(1, Duration::from_secs(60)).await?;
+    // Let the gossip mesh settle (subscriptions exchanged, meshes grafted).
+    wait_for("every node sees at least min(n-1, 4) topic peers", Duration::from_secs(60), || async {
+        for (_, node) in cluster.running() {
+            match node.client().snapshot().await {
+                Ok(s) if s.health_topic_peers.len() >= (n - 1).min(4) => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let received: Arc<Mutex<HashMap<u64, usize>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for (_, node) in cluster.running() {
+        let mut inbox = node.client().subscribe(topics::COORDINATION, 4096).await?;
+        let lat = latencies.clone();
+        let rec = received.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(m) = inbox.recv().await {
+                let now = epoch().elapsed().as_nanos() as u64;
+                if m.payload.len() < 16 {
+                    continue;
+                }
+                let id = u64::from_be_bytes(m.payload[0..8].try_into().unwrap_or_default());
+                let sent = u64::from_be_bytes(m.payload[8..16].try_into().unwrap_or_default());
+                if let Ok(mut l) = lat.lock() {
+                    l.push(now.saturating_sub(sent) as f64 / 1e6);
+                }
+                if let Ok(mut r) = rec.lock() {
+                    *r.entry(id).or_default() += 1;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    for id in 0..messages as u64 {
+        let from = (id as usize * 7) % n;
+        let mut payload = id.to_be_bytes().to_vec();
+        payload.extend_from_slice(&(epoch().elapsed().as_nanos() as u64).to_be_bytes());
+        payload.extend_from_slice(&[0u8; 240]);
+        cluster.node(from).client().publish(topics::COORDINATION, Kind::Coordination, payload).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let expected = messages * (n - 1);
+    let _ = wait_for("all deliveries", Duration::from_secs(10), || async {
+        received.lock().map(|r| r.values().sum::<usize>() >= expected).unwrap_or(false)
+    })
+    .await;
+    let got: usize = received.lock().map(|r| r.values().sum()).unwrap_or(0);
+    let lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    println!(
+        "gossip  N={n:<3} messages={messages} deliveries={got}/{expected} ratio={:.4}  latency {}  (publishing took {:.1} s)",
+        got as f64 / expected as f64,
+        summary(lat),
+        started.elapsed().as_secs_f64()
+    );
+    for t in tasks {
+        t.abort();
+    }
+    cluster.shutdown().await;
+    Ok(())
+}
+
+async fn dht(n: usize, ops: usize, size: usize) -> Result<()> {
+    let mut cluster = TestCluster::start_with(n, quiet).await?;
+    cluster.wait_connected(1, Duration::from_secs(60)).await?;
+    wait_for("routing tables hold every node", Duration::from_secs(60), || async {
+        for (_, node) in cluster.running() {
+            if node.client().snapshot().await.map(|s| s.routing_table_size + 1 < n).unwrap_or(true) {
+                return false;
+            }
+        }
+        true
+    })
+    .await?;
+    let mut puts = Vec::new();
+    let mut gets = Vec::new();
+    let mut failures = 0;
+    for i in 0..ops {
+        let key = format!("/bzzz/bench/{i}").into_bytes();
+        let value = vec![(i % 251) as u8; size];
+        let t = Instant::now();
+        match cluster.node(i % n).client().put_record(key.clone(), value, None).await {
+            Ok(_) => puts.push(t.elapsed().as_secs_f64() * 1000.0),
+            Err(_) => failures += 1,
+        }
+        // Read from a different node than the writer.
+        let t = Instant::now();
+        match cluster.node((i * 7 + 3) % n).client().get_record(key).await {
+            Ok(_) => gets.push(t.elapsed().as_secs_f64() * 1000.0),
+            Err(_) => failures += 1,
+        }
+    }
+    println!("dht     N={n:<3} value={size} B  put {}", summary(puts));
+    println!("dht     N={n:<3} value={size} B  get {}  failures={failures}", summary(gets));
+    cluster.shutdown().await;
+    Ok(())
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+struct Spawned {
+    proc: Proc,
+    p2p: u16,
+    health: u16,
+}
+
+fn spawn_bzzz(bin: &PathBuf, dir: &std::path::Path, bootstrap: Option<u16>, mode: &str) -> Result<Spawned> {
+    let (p2p, api, health) = (free_port()?, free_port()?, free_port()?);
+    let mut cmd = Command::new(bin);
+    cmd.args(["run", "--mode", mode, "--data-dir"])
+        .arg(dir)
+        .arg("--p2p-listen")
+        .arg(format!("/ip4/127.0.0.1/tcp/{p2p}"))
+        .arg("--api-listen")
+        .arg(format!("127.0.0.1:{api}"))
+        .arg("--health-listen")
+        .arg(format!("127.0.0.1:{health}"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(b) = bootstrap {
+        cmd.arg("--bootstrap").arg(format!("/ip4/127.0.0.1/tcp/{b}"));
+    }
+    let child = cmd.spawn().with_context(|| format!("spawning {}", bin.display()))?;
+    Ok(Spawned {
+        proc: Proc(child),
+        p2p,
+        health,
+    })
+}
+
+async fn wait_ready(http: &reqwest::Client, health_port: u16, timeout: Duration) -> Result<()> {
+    let url = format!("http://127.0.0.1:{health_port}/health/ready");
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = http.get(&url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!("process with health port {health_port} not ready within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn join(trials: usize, bin: Option<PathBuf>, idle_secs: u64) -> Result<()> {
+    let bin = match bin {
+        Some(b) => b,
+        None => std::env::current_exe()?
+            .parent()
+            .context("bench binary has no parent dir")?
+            .join("bzzz"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first with `cargo build --release -p bzzz-node` (or pass --bzzz PATH)",
+            bin.display()
+        );
+    }
+    let root = tempfile::tempdir()?;
+    let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build()?;
+    let boot = spawn_bzzz(&bin, &root.path().join("boot"), None, "bootstrap")?;
+    wait_ready(&http, boot.health, Duration::from_secs(30)).await?;
+    let boot_p2p = boot.p2p;
+    let mut procs = vec![boot.proc];
+    let mut joins = Vec::new();
+    for i in 0..trials {
+        let t = Instant::now();
+        let p = spawn_bzzz(&bin, &root.path().join(format!("agent-{i}")), Some(boot_p2p), "agent")?;
+        wait_ready(&http, p.health, Duration::from_secs(30)).await?;
+        joins.push(t.elapsed().as_secs_f64() * 1000.0);
+        procs.push(p.proc);
+    }
+    println!("join    processes={trials}  start-to-ready {}", summary(joins));
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let mut rss: Vec<f64> = procs.iter().filter_map(|p| rss_kib(p.0.id())).map(|k| k as f64 / 1024.0).collect();
+    rss.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "rss     processes={} after {idle_secs} s idle: median={:.1} MiB max={:.1} MiB (mesh of {} processes)",
+        rss.len(),
+        percentile(&rss, 0.5),
+        rss.last().copied().unwrap_or(f64::NAN),
+        procs.len()
+    );
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown cpu".into());
+    format!("{cpus} cpus, {model}")
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    bzzz_tests::init_logging();
+    let _ = epoch();
+    println!("bzzz-bench {} on {} ({})", env!("CARGO_PKG_VERSION"), machine(), if cfg!(debug_assertions) { "DEBUG build: numbers are not representative" } else { "release build" });
+    match args.scenario {
+        Scenario::Gossip { nodes, messages } => {
+            for n in nodes {
+                gossip(n, messages).await?;
+            }
+        }
+        Scenario::Dht { nodes, ops, size } => dht(nodes, ops, size).await?,
+        Scenario::Join { trials, bzzz, idle_secs } => join(trials, bzzz, idle_secs).await?,
+        Scenario::All => {
+            gossip(10, 200).await?;
+            gossip(50, 200).await?;
+            dht(20, 200, 1024).await?;
+            join(20, None, 10).await?;
+        }
+    }
+    Ok(())
+}

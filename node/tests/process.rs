@@ -1,0 +1,175 @@
+//! Process-level test: real `bzzz` processes on loopback, driven with the real CLI verbs.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BZZZ: &str = env!("CARGO_BIN_EXE_bzzz");
+
+/// Kills the child (SIGKILL) when dropped, so a failed test leaves no process behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+struct Ports {
+    p2p: u16,
+    api: u16,
+    health: u16,
+}
+
+fn ports() -> Ports {
+    Ports {
+        p2p: free_port(),
+        api: free_port(),
+        health: free_port(),
+    }
+}
+
+fn spawn(dir: &std::path::Path, p: &Ports, mode: &str, bootstrap: Option<u16>) -> Proc {
+    let mut cmd = Command::new(BZZZ);
+    cmd.arg("run")
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--p2p-listen")
+        .arg(format!("/ip4/127.0.0.1/tcp/{}", p.p2p))
+        .arg("--api-listen")
+        .arg(format!("127.0.0.1:{}", p.api))
+        .arg("--health-listen")
+        .arg(format!("127.0.0.1:{}", p.health))
+        .arg("--mode")
+        .arg(mode)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(b) = bootstrap {
+        cmd.arg("--bootstrap").arg(format!("127.0.0.1:{b}"));
+    }
+    Proc(cmd.spawn().expect("spawn bzzz run"))
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(BZZZ).args(args).output().expect("run bzzz client verb")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn healthy(url: &str) -> bool {
+    cli(&["health", "--api", url]).status.success()
+}
+
+/// Three real processes (one bootstrap-mode, two agents): `test-p2p-message` and
+/// `test-dht-operations` succeed, and `kill -9` of one agent leaves the other two healthy.
+#[test]
+fn three_processes_probe_store_and_survive_kill_9() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let (pb, p1, p2) = (ports(), ports(), ports());
+    let _boot = spawn(dirs[0].path(), &pb, "bootstrap", None);
+    let _a1 = spawn(dirs[1].path(), &p1, "agent", Some(pb.p2p));
+    let mut a2 = spawn(dirs[2].path(), &p2, "agent", Some(pb.p2p));
+
+    let boot_health = format!("http://127.0.0.1:{}", pb.health);
+    let a1_api = format!("http://127.0.0.1:{}", p1.api);
+    let a2_api = format!("http://127.0.0.1:{}", p2.api);
+
+    wait_until("all three healthy", Duration::from_secs(60), || {
+        healthy(&boot_health) && healthy(&a1_api) && healthy(&a2_api)
+    });
+
+    // The bootstrap node serves no agent API.
+    let out = cli(&["status", "--api", &format!("http://127.0.0.1:{}", pb.api)]);
+    assert!(!out.status.success(), "bootstrap mode must not serve the agent API");
+
+    let mut probe_ok = false;
+    for _ in 0..5 {
+        let out = cli(&["test-p2p-message", "--api", &a1_api, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let receivers = v["receivers"].as_array().map(|r| r.len()).unwrap_or(0);
+        if out.status.success() && receivers >= 2 {
+            probe_ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(probe_ok, "test-p2p-message from agent 1 should be acknowledged by both other processes");
+
+    let out = cli(&["test-dht-operations", "--api", &a2_api, "--json"]);
+    assert!(
+        out.status.success(),
+        "test-dht-operations failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
+    assert_eq!(v["verified"], true, "dht round trip not verified: {v}");
+    assert_eq!(v["replicated"], true, "dht put not replicated: {v}");
+
+    // kill -9 agent 2.
+    a2.0.kill().expect("SIGKILL agent 2");
+    let _ = a2.0.wait();
+    wait_until("agent 1 and bootstrap healthy after kill -9", Duration::from_secs(30), || {
+        healthy(&boot_health) && healthy(&a1_api)
+    });
+    let out = cli(&["peers", "--api", &a1_api, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
+    assert_eq!(v["count"], 1, "agent 1 should see only the bootstrap node: {v}");
+}
+
+/// Invalid configuration stops `bzzz run` at start with exit code 2 and a message naming the
+/// field.
+#[test]
+fn invalid_config_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(&cfg, "p2p:\n  max_connections: 0\n").expect("write config");
+    let out = Command::new(BZZZ)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run bzzz");
+    assert_eq!(out.status.code(), Some(2), "expected exit code 2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("p2p.max_connections"), "stderr should name the field: {err}");
+
+    std::fs::write(&cfg, "agent:\n  rol: x\n").expect("write config");
+    let out = Command::new(BZZZ).args(["run", "--config"]).arg(&cfg).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rol"), "stderr should name the unknown field");
+}
+
+/// SIGTERM stops a node gracefully with exit code 0 within a few seconds.
+#[test]
+fn sigterm_exits_zero_quickly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = ports();
+    let mut node = spawn(dir.path(), &p, "agent", None);
+    let api = format!("http://127.0.0.1:{}", p.api);
+    wait_until("node healthy", Duration::from_secs(30), || healthy(&api));
+    let pid = node.0.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(code) = node.0.try_wait().expect("wait") {
+            assert_eq!(code.code(), Some(0), "graceful shutdown must exit 0");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "did not exit within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The data dir is intact and reusable: a restart has the same identity.
+    assert!(dir.path().join("identity.key").exists());
+}
