@@ -221,20 +221,21 @@ async fn checks(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(json!(s.health.checks()))
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
-    s.metrics
-        .metrics
-        .uptime_seconds
-        .set(s.info.started.elapsed().as_secs() as i64);
-    match s.metrics.encode() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+/// Serves OpenMetrics to scrapers that ask for it (Prometheus does), and the Prometheus text
+/// format 0.0.4 otherwise (curl, `promtool check metrics`).
+async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    s.metrics.metrics.uptime_seconds.set(s.info.started.elapsed().as_secs() as i64);
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let (content_type, text) = if openmetrics {
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", s.metrics.encode())
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", s.metrics.encode_prometheus_text())
+    };
+    match text {
+        Ok(text) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
         Err(_) => ApiError::new(ErrorCode::Internal, "metrics encoding failed").into_response(),
     }
 }

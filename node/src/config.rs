@@ -482,7 +482,7 @@ impl Config {
             "dht.max_record_bytes",
             self.dht.max_record_bytes as u64,
             1024,
-            64 * 1024 * 1024,
+            8 * 1024 * 1024,
         )?;
         range("dht.max_records", self.dht.max_records as u64, 1, 1_000_000_000)?;
         range("dht.replication_factor", self.dht.replication_factor as u64, 1, 256)?;

@@ -71,6 +71,9 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+/// Component labels of `bzzz_errors_total`.
+pub const ERROR_COMPONENTS: [&str; 6] = ["p2p", "pubsub", "probe", "probe_ack_dropped", "events_dropped", "storage"];
+
 /// Every bzzz metric. Cheap to clone (all handles are `Arc`s inside).
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -229,6 +232,19 @@ impl Metrics {
                 })
                 .get();
         }
+        // Pre-create series so rates and alerts have a zero to start from.
+        for component in ERROR_COMPONENTS {
+            m.errors
+                .get_or_create(&ComponentLabel {
+                    component: component.into(),
+                })
+                .get();
+        }
+        for (check, _) in crate::health::CHECKS {
+            let l = CheckLabel { check: check.into() };
+            m.health_checks_passed.get_or_create(&l).get();
+            m.health_checks_failed.get_or_create(&l).get();
+        }
         for outcome in ["success", "failure"] {
             let l = OutcomeLabel {
                 outcome: outcome.into(),
@@ -308,6 +324,62 @@ impl MetricsHandle {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+
+    /// Encodes the registry in the Prometheus text format 0.0.4 (what `curl` and `promtool check
+    /// metrics` read), converted from the OpenMetrics output.
+    pub fn encode_prometheus_text(&self) -> Result<String, std::fmt::Error> {
+        Ok(openmetrics_to_prometheus_text(&self.encode()?))
+    }
+}
+
+/// Converts OpenMetrics text to Prometheus text format 0.0.4: counter families are named with
+/// their `_total` suffix in `# HELP`/`# TYPE`, `unknown` becomes `untyped`, `info` becomes a
+/// gauge named `<name>_info`, and `# UNIT` and `# EOF` lines are dropped.
+pub fn openmetrics_to_prometheus_text(om: &str) -> String {
+    use std::collections::HashMap;
+    // First pass: the type of every family.
+    let mut types: HashMap<&str, &str> = HashMap::new();
+    for line in om.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split_whitespace();
+            if let (Some(name), Some(ty)) = (it.next(), it.next()) {
+                types.insert(name, ty);
+            }
+        }
+    }
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("HELP", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("TYPE", r)));
+        if let Some((kind, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            let ty = types.get(name).copied().unwrap_or("unknown");
+            let new_name = match ty {
+                "counter" => format!("{name}_total"),
+                "info" => format!("{name}_info"),
+                _ => name.to_string(),
+            };
+            let tail = if kind == "TYPE" {
+                match ty {
+                    "unknown" => "untyped",
+                    "info" => "gauge",
+                    other => other,
+                }
+            } else {
+                tail
+            };
+            out.push_str(&format!("# {kind} {new_name} {tail}\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]

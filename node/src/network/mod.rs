@@ -98,7 +98,7 @@ pub fn new(
     };
     let behaviour = behaviour::Behaviour::new(&key, record_store, &bcfg)?;
 
-    let p2p_metrics = libp2p::metrics::Metrics::new(registry.sub_registry_with_prefix("libp2p"));
+    let p2p_metrics = libp2p::metrics::Metrics::new(registry);
     let mut swarm = SwarmBuilder::with_existing_identity(key.clone())
         .with_tokio()
         .with_tcp(
