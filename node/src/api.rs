@@ -224,15 +224,24 @@ async fn checks(State(s): State<AppState>) -> Json<serde_json::Value> {
 /// Serves OpenMetrics to scrapers that ask for it (Prometheus does), and the Prometheus text
 /// format 0.0.4 otherwise (curl, `promtool check metrics`).
 async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    s.metrics.metrics.uptime_seconds.set(s.info.started.elapsed().as_secs() as i64);
+    s.metrics
+        .metrics
+        .uptime_seconds
+        .set(s.info.started.elapsed().as_secs() as i64);
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
     let (content_type, text) = if openmetrics {
-        ("application/openmetrics-text; version=1.0.0; charset=utf-8", s.metrics.encode())
+        (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            s.metrics.encode(),
+        )
     } else {
-        ("text/plain; version=0.0.4; charset=utf-8", s.metrics.encode_prometheus_text())
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            s.metrics.encode_prometheus_text(),
+        )
     };
     match text {
         Ok(text) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),

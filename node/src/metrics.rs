@@ -72,7 +72,14 @@ fn latency_histogram() -> Histogram {
 }
 
 /// Component labels of `bzzz_errors_total`.
-pub const ERROR_COMPONENTS: [&str; 6] = ["p2p", "pubsub", "probe", "probe_ack_dropped", "events_dropped", "storage"];
+pub const ERROR_COMPONENTS: [&str; 6] = [
+    "p2p",
+    "pubsub",
+    "probe",
+    "probe_ack_dropped",
+    "events_dropped",
+    "storage",
+];
 
 /// Every bzzz metric. Cheap to clone (all handles are `Arc`s inside).
 #[derive(Clone, Debug)]

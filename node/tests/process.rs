@@ -63,7 +63,10 @@ fn cli(args: &[&str]) -> Output {
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let started = Instant::now();
     while !f() {
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -105,7 +108,10 @@ fn three_processes_probe_store_and_survive_kill_9() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(probe_ok, "test-p2p-message from agent 1 should be acknowledged by both other processes");
+    assert!(
+        probe_ok,
+        "test-p2p-message from agent 1 should be acknowledged by both other processes"
+    );
 
     let out = cli(&["test-dht-operations", "--api", &a2_api, "--json"]);
     assert!(
@@ -120,9 +126,11 @@ fn three_processes_probe_store_and_survive_kill_9() {
     // kill -9 agent 2.
     a2.0.kill().expect("SIGKILL agent 2");
     let _ = a2.0.wait();
-    wait_until("agent 1 and bootstrap healthy after kill -9", Duration::from_secs(30), || {
-        healthy(&boot_health) && healthy(&a1_api)
-    });
+    wait_until(
+        "agent 1 and bootstrap healthy after kill -9",
+        Duration::from_secs(30),
+        || healthy(&boot_health) && healthy(&a1_api),
+    );
     let out = cli(&["peers", "--api", &a1_api, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
     assert_eq!(v["count"], 1, "agent 1 should see only the bootstrap node: {v}");
@@ -142,12 +150,22 @@ fn invalid_config_is_refused_naming_the_field() {
         .expect("run bzzz");
     assert_eq!(out.status.code(), Some(2), "expected exit code 2");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("p2p.max_connections"), "stderr should name the field: {err}");
+    assert!(
+        err.contains("p2p.max_connections"),
+        "stderr should name the field: {err}"
+    );
 
     std::fs::write(&cfg, "agent:\n  rol: x\n").expect("write config");
-    let out = Command::new(BZZZ).args(["run", "--config"]).arg(&cfg).output().expect("run");
+    let out = Command::new(BZZZ)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rol"), "stderr should name the unknown field");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rol"),
+        "stderr should name the unknown field"
+    );
 }
 
 /// SIGTERM stops a node gracefully with exit code 0 within a few seconds.
@@ -167,7 +185,10 @@ fn sigterm_exits_zero_quickly() {
             assert_eq!(code.code(), Some(0), "graceful shutdown must exit 0");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "did not exit within 10 s of SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "did not exit within 10 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // The data dir is intact and reusable: a restart has the same identity.

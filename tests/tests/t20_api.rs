@@ -47,7 +47,10 @@ async fn health_status_and_peers_endpoints() -> Result<()> {
             ensure!(r["message"].as_str().is_some(), "{check} has no message: {r}");
         }
         ensure!(
-            c["pubsub-health"]["message"].as_str().unwrap_or("").contains("acknowledged"),
+            c["pubsub-health"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("acknowledged"),
             "pubsub check must be a real probe round trip: {}",
             c["pubsub-health"]
         );
@@ -64,21 +67,32 @@ async fn health_status_and_peers_endpoints() -> Result<()> {
         ensure!(s["agent_id"] == "test-agent-1", "agent id from config: {s}");
         ensure!(s["role"] == "agent", "role from config: {s}");
         ensure!(s["peers"] == 2, "peers count: {s}");
-        ensure!(s["listen_addrs"].as_array().is_some_and(|a| !a.is_empty()), "listen addrs: {s}");
+        ensure!(
+            s["listen_addrs"].as_array().is_some_and(|a| !a.is_empty()),
+            "listen addrs: {s}"
+        );
 
         let p: Value = reqwest::get(format!("{api}/api/peers")).await?.json().await?;
         let peers = p["peers"].as_array().context("peers array")?;
         ensure!(peers.len() == 2, "expected 2 peers: {p}");
         for peer in peers {
-            ensure!(peer["peer_id"].is_string() && peer["addresses"].is_array(), "peer fields: {peer}");
-            ensure!(peer["connected_since_unix_ms"].as_u64().is_some(), "connected since: {peer}");
+            ensure!(
+                peer["peer_id"].is_string() && peer["addresses"].is_array(),
+                "peer fields: {peer}"
+            );
+            ensure!(
+                peer["connected_since_unix_ms"].as_u64().is_some(),
+                "connected since: {peer}"
+            );
         }
         wait_for("a ping latency is measured", Duration::from_secs(20), || async {
             let p: Value = match reqwest::get(format!("{api}/api/peers")).await {
                 Ok(r) => r.json().await.unwrap_or_default(),
                 Err(_) => return false,
             };
-            p["peers"].as_array().is_some_and(|a| a.iter().any(|x| x["latency_ms"].as_f64().is_some()))
+            p["peers"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["latency_ms"].as_f64().is_some()))
         })
         .await?;
 
@@ -89,7 +103,10 @@ async fn health_status_and_peers_endpoints() -> Result<()> {
             .await?
             .json()
             .await?;
-        ensure!(t["receivers"].as_array().map(|r| r.len()) == Some(2), "probe receivers: {t}");
+        ensure!(
+            t["receivers"].as_array().map(|r| r.len()) == Some(2),
+            "probe receivers: {t}"
+        );
         let d: Value = reqwest::Client::new()
             .post(format!("{api}/api/test/dht-operations"))
             .send()
@@ -129,13 +146,19 @@ async fn metrics_pass_promtool() -> Result<()> {
             "bzzz_dht_records_stored",
             "libp2p_swarm_connections_established_total",
         ] {
-            ensure!(text.contains(&format!("# HELP {name} ")), "{name} missing or without HELP");
+            ensure!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} missing or without HELP"
+            );
         }
         let peers_line = text
             .lines()
             .find(|l| l.starts_with("bzzz_p2p_connected_peers "))
             .context("peers gauge")?;
-        ensure!(peers_line.ends_with(" 1"), "connected peers gauge should be 1: {peers_line}");
+        ensure!(
+            peers_line.ends_with(" 1"),
+            "connected peers gauge should be 1: {peers_line}"
+        );
 
         let required = std::env::var("BZZZ_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1");
         match Command::new("promtool")
@@ -181,12 +204,14 @@ async fn bad_input_gets_clear_4xx_errors() -> Result<()> {
                 "BZZZ-400-BAD_REQUEST",
             ),
             (
-                http.post(format!("{api}/api/test/p2p-message")).body(r#"{"timeout_ms": 0}"#),
+                http.post(format!("{api}/api/test/p2p-message"))
+                    .body(r#"{"timeout_ms": 0}"#),
                 400,
                 "BZZZ-400-BAD_REQUEST",
             ),
             (
-                http.post(format!("{api}/api/test/p2p-message")).body(r#"{"timeout_ms": "soon"}"#),
+                http.post(format!("{api}/api/test/p2p-message"))
+                    .body(r#"{"timeout_ms": "soon"}"#),
                 400,
                 "BZZZ-400-BAD_REQUEST",
             ),
@@ -196,12 +221,14 @@ async fn bad_input_gets_clear_4xx_errors() -> Result<()> {
                 "BZZZ-400-BAD_REQUEST",
             ),
             (
-                http.post(format!("{api}/api/test/dht-operations")).body(r#"{"size_bytes": 0}"#),
+                http.post(format!("{api}/api/test/dht-operations"))
+                    .body(r#"{"size_bytes": 0}"#),
                 400,
                 "BZZZ-400-BAD_REQUEST",
             ),
             (
-                http.post(format!("{api}/api/test/dht-operations")).body(r#"{"size_bytes": -5}"#),
+                http.post(format!("{api}/api/test/dht-operations"))
+                    .body(r#"{"size_bytes": -5}"#),
                 400,
                 "BZZZ-400-BAD_REQUEST",
             ),
@@ -229,14 +256,26 @@ async fn bad_input_gets_clear_4xx_errors() -> Result<()> {
             if !code.is_empty() {
                 let v: Value = serde_json::from_str(&body).with_context(|| format!("case {i}: not JSON: {body}"))?;
                 ensure!(v["error"]["code"] == code, "case {i}: expected code {code}: {body}");
-                ensure!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "case {i}: no message");
+                ensure!(
+                    v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+                    "case {i}: no message"
+                );
                 ensure!(v["error"]["request_id"].is_string(), "case {i}: no request id");
             }
         }
         // A record within limits round-trips over HTTP.
-        let put = http.put(format!("{api}/api/dht/records/notes")).body("hello").send().await?;
+        let put = http
+            .put(format!("{api}/api/dht/records/notes"))
+            .body("hello")
+            .send()
+            .await?;
         ensure!(put.status().as_u16() == 200, "put: {}", put.status());
-        let got = http.get(format!("{api}/api/dht/records/notes")).send().await?.text().await?;
+        let got = http
+            .get(format!("{api}/api/dht/records/notes"))
+            .send()
+            .await?
+            .text()
+            .await?;
         ensure!(got == "hello", "get returned {got}");
         cluster.shutdown().await;
         Ok(())

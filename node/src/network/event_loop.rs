@@ -477,25 +477,27 @@ impl EventLoop {
 
     fn on_get_progress(&mut self, id: QueryId, result: Result<GetRecordOk, kad::GetRecordError>, last: bool) {
         let answer = match result {
-            Ok(GetRecordOk::FoundRecord(r)) => Some(Ok(r.record.value)),
-            Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. }) => Some(Err(NetworkError::NotFound)),
-            Err(kad::GetRecordError::NotFound { .. }) => Some(Err(NetworkError::NotFound)),
-            Err(e) => Some(Err(NetworkError::Dht {
+            Ok(GetRecordOk::FoundRecord(r)) => Ok(r.record.value),
+            Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. }) | Err(kad::GetRecordError::NotFound { .. }) => {
+                Err(NetworkError::NotFound)
+            }
+            Err(e) => Err(NetworkError::Dht {
                 operation: "get",
                 reason: e.to_string(),
-            })),
+            }),
         };
-        if let (Some(answer), Some(pending)) = (answer, self.pending_gets.get_mut(&id)) {
-            if let PendingGet::Waiting(..) = pending
-                && let PendingGet::Waiting(reply, started) = std::mem::replace(pending, PendingGet::Answered)
-            {
-                let ok = answer.is_ok();
-                self.metrics.dht_op("get", ok, started.elapsed().as_secs_f64());
-                let _ = reply.send(answer);
-                if ok && let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
-                    // First record is enough: stop the query instead of waiting for more.
-                    q.finish();
-                }
+        // Answer the first result only; later progress of the same query is ignored.
+        let waiting = match self.pending_gets.get_mut(&id) {
+            Some(pending @ PendingGet::Waiting(..)) => std::mem::replace(pending, PendingGet::Answered),
+            _ => PendingGet::Answered,
+        };
+        if let PendingGet::Waiting(reply, started) = waiting {
+            let ok = answer.is_ok();
+            self.metrics.dht_op("get", ok, started.elapsed().as_secs_f64());
+            let _ = reply.send(answer);
+            if ok && let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                // First record is enough: stop the query instead of waiting for more.
+                q.finish();
             }
         }
         if last {

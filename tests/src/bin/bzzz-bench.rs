@@ -101,15 +101,19 @@ async fn gossip(n: usize, messages: usize) -> Result<()> {
     let mut cluster = TestCluster::start_with(n, quiet).await?;
     cluster.wait_connected(1, Duration::from_secs(60)).await?;
     // Let the gossip mesh settle (subscriptions exchanged, meshes grafted).
-    wait_for("every node sees at least min(n-1, 4) topic peers", Duration::from_secs(60), || async {
-        for (_, node) in cluster.running() {
-            match node.client().snapshot().await {
-                Ok(s) if s.health_topic_peers.len() >= (n - 1).min(4) => {}
-                _ => return false,
+    wait_for(
+        "every node sees at least min(n-1, 4) topic peers",
+        Duration::from_secs(60),
+        || async {
+            for (_, node) in cluster.running() {
+                match node.client().snapshot().await {
+                    Ok(s) if s.health_topic_peers.len() >= (n - 1).min(4) => {}
+                    _ => return false,
+                }
             }
-        }
-        true
-    })
+            true
+        },
+    )
     .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -144,12 +148,19 @@ async fn gossip(n: usize, messages: usize) -> Result<()> {
         let mut payload = id.to_be_bytes().to_vec();
         payload.extend_from_slice(&(epoch().elapsed().as_nanos() as u64).to_be_bytes());
         payload.extend_from_slice(&[0u8; 240]);
-        cluster.node(from).client().publish(topics::COORDINATION, Kind::Coordination, payload).await?;
+        cluster
+            .node(from)
+            .client()
+            .publish(topics::COORDINATION, Kind::Coordination, payload)
+            .await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let expected = messages * (n - 1);
     let _ = wait_for("all deliveries", Duration::from_secs(10), || async {
-        received.lock().map(|r| r.values().sum::<usize>() >= expected).unwrap_or(false)
+        received
+            .lock()
+            .map(|r| r.values().sum::<usize>() >= expected)
+            .unwrap_or(false)
     })
     .await;
     let got: usize = received.lock().map(|r| r.values().sum()).unwrap_or(0);
@@ -172,7 +183,13 @@ async fn dht(n: usize, ops: usize, size: usize) -> Result<()> {
     cluster.wait_connected(1, Duration::from_secs(60)).await?;
     wait_for("routing tables hold every node", Duration::from_secs(60), || async {
         for (_, node) in cluster.running() {
-            if node.client().snapshot().await.map(|s| s.routing_table_size + 1 < n).unwrap_or(true) {
+            if node
+                .client()
+                .snapshot()
+                .await
+                .map(|s| s.routing_table_size + 1 < n)
+                .unwrap_or(true)
+            {
                 return false;
             }
         }
@@ -198,7 +215,10 @@ async fn dht(n: usize, ops: usize, size: usize) -> Result<()> {
         }
     }
     println!("dht     N={n:<3} value={size} B  put {}", summary(puts));
-    println!("dht     N={n:<3} value={size} B  get {}  failures={failures}", summary(gets));
+    println!(
+        "dht     N={n:<3} value={size} B  get {}  failures={failures}",
+        summary(gets)
+    );
     cluster.shutdown().await;
     Ok(())
 }
@@ -299,7 +319,11 @@ async fn join(trials: usize, bin: Option<PathBuf>, idle_secs: u64) -> Result<()>
     }
     println!("join    processes={trials}  start-to-ready {}", summary(joins));
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
-    let mut rss: Vec<f64> = procs.iter().filter_map(|p| rss_kib(p.0.id())).map(|k| k as f64 / 1024.0).collect();
+    let mut rss: Vec<f64> = procs
+        .iter()
+        .filter_map(|p| rss_kib(p.0.id()))
+        .map(|k| k as f64 / 1024.0)
+        .collect();
     rss.sort_by(|a, b| a.total_cmp(b));
     println!(
         "rss     processes={} after {idle_secs} s idle: median={:.1} MiB max={:.1} MiB (mesh of {} processes)",
@@ -315,7 +339,11 @@ fn machine() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown cpu".into());
     format!("{cpus} cpus, {model}")
 }
@@ -325,7 +353,16 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     bzzz_tests::init_logging();
     let _ = epoch();
-    println!("bzzz-bench {} on {} ({})", env!("CARGO_PKG_VERSION"), machine(), if cfg!(debug_assertions) { "DEBUG build: numbers are not representative" } else { "release build" });
+    println!(
+        "bzzz-bench {} on {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        machine(),
+        if cfg!(debug_assertions) {
+            "DEBUG build: numbers are not representative"
+        } else {
+            "release build"
+        }
+    );
     match args.scenario {
         Scenario::Gossip { nodes, messages } => {
             for n in nodes {
@@ -333,7 +370,11 @@ async fn main() -> Result<()> {
             }
         }
         Scenario::Dht { nodes, ops, size } => dht(nodes, ops, size).await?,
-        Scenario::Join { trials, bzzz, idle_secs } => join(trials, bzzz, idle_secs).await?,
+        Scenario::Join {
+            trials,
+            bzzz,
+            idle_secs,
+        } => join(trials, bzzz, idle_secs).await?,
         Scenario::All => {
             gossip(10, 200).await?;
             gossip(50, 200).await?;
