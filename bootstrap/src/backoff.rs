@@ -80,9 +80,7 @@ impl Backoff {
         let ceiling = self.cfg.max.as_secs_f64() * (1.0 + jitter);
         let secs = (nominal * (1.0 + offset)).min(ceiling);
         self.attempts = self.attempts.saturating_add(1);
-        Duration::try_from_secs_f64(secs)
-            .unwrap_or(self.cfg.max)
-            .max(MIN_DELAY)
+        Duration::try_from_secs_f64(secs).unwrap_or(self.cfg.max).max(MIN_DELAY)
     }
 
     /// Starts the sequence over from `initial` (call after a successful dial).
@@ -98,11 +96,7 @@ impl Backoff {
     /// Jitter clamped to `0.0..=1.0` (NaN becomes 0).
     fn jitter(&self) -> f64 {
         let j = self.cfg.jitter;
-        if j.is_nan() || j <= 0.0 {
-            0.0
-        } else {
-            j.min(1.0)
-        }
+        if j.is_nan() || j <= 0.0 { 0.0 } else { j.min(1.0) }
     }
 
     /// Nominal delay of the current attempt in seconds, capped at `max`.
@@ -112,11 +106,7 @@ impl Backoff {
         let multiplier = if m.is_nan() || m < 1.0 { 1.0 } else { m };
         let exp = i32::try_from(self.attempts).unwrap_or(i32::MAX);
         let nominal = self.cfg.initial.as_secs_f64() * multiplier.powi(exp);
-        if nominal.is_finite() {
-            nominal.min(max)
-        } else {
-            max
-        }
+        if nominal.is_finite() { nominal.min(max) } else { max }
     }
 }
 
@@ -153,12 +143,7 @@ mod tests {
             250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000, 30000,
         ];
         assert_eq!(got, want, "expected delays {want:?} ms, got {got:?}");
-        assert_eq!(
-            b.attempts(),
-            12,
-            "expected 12 attempts, got {}",
-            b.attempts()
-        );
+        assert_eq!(b.attempts(), 12, "expected 12 attempts, got {}", b.attempts());
     }
 
     /// With ±20 % jitter every delay is within 20 % of its nominal value,
@@ -197,10 +182,7 @@ mod tests {
                 b.next_delay()
             })
             .collect();
-        let distinct = firsts
-            .iter()
-            .filter(|d| **d != Duration::from_millis(250))
-            .count();
+        let distinct = firsts.iter().filter(|d| **d != Duration::from_millis(250)).count();
         assert!(
             distinct > 40,
             "expected most jittered first delays to differ from 250 ms, got {distinct} of 50"
@@ -286,10 +268,6 @@ mod tests {
             jitter: 0.0,
         });
         let got = b.next_delay();
-        assert_eq!(
-            got,
-            Duration::from_secs(5),
-            "expected the 5s cap, got {got:?}"
-        );
+        assert_eq!(got, Duration::from_secs(5), "expected the 5s cap, got {got:?}");
     }
 }

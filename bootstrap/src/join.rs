@@ -159,11 +159,7 @@ pub async fn run_join_loop<D: Dialer>(
 }
 
 /// The body of [`run_join_loop`] for a non-empty peer list; never returns.
-async fn join_forever<D: Dialer>(
-    dialer: &D,
-    config: &JoinConfig,
-    status: &watch::Sender<JoinStatus>,
-) {
+async fn join_forever<D: Dialer>(dialer: &D, config: &JoinConfig, status: &watch::Sender<JoinStatus>) {
     let mut backoff = Backoff::new(config.backoff.clone());
     let check_interval = config.check_interval.max(MIN_CHECK_INTERVAL);
     let mut round: u64 = 0;
@@ -175,11 +171,7 @@ async fn join_forever<D: Dialer>(
                 s.attempts = round;
                 s.next_retry_in_ms = None;
             });
-            info!(
-                attempt = round,
-                peers = config.peers.len(),
-                "dialling bootstrap peers"
-            );
+            info!(attempt = round, peers = config.peers.len(), "dialling bootstrap peers");
             let outcome = dial_round(dialer, &config.peers, round).await;
             if outcome.connected > 0 {
                 backoff.reset();
@@ -305,10 +297,7 @@ async fn dial_peer<D: Dialer>(dialer: D, peer: BootstrapPeer) -> PeerResults {
         Err(_) => {
             return vec![(
                 peer.to_string(),
-                Err(format!(
-                    "dns lookup timed out after {} s",
-                    RESOLVE_TIMEOUT.as_secs()
-                )),
+                Err(format!("dns lookup timed out after {} s", RESOLVE_TIMEOUT.as_secs())),
             )];
         }
     };
@@ -458,19 +447,13 @@ mod tests {
 
     impl Running {
         /// Waits (in paused time, up to 10 virtual minutes) until the status satisfies `what`.
-        async fn wait_for(
-            &mut self,
-            label: &str,
-            what: impl FnMut(&JoinStatus) -> bool,
-        ) -> JoinStatus {
+        async fn wait_for(&mut self, label: &str, what: impl FnMut(&JoinStatus) -> bool) -> JoinStatus {
             let got = tokio::time::timeout(Duration::from_secs(600), self.status.wait_for(what))
                 .await
                 .map(|r| r.map(|s| s.clone()));
             match got {
                 Ok(Ok(s)) => s,
-                Ok(Err(_)) => panic!(
-                    "waiting for {label}: expected the loop to keep running, got a closed channel"
-                ),
+                Ok(Err(_)) => panic!("waiting for {label}: expected the loop to keep running, got a closed channel"),
                 Err(_) => panic!(
                     "waiting for {label}: expected it within 600 s, got status {:?}",
                     *self.status.borrow()
@@ -497,18 +480,10 @@ mod tests {
         let (tx, rx) = watch::channel(JoinStatus::new(&[]));
         let done = tokio::time::timeout(
             Duration::from_secs(1),
-            run_join_loop(
-                dialer.clone(),
-                JoinConfig::default(),
-                tx,
-                std::future::pending(),
-            ),
+            run_join_loop(dialer.clone(), JoinConfig::default(), tx, std::future::pending()),
         )
         .await;
-        assert!(
-            done.is_ok(),
-            "expected the loop to return at once, got a timeout"
-        );
+        assert!(done.is_ok(), "expected the loop to return at once, got a timeout");
         let s = rx.borrow().clone();
         assert_eq!(s.state, JoinState::Alone, "expected Alone, got {s:?}");
         assert!(s.is_healthy(), "expected Alone to be healthy, got {s:?}");
@@ -524,14 +499,8 @@ mod tests {
         let dialer = FakeDialer::new(4);
         let mut run = start(&dialer, config(&["/ip4/10.0.0.1/tcp/9000"]));
 
-        let first = run
-            .wait_for("first failure", |s| s.consecutive_failures == 1)
-            .await;
-        assert_eq!(
-            first.state,
-            JoinState::Retrying,
-            "expected Retrying, got {first:?}"
-        );
+        let first = run.wait_for("first failure", |s| s.consecutive_failures == 1).await;
+        assert_eq!(first.state, JoinState::Retrying, "expected Retrying, got {first:?}");
         assert_eq!(
             first.next_retry_in_ms,
             Some(250),
@@ -542,14 +511,9 @@ mod tests {
             err.contains("/ip4/10.0.0.1/tcp/9000") && err.contains("connection refused"),
             "expected last_error to name the address and reason, got {err:?}"
         );
-        assert!(
-            !first.is_healthy(),
-            "expected Retrying to be unhealthy, got {first:?}"
-        );
+        assert!(!first.is_healthy(), "expected Retrying to be unhealthy, got {first:?}");
 
-        let joined = run
-            .wait_for("Joined", |s| s.state == JoinState::Joined)
-            .await;
+        let joined = run.wait_for("Joined", |s| s.state == JoinState::Joined).await;
         assert_eq!(joined.attempts, 5, "expected 5 rounds, got {joined:?}");
         assert_eq!(
             joined.consecutive_failures, 0,
@@ -566,12 +530,8 @@ mod tests {
             .map(|w| w[1].duration_since(w[0]).as_millis())
             .collect();
         let want = [250u128, 500, 1000, 2000];
-        let close =
-            gaps.len() == want.len() && gaps.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= 2);
-        assert!(
-            close,
-            "expected gaps of {want:?} ms between rounds, got {gaps:?}"
-        );
+        let close = gaps.len() == want.len() && gaps.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= 2);
+        assert!(close, "expected gaps of {want:?} ms between rounds, got {gaps:?}");
 
         // Let many check intervals pass while the node stays healthy.
         tokio::time::sleep(Duration::from_secs(120)).await;
@@ -580,10 +540,7 @@ mod tests {
             (s.dials.len(), s.kad_bootstraps)
         };
         assert_eq!(kads, 1, "expected exactly one kad_bootstrap, got {kads}");
-        assert_eq!(
-            dials, 5,
-            "expected no re-dial of a connected node, got {dials} dials"
-        );
+        assert_eq!(dials, 5, "expected no re-dial of a connected node, got {dials} dials");
         let s = run.status.borrow().clone();
         assert_eq!(s.rebootstraps, 0, "expected no rebootstraps, got {s:?}");
         run.stop().await;
@@ -595,8 +552,7 @@ mod tests {
     async fn join_loop_rebootstraps_when_routing_table_empties() {
         let dialer = FakeDialer::new(0);
         let mut run = start(&dialer, config(&["/ip4/10.0.0.1/tcp/9000"]));
-        run.wait_for("Joined", |s| s.state == JoinState::Joined)
-            .await;
+        run.wait_for("Joined", |s| s.state == JoinState::Joined).await;
 
         dialer.state().routing_table = 0;
         let s = run
@@ -624,8 +580,7 @@ mod tests {
     async fn join_loop_rejoins_when_connections_drop() {
         let dialer = FakeDialer::new(0);
         let mut run = start(&dialer, config(&["/ip4/10.0.0.1/tcp/9000"]));
-        run.wait_for("Joined", |s| s.state == JoinState::Joined)
-            .await;
+        run.wait_for("Joined", |s| s.state == JoinState::Joined).await;
 
         {
             let mut st = dialer.state();
@@ -643,9 +598,7 @@ mod tests {
             "expected backoff to restart at 250 ms, got {s:?}"
         );
         let s = run
-            .wait_for("rejoined", |s| {
-                s.state == JoinState::Joined && s.rebootstraps == 1
-            })
+            .wait_for("rejoined", |s| s.state == JoinState::Joined && s.rebootstraps == 1)
             .await;
         assert_eq!(s.attempts, 4, "expected 4 rounds in total, got {s:?}");
         let kads = dialer.state().kad_bootstraps;
@@ -671,15 +624,8 @@ mod tests {
                 "10.0.0.2:9002",
             ]),
         );
-        let s = run
-            .wait_for("Joined", |s| s.state == JoinState::Joined)
-            .await;
-        let mut dialled: Vec<String> = dialer
-            .state()
-            .dials
-            .iter()
-            .map(|(_, a)| a.to_string())
-            .collect();
+        let s = run.wait_for("Joined", |s| s.state == JoinState::Joined).await;
+        let mut dialled: Vec<String> = dialer.state().dials.iter().map(|(_, a)| a.to_string()).collect();
         dialled.sort();
         let want = vec![
             "/ip4/10.0.0.2/tcp/9002".to_owned(),
@@ -700,8 +646,7 @@ mod tests {
     async fn join_loop_stops_when_shutdown_fires() {
         let dialer = FakeDialer::new(usize::MAX);
         let mut run = start(&dialer, config(&["/ip4/10.0.0.1/tcp/9000"]));
-        run.wait_for("two failures", |s| s.consecutive_failures >= 2)
-            .await;
+        run.wait_for("two failures", |s| s.consecutive_failures >= 2).await;
         let status = run.status.clone();
         run.stop().await;
         let before = dialer.state().dials.len();

@@ -27,8 +27,7 @@ mod peer;
 pub use backoff::{Backoff, BackoffConfig};
 pub use error::{BootstrapError, ParseModeError};
 pub use join::{
-    DIAL_TIMEOUT, Dialer, JoinConfig, JoinState, JoinStatus, MIN_CHECK_INTERVAL, RESOLVE_TIMEOUT,
-    run_join_loop,
+    DIAL_TIMEOUT, Dialer, JoinConfig, JoinState, JoinStatus, MIN_CHECK_INTERVAL, RESOLVE_TIMEOUT, run_join_loop,
 };
 pub use mode::Mode;
 pub use peer::{BootstrapPeer, parse_peer_list};

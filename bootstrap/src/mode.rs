@@ -6,9 +6,7 @@ use std::str::FromStr;
 use crate::error::ParseModeError;
 
 /// What a node runs: an ordinary agent, or a dedicated bootstrap (DHT seed) node.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// An ordinary mesh member that runs tasks; the default.
@@ -45,9 +43,7 @@ impl FromStr for Mode {
         } else if t.eq_ignore_ascii_case("bootstrap") {
             Ok(Mode::Bootstrap)
         } else {
-            Err(ParseModeError {
-                value: s.to_owned(),
-            })
+            Err(ParseModeError { value: s.to_owned() })
         }
     }
 }
@@ -66,19 +62,11 @@ mod tests {
             ("AGENT", Mode::Agent),
         ] {
             let got = text.parse::<Mode>();
-            assert_eq!(
-                got,
-                Ok(want),
-                "parsing {text:?}: expected {want:?}, got {got:?}"
-            );
+            assert_eq!(got, Ok(want), "parsing {text:?}: expected {want:?}, got {got:?}");
         }
         for m in [Mode::Agent, Mode::Bootstrap] {
             let back = m.to_string().parse::<Mode>();
-            assert_eq!(
-                back,
-                Ok(m),
-                "round trip of {m}: expected {m:?}, got {back:?}"
-            );
+            assert_eq!(back, Ok(m), "round trip of {m}: expected {m:?}, got {back:?}");
         }
         assert_eq!(
             Mode::default(),
@@ -117,9 +105,6 @@ mod tests {
             );
         }
         let got = Mode::deserialize(StrDeserializer::<DeError>::new("Agent"));
-        assert!(
-            got.is_err(),
-            "deserializing \"Agent\": expected an error, got {got:?}"
-        );
+        assert!(got.is_err(), "deserializing \"Agent\": expected an error, got {got:?}");
     }
 }

@@ -261,8 +261,7 @@ fn parse_multiaddr<'a>(text: &'a str) -> Result<(Host<'a>, u16, Option<PeerId>),
                 Some(id) if !id.is_empty() => *id,
                 _ => return Err(invalid(text, "/p2p needs a peer id")),
             };
-            let parsed = PeerId::from_str(id)
-                .map_err(|e| invalid(text, format!("invalid peer id {id:?}: {e}")))?;
+            let parsed = PeerId::from_str(id).map_err(|e| invalid(text, format!("invalid peer id {id:?}: {e}")))?;
             Some(parsed)
         }
         Some(other) => {
@@ -273,10 +272,7 @@ fn parse_multiaddr<'a>(text: &'a str) -> Result<(Host<'a>, u16, Option<PeerId>),
         }
     };
     if let Some(extra) = segs.get(6) {
-        return Err(invalid(
-            text,
-            format!("unexpected /{extra} after the peer id"),
-        ));
+        return Err(invalid(text, format!("unexpected /{extra} after the peer id")));
     }
     Ok((host, port, peer_id))
 }
@@ -295,10 +291,7 @@ fn parse_shorthand(text: &str) -> Result<(Host<'_>, u16), BootstrapError> {
             Some(_) => return Err(missing_port(text)),
             None if after.is_empty() => return Err(missing_port(text)),
             None => {
-                return Err(invalid(
-                    text,
-                    format!("expected ':<port>' after ']', found {after:?}"),
-                ));
+                return Err(invalid(text, format!("expected ':<port>' after ']', found {after:?}")));
             }
         };
         return Ok((Host::Ip6(ip), port));
@@ -334,10 +327,7 @@ fn parse_port(text: &str, port: &str) -> Result<u16, BootstrapError> {
     match port.parse::<u16>() {
         Ok(0) => Err(invalid(text, "tcp port 0 cannot be dialled")),
         Ok(p) => Ok(p),
-        Err(_) => Err(invalid(
-            text,
-            format!("tcp port {port:?} is not a number in 1..=65535"),
-        )),
+        Err(_) => Err(invalid(text, format!("tcp port {port:?} is not a number in 1..=65535"))),
     }
 }
 
@@ -355,10 +345,7 @@ fn check_dns_name<'a>(text: &str, name: &'a str) -> Result<&'a str, BootstrapErr
     }
     for label in bare.split('.') {
         if label.is_empty() {
-            return Err(invalid(
-                text,
-                format!("host name {name:?} has an empty label"),
-            ));
+            return Err(invalid(text, format!("host name {name:?} has an empty label")));
         }
         if label.len() > MAX_DNS_LABEL_LEN {
             return Err(invalid(
@@ -372,9 +359,7 @@ fn check_dns_name<'a>(text: &str, name: &'a str) -> Result<&'a str, BootstrapErr
         {
             return Err(invalid(
                 text,
-                format!(
-                    "host name {name:?} contains {bad:?}; only letters, digits, '-' and '_' are allowed"
-                ),
+                format!("host name {name:?} contains {bad:?}; only letters, digits, '-' and '_' are allowed"),
             ));
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -393,9 +378,7 @@ mod tests {
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
     fn peer_id() -> PeerId {
-        libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id()
+        libp2p::identity::Keypair::generate_ed25519().public().to_peer_id()
     }
 
     fn parse_ok(s: &str) -> BootstrapPeer {
@@ -429,26 +412,14 @@ mod tests {
                 "/dns/bootstrap.example.com/tcp/1",
                 true,
             ),
-            (
-                "/dns6/seed.example/tcp/65535",
-                "/dns6/seed.example/tcp/65535",
-                true,
-            ),
+            ("/dns6/seed.example/tcp/65535", "/dns6/seed.example/tcp/65535", true),
             ("/ip4/1.2.3.4/tcp/9000/", "/ip4/1.2.3.4/tcp/9000", false),
             ("10.0.0.7:9000", "/ip4/10.0.0.7/tcp/9000", false),
             ("[::1]:9000", "/ip6/::1/tcp/9000", false),
             ("[2001:db8::5]:4001", "/ip6/2001:db8::5/tcp/4001", false),
             ("dht-bootstrap:9101", "/dns/dht-bootstrap/tcp/9101", true),
-            (
-                "tasks.dht-bootstrap:9101",
-                "/dns/tasks.dht-bootstrap/tcp/9101",
-                true,
-            ),
-            (
-                "bzzz_seed.local.:9101",
-                "/dns/bzzz_seed.local./tcp/9101",
-                true,
-            ),
+            ("tasks.dht-bootstrap:9101", "/dns/tasks.dht-bootstrap/tcp/9101", true),
+            ("bzzz_seed.local.:9101", "/dns/bzzz_seed.local./tcp/9101", true),
             ("  localhost:9000\n", "/dns/localhost/tcp/9000", true),
         ];
         for (input, want_addr, want_dns) in cases {
@@ -634,9 +605,7 @@ mod tests {
         let mut accepted = 0usize;
         for _ in 0..3000 {
             let n = rng.gen_range(0..12);
-            let s: String = (0..n)
-                .map(|_| tokens[rng.gen_range(0..tokens.len())])
-                .collect();
+            let s: String = (0..n).map(|_| tokens[rng.gen_range(0..tokens.len())]).collect();
             if BootstrapPeer::parse(&s).is_ok() {
                 accepted += 1;
             }
@@ -656,10 +625,7 @@ mod tests {
     #[test]
     fn parse_peer_list_splits_and_reports() {
         let got = parse_peer_list(" /ip4/1.2.3.4/tcp/1, seed:2 ,,\n[::1]:3 ");
-        let texts: Option<Vec<String>> = got
-            .as_ref()
-            .ok()
-            .map(|v| v.iter().map(ToString::to_string).collect());
+        let texts: Option<Vec<String>> = got.as_ref().ok().map(|v| v.iter().map(ToString::to_string).collect());
         assert_eq!(
             texts,
             Some(vec![
@@ -685,10 +651,7 @@ mod tests {
     #[tokio::test]
     async fn resolve_returns_ip_addresses_unchanged() {
         let id = peer_id();
-        for input in [
-            "/ip4/10.1.2.3/tcp/9000".to_owned(),
-            format!("/ip6/::1/tcp/9/p2p/{id}"),
-        ] {
+        for input in ["/ip4/10.1.2.3/tcp/9000".to_owned(), format!("/ip6/::1/tcp/9/p2p/{id}")] {
             let p = parse_ok(&input);
             let got = p.resolve().await;
             assert!(
@@ -721,10 +684,7 @@ mod tests {
                 let parts: Vec<Protocol<'_>> = addr.iter().collect();
                 let loopback = matches!(parts.first(), Some(Protocol::Ip4(ip)) if ip.is_loopback())
                     || matches!(parts.first(), Some(Protocol::Ip6(ip)) if ip.is_loopback());
-                assert!(
-                    loopback,
-                    "resolving {input:?}: expected loopback, got {addr}"
-                );
+                assert!(loopback, "resolving {input:?}: expected loopback, got {addr}");
                 assert_eq!(
                     parts.get(1),
                     Some(&Protocol::Tcp(9123)),

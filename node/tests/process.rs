@@ -194,3 +194,67 @@ fn sigterm_exits_zero_quickly() {
     // The data dir is intact and reusable: a restart has the same identity.
     assert!(dir.path().join("identity.key").exists());
 }
+
+/// `bzzz dev --nodes 3` (the README's run command) starts a mesh whose nodes all become healthy
+/// and print their API URLs; Ctrl-C (SIGINT) stops it with exit code 0.
+#[test]
+fn dev_mesh_starts_prints_urls_and_stops_on_sigint() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Proc(
+        Command::new(BZZZ)
+            .args(["dev", "--nodes", "3", "--api-port-base", "0"])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn bzzz dev"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::sync_channel(64);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut apis = Vec::new();
+    while apis.len() < 3 {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("bzzz dev printed its node lines");
+        if let Some(url) = line.split_whitespace().skip_while(|w| *w != "api").nth(1) {
+            apis.push(url.to_string());
+        }
+    }
+    wait_until("all dev nodes healthy", Duration::from_secs(60), || apis.iter().all(|a| healthy(a)));
+    let status = Command::new("kill").args(["-INT", &child.0.id().to_string()]).status().expect("kill -INT");
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(code) = child.0.try_wait().expect("wait") {
+            assert_eq!(code.code(), Some(0), "bzzz dev must exit 0 on Ctrl-C");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "bzzz dev did not stop within 15 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `bzzz health --local` asks 127.0.0.1 on the configured health port (the Docker healthcheck)
+/// and exits 0 only when healthy; with nothing listening it exits non-zero.
+#[test]
+fn health_local_uses_the_configured_port() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = ports();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(&cfg, format!("health:\n  listen: \"127.0.0.1:{}\"\n", p.health)).expect("write config");
+    let local = || {
+        Command::new(BZZZ)
+            .args(["health", "--local", "--config"])
+            .arg(&cfg)
+            .output()
+            .expect("run bzzz health --local")
+    };
+    assert!(!local().status.success(), "nothing listens yet: must fail");
+    let _node = spawn(dir.path(), &p, "agent", None);
+    wait_until("health --local succeeds", Duration::from_secs(30), || local().status.success());
+}

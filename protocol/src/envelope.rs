@@ -58,9 +58,6 @@ pub enum RejectReason {
     /// The signature does not verify under the sender's key.
     #[error("signature does not verify")]
     BadSignature,
-    /// The gossip source peer is not the envelope's sender.
-    #[error("gossip source is not the envelope sender")]
-    SenderMismatch,
     /// Timestamp older than the replay window.
     #[error("envelope is too old")]
     TooOld,
@@ -77,7 +74,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, for pre-registering metric label values.
-    pub const ALL: [RejectReason; 12] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::Oversized,
         RejectReason::Malformed,
         RejectReason::UnsupportedVersion,
@@ -85,7 +82,6 @@ impl RejectReason {
         RejectReason::Unsigned,
         RejectReason::BadSenderKey,
         RejectReason::BadSignature,
-        RejectReason::SenderMismatch,
         RejectReason::TooOld,
         RejectReason::TooNew,
         RejectReason::Replayed,
@@ -102,7 +98,6 @@ impl RejectReason {
             RejectReason::Unsigned => "unsigned",
             RejectReason::BadSenderKey => "bad_sender_key",
             RejectReason::BadSignature => "bad_signature",
-            RejectReason::SenderMismatch => "sender_mismatch",
             RejectReason::TooOld => "too_old",
             RejectReason::TooNew => "too_new",
             RejectReason::Replayed => "replayed",

@@ -364,3 +364,55 @@ async fn lone_node_is_healthy_and_ready() -> Result<()> {
     })
     .await
 }
+
+/// On a 2-node mesh, a publish issued right after start (before the peer's subscription has
+/// arrived) waits for the peer instead of failing, and is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_on_a_forming_two_node_mesh_is_delivered() -> Result<()> {
+    bounded(async {
+        let mut cluster = TestCluster::start(2).await?;
+        let mut inbox = cluster.node(0).client().subscribe(topics::HMMM, 16).await?;
+        // No wait for connections or subscriptions: the publish itself must wait.
+        cluster
+            .node(1)
+            .client()
+            .publish(topics::HMMM, Kind::Hmmm, b"early bird".to_vec())
+            .await
+            .context("publish on a forming mesh must not fail")?;
+        let m = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            .await
+            .context("node 0 did not receive the early message")?
+            .context("closed")?;
+        ensure!(m.payload == b"early bird", "unexpected payload");
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// When a node loses its only peer it goes back to dialling its bootstrap peer (never gives up),
+/// and rejoins when that peer returns at the same address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_rejoins_after_losing_its_only_peer() -> Result<()> {
+    bounded(async {
+        let mut cluster = TestCluster::start(2).await?;
+        cluster.wait_connected(1, Duration::from_secs(20)).await?;
+        let before = cluster.node(1).join_status().rebootstraps;
+        cluster.kill(0).await;
+        wait_for("node 1 notices and re-bootstraps", Duration::from_secs(20), || async {
+            let s = cluster.node(1).join_status();
+            s.rebootstraps > before && s.state != bzzz_bootstrap::JoinState::Joined
+        })
+        .await?;
+        cluster.restart(0).await?;
+        wait_for("node 1 joined again", Duration::from_secs(30), || async {
+            let n = cluster.node(1);
+            n.join_status().state == bzzz_bootstrap::JoinState::Joined
+                && n.client().snapshot().await.map(|s| s.peers.len() == 1).unwrap_or(false)
+        })
+        .await?;
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}

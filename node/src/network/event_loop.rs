@@ -397,15 +397,7 @@ impl EventLoop {
             return;
         };
         let topic = message.topic.as_str().to_string();
-        let verdict = envelope::open(&message.data, &self.limits, now_ms())
-            .and_then(|v| {
-                if message.source == Some(v.sender) {
-                    Ok(v)
-                } else {
-                    Err(RejectReason::SenderMismatch)
-                }
-            })
-            .and_then(|v| self.replay.check_and_insert(v.sender, &v.nonce).map(|()| v));
+        let verdict = envelope::open(&message.data, &self.limits, now_ms()).and_then(|v| self.replay.check_and_insert(v.sender, &v.nonce).map(|()| v));
         let gossip = &mut self.swarm.behaviour_mut().gossipsub;
         match verdict {
             Ok(v) => {

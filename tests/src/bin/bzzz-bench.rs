@@ -50,6 +50,10 @@ enum Scenario {
         /// Value size in bytes.
         #[arg(long, default_value_t = 1024)]
         size: usize,
+        /// Kademlia replication factor (k). With k >= nodes every node holds every record and
+        /// gets are local; a small k makes most gets remote.
+        #[arg(long, default_value_t = 20)]
+        replication: usize,
     },
     /// Join time and idle RSS of real `bzzz` processes.
     Join {
@@ -178,8 +182,12 @@ async fn gossip(n: usize, messages: usize) -> Result<()> {
     Ok(())
 }
 
-async fn dht(n: usize, ops: usize, size: usize) -> Result<()> {
-    let mut cluster = TestCluster::start_with(n, quiet).await?;
+async fn dht(n: usize, ops: usize, size: usize, replication: usize) -> Result<()> {
+    let mut cluster = TestCluster::start_with(n, |i, c| {
+        quiet(i, c);
+        c.dht.replication_factor = replication;
+    })
+    .await?;
     cluster.wait_connected(1, Duration::from_secs(60)).await?;
     wait_for("routing tables hold every node", Duration::from_secs(60), || async {
         for (_, node) in cluster.running() {
@@ -198,6 +206,7 @@ async fn dht(n: usize, ops: usize, size: usize) -> Result<()> {
     .await?;
     let mut puts = Vec::new();
     let mut gets = Vec::new();
+    let mut remote_gets = Vec::new();
     let mut failures = 0;
     for i in 0..ops {
         let key = format!("/bzzz/bench/{i}").into_bytes();
@@ -208,16 +217,25 @@ async fn dht(n: usize, ops: usize, size: usize) -> Result<()> {
             Err(_) => failures += 1,
         }
         // Read from a different node than the writer.
+        let reader = cluster.node((i * 7 + 3) % n);
+        let local = reader.store().tree(bzzz_storage::kad_store::RECORDS_TREE)?.contains_key(&key)?;
         let t = Instant::now();
-        match cluster.node((i * 7 + 3) % n).client().get_record(key).await {
-            Ok(_) => gets.push(t.elapsed().as_secs_f64() * 1000.0),
+        match reader.client().get_record(key).await {
+            Ok(_) => {
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                gets.push(ms);
+                if !local {
+                    remote_gets.push(ms);
+                }
+            }
             Err(_) => failures += 1,
         }
     }
-    println!("dht     N={n:<3} value={size} B  put {}", summary(puts));
+    println!("dht     N={n:<3} k={replication:<3} value={size} B  put {}", summary(puts));
+    println!("dht     N={n:<3} k={replication:<3} value={size} B  get {}  failures={failures}", summary(gets));
     println!(
-        "dht     N={n:<3} value={size} B  get {}  failures={failures}",
-        summary(gets)
+        "dht     N={n:<3} k={replication:<3} value={size} B  get, reader did not hold the record: {}",
+        summary(remote_gets)
     );
     cluster.shutdown().await;
     Ok(())
@@ -369,7 +387,12 @@ async fn main() -> Result<()> {
                 gossip(n, messages).await?;
             }
         }
-        Scenario::Dht { nodes, ops, size } => dht(nodes, ops, size).await?,
+        Scenario::Dht {
+            nodes,
+            ops,
+            size,
+            replication,
+        } => dht(nodes, ops, size, replication).await?,
         Scenario::Join {
             trials,
             bzzz,
@@ -378,7 +401,8 @@ async fn main() -> Result<()> {
         Scenario::All => {
             gossip(10, 200).await?;
             gossip(50, 200).await?;
-            dht(20, 200, 1024).await?;
+            dht(20, 200, 1024, 20).await?;
+            dht(20, 200, 1024, 3).await?;
             join(20, None, 10).await?;
         }
     }
