@@ -123,6 +123,8 @@ impl Node {
         let network = (CancellationToken::new(), TaskTracker::new());
         let services = (CancellationToken::new(), TaskTracker::new());
         let http = (CancellationToken::new(), TaskTracker::new());
+        // If start fails past this point, stop whatever was already spawned.
+        let mut cleanup = StopOnDrop(vec![http.0.clone(), services.0.clone(), network.0.clone()]);
 
         {
             let token = network.0.clone();
@@ -296,6 +298,7 @@ impl Node {
             None
         };
 
+        cleanup.0.clear();
         tracing::info!(
             %peer_id,
             mode = %config.node.mode,
@@ -410,6 +413,17 @@ impl Node {
         }
         *done = true;
         tracing::info!(peer_id = %self.peer_id, "bzzz node stopped");
+    }
+}
+
+/// Cancels its tokens when dropped (unless emptied): stops the tasks of a failed start.
+struct StopOnDrop(Vec<CancellationToken>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.cancel();
+        }
     }
 }
 

@@ -220,13 +220,20 @@ fn dev_mesh_starts_prints_urls_and_stops_on_sigint() {
     });
     let mut apis = Vec::new();
     while apis.len() < 3 {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("bzzz dev printed its node lines");
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("bzzz dev printed its node lines");
         if let Some(url) = line.split_whitespace().skip_while(|w| *w != "api").nth(1) {
             apis.push(url.to_string());
         }
     }
-    wait_until("all dev nodes healthy", Duration::from_secs(60), || apis.iter().all(|a| healthy(a)));
-    let status = Command::new("kill").args(["-INT", &child.0.id().to_string()]).status().expect("kill -INT");
+    wait_until("all dev nodes healthy", Duration::from_secs(60), || {
+        apis.iter().all(|a| healthy(a))
+    });
+    let status = Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .expect("kill -INT");
     assert!(status.success());
     let started = Instant::now();
     loop {
@@ -234,7 +241,10 @@ fn dev_mesh_starts_prints_urls_and_stops_on_sigint() {
             assert_eq!(code.code(), Some(0), "bzzz dev must exit 0 on Ctrl-C");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "bzzz dev did not stop within 15 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "bzzz dev did not stop within 15 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -256,5 +266,7 @@ fn health_local_uses_the_configured_port() {
     };
     assert!(!local().status.success(), "nothing listens yet: must fail");
     let _node = spawn(dir.path(), &p, "agent", None);
-    wait_until("health --local succeeds", Duration::from_secs(30), || local().status.success());
+    wait_until("health --local succeeds", Duration::from_secs(30), || {
+        local().status.success()
+    });
 }

@@ -416,3 +416,47 @@ async fn node_rejoins_after_losing_its_only_peer() -> Result<()> {
     })
     .await
 }
+
+/// A node whose API port is taken fails to start with an error naming the listener, and stops
+/// what it had started: its P2P port is free again for a second attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_start_names_the_problem_and_cleans_up() -> Result<()> {
+    bounded(async {
+        init_logging();
+        let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let p2p_port = free_port()?;
+        let dir = tempfile::tempdir()?;
+        let mut c = test_config(dir.path());
+        c.p2p.listen = vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}")];
+        c.api.listen = taken.local_addr()?.to_string();
+        let err = bzzz_node::Node::start(c.clone())
+            .await
+            .err()
+            .context("start must fail")?;
+        ensure!(
+            err.to_string().contains("api listener"),
+            "error should name the api listener: {err}"
+        );
+        drop(taken);
+        c.api.listen = "127.0.0.1:0".into();
+        wait_for(
+            "the failed node released its p2p port and db",
+            Duration::from_secs(10),
+            || {
+                let c = c.clone();
+                async move {
+                    match bzzz_node::Node::start(c).await {
+                        Ok(n) => {
+                            n.shutdown().await;
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }
+            },
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}

@@ -69,6 +69,17 @@ enum PendingGet {
     Answered,
 }
 
+/// Validation and storage settings of the event loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoopSettings {
+    /// Envelope size and clock limits.
+    pub limits: EnvelopeLimits,
+    /// (sender, nonce) pairs remembered for replay detection.
+    pub replay_window: usize,
+    /// TTL of records put by this node.
+    pub record_ttl: Option<Duration>,
+}
+
 /// Owns the swarm. Built by [`super::new`]; run with [`EventLoop::run`].
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -77,6 +88,7 @@ pub struct EventLoop {
     metrics: Metrics,
     p2p_metrics: libp2p::metrics::Metrics,
     limits: EnvelopeLimits,
+    record_ttl: Option<Duration>,
     replay: ReplayWindow,
     subscribers: HashMap<String, Vec<mpsc::Sender<GossipMessage>>>,
     peers: HashMap<PeerId, PeerState>,
@@ -100,8 +112,7 @@ impl EventLoop {
         events: mpsc::Sender<Event>,
         metrics: Metrics,
         p2p_metrics: libp2p::metrics::Metrics,
-        limits: EnvelopeLimits,
-        replay_window: usize,
+        settings: LoopSettings,
     ) -> Self {
         Self {
             swarm,
@@ -109,8 +120,9 @@ impl EventLoop {
             events,
             metrics,
             p2p_metrics,
-            limits,
-            replay: ReplayWindow::new(replay_window),
+            limits: settings.limits,
+            record_ttl: settings.record_ttl,
+            replay: ReplayWindow::new(settings.replay_window),
             subscribers: HashMap::new(),
             peers: HashMap::new(),
             pending_dials: HashMap::new(),
@@ -197,10 +209,13 @@ impl EventLoop {
                     let _ = reply.send(Err(NetworkError::Busy("dht put")));
                     return;
                 }
-                let record = Record::new(RecordKey::new(&key), value);
+                let mut record = Record::new(RecordKey::new(&key), value);
                 let started = Instant::now();
                 if self.peers.is_empty() {
-                    // Alone: store locally, report it was not replicated.
+                    // Alone: store locally (with the TTL and publisher kad would set), report it
+                    // was not replicated.
+                    record.publisher = Some(*self.swarm.local_peer_id());
+                    record.expires = self.record_ttl.map(|ttl| started + ttl);
                     let result =
                         libp2p::kad::store::RecordStore::put(self.swarm.behaviour_mut().kad.store_mut(), record)
                             .map(|()| PutOutcome { replicated: false })
@@ -397,7 +412,8 @@ impl EventLoop {
             return;
         };
         let topic = message.topic.as_str().to_string();
-        let verdict = envelope::open(&message.data, &self.limits, now_ms()).and_then(|v| self.replay.check_and_insert(v.sender, &v.nonce).map(|()| v));
+        let verdict = envelope::open(&message.data, &self.limits, now_ms())
+            .and_then(|v| self.replay.check_and_insert(v.sender, &v.nonce).map(|()| v));
         let gossip = &mut self.swarm.behaviour_mut().gossipsub;
         match verdict {
             Ok(v) => {

@@ -139,8 +139,11 @@ pub fn new(
         ev_tx,
         metrics,
         p2p_metrics,
-        limits,
-        config.gossip.replay_window,
+        event_loop::LoopSettings {
+            limits,
+            replay_window: config.gossip.replay_window,
+            record_ttl: bcfg.record_ttl,
+        },
     );
     let client = Client {
         commands: cmd_tx,

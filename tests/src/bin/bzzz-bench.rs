@@ -218,7 +218,10 @@ async fn dht(n: usize, ops: usize, size: usize, replication: usize) -> Result<()
         }
         // Read from a different node than the writer.
         let reader = cluster.node((i * 7 + 3) % n);
-        let local = reader.store().tree(bzzz_storage::kad_store::RECORDS_TREE)?.contains_key(&key)?;
+        let local = reader
+            .store()
+            .tree(bzzz_storage::kad_store::RECORDS_TREE)?
+            .contains_key(&key)?;
         let t = Instant::now();
         match reader.client().get_record(key).await {
             Ok(_) => {
@@ -231,8 +234,14 @@ async fn dht(n: usize, ops: usize, size: usize, replication: usize) -> Result<()
             Err(_) => failures += 1,
         }
     }
-    println!("dht     N={n:<3} k={replication:<3} value={size} B  put {}", summary(puts));
-    println!("dht     N={n:<3} k={replication:<3} value={size} B  get {}  failures={failures}", summary(gets));
+    println!(
+        "dht     N={n:<3} k={replication:<3} value={size} B  put {}",
+        summary(puts)
+    );
+    println!(
+        "dht     N={n:<3} k={replication:<3} value={size} B  get {}  failures={failures}",
+        summary(gets)
+    );
     println!(
         "dht     N={n:<3} k={replication:<3} value={size} B  get, reader did not hold the record: {}",
         summary(remote_gets)
