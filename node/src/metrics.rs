@@ -71,6 +71,22 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+/// Metric names (as exposed, with `_total` on counters) that the runbook and alert rules query:
+/// a contract, checked by tests.
+pub const CONTRACT_METRICS: [&str; 11] = [
+    "bzzz_system_health_score",
+    "bzzz_component_health_score",
+    "bzzz_health_checks_passed_total",
+    "bzzz_health_checks_failed_total",
+    "bzzz_p2p_connected_peers",
+    "bzzz_errors_total",
+    "bzzz_pubsub_messages_total",
+    "bzzz_dht_put_operations_total",
+    "bzzz_dht_get_operations_total",
+    "bzzz_dht_operation_latency_seconds",
+    "bzzz_dht_records_stored",
+];
+
 /// Component labels of `bzzz_errors_total`.
 pub const ERROR_COMPONENTS: [&str; 6] = [
     "p2p",
@@ -421,19 +437,7 @@ mod tests {
             metrics: m,
         };
         let text = h.encode().expect("encodes");
-        for name in [
-            "bzzz_system_health_score",
-            "bzzz_component_health_score",
-            "bzzz_health_checks_passed_total",
-            "bzzz_health_checks_failed_total",
-            "bzzz_p2p_connected_peers",
-            "bzzz_errors_total",
-            "bzzz_pubsub_messages_total",
-            "bzzz_dht_put_operations_total",
-            "bzzz_dht_get_operations_total",
-            "bzzz_dht_operation_latency_seconds",
-            "bzzz_dht_records_stored",
-        ] {
+        for name in CONTRACT_METRICS {
             assert!(
                 text.contains(&format!("\n{name}")),
                 "metric {name} missing from:\n{text}"

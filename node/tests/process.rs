@@ -71,6 +71,26 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Sends `signal` to the child and waits up to `timeout` for it to exit; returns its exit code.
+fn signal_and_wait(child: &mut Child, signal: &str, timeout: Duration) -> Option<i32> {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} failed");
+    let started = Instant::now();
+    loop {
+        if let Some(code) = child.try_wait().expect("wait") {
+            return code.code();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "did not exit within {timeout:?} of {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn healthy(url: &str) -> bool {
     cli(&["health", "--api", url]).status.success()
 }
@@ -176,21 +196,8 @@ fn sigterm_exits_zero_quickly() {
     let mut node = spawn(dir.path(), &p, "agent", None);
     let api = format!("http://127.0.0.1:{}", p.api);
     wait_until("node healthy", Duration::from_secs(30), || healthy(&api));
-    let pid = node.0.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
-    assert!(status.success());
-    let started = Instant::now();
-    loop {
-        if let Some(code) = node.0.try_wait().expect("wait") {
-            assert_eq!(code.code(), Some(0), "graceful shutdown must exit 0");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "did not exit within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let code = signal_and_wait(&mut node.0, "-TERM", Duration::from_secs(10));
+    assert_eq!(code, Some(0), "graceful shutdown must exit 0");
     // The data dir is intact and reusable: a restart has the same identity.
     assert!(dir.path().join("identity.key").exists());
 }
@@ -230,23 +237,8 @@ fn dev_mesh_starts_prints_urls_and_stops_on_sigint() {
     wait_until("all dev nodes healthy", Duration::from_secs(60), || {
         apis.iter().all(|a| healthy(a))
     });
-    let status = Command::new("kill")
-        .args(["-INT", &child.0.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(status.success());
-    let started = Instant::now();
-    loop {
-        if let Some(code) = child.0.try_wait().expect("wait") {
-            assert_eq!(code.code(), Some(0), "bzzz dev must exit 0 on Ctrl-C");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "bzzz dev did not stop within 15 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let code = signal_and_wait(&mut child.0, "-INT", Duration::from_secs(15));
+    assert_eq!(code, Some(0), "bzzz dev must exit 0 on Ctrl-C");
 }
 
 /// `bzzz health --local` asks 127.0.0.1 on the configured health port (the Docker healthcheck)

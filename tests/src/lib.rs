@@ -36,6 +36,16 @@ pub fn init_logging() {
     bzzz_node::logging::init("warn", false);
 }
 
+/// Overall limit of one scenario test.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Runs a scenario test body under [`TEST_TIMEOUT`].
+pub async fn bounded<F: Future<Output = Result<()>>>(f: F) -> Result<()> {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .context("test exceeded its overall timeout")?
+}
+
 /// Polls `check` every 50 ms until it returns true or `timeout` passes; the error names `what`.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
 where

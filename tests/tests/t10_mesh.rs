@@ -8,17 +8,9 @@ use bzzz_node::metrics::ReasonLabel;
 use bzzz_protocol::envelope::{self, NONCE_LEN};
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::Kind;
-use bzzz_tests::{TestCluster, free_port, init_logging, test_config, wait_for};
+use bzzz_tests::{TestCluster, bounded, free_port, init_logging, test_config, wait_for};
 use libp2p::identity::Keypair;
 use prost::Message;
-
-const TEST_TIMEOUT: Duration = Duration::from_secs(90);
-
-async fn bounded<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .context("test exceeded its overall timeout")?
-}
 
 /// A 5-node mesh forms through one bootstrap peer: every node ends up knowing all four others
 /// (routing table) and connected, and reports ready.

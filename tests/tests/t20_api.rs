@@ -5,16 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use bzzz_tests::{TestCluster, wait_for};
+use bzzz_tests::{TestCluster, bounded, wait_for};
 use serde_json::Value;
-
-const TEST_TIMEOUT: Duration = Duration::from_secs(90);
-
-async fn bounded<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .context("test exceeded its overall timeout")?
-}
 
 /// Health, checks, status and peers answer with the documented fields on a 3-node mesh, and the
 /// active checks really ran (latency and last success set).
@@ -132,20 +124,10 @@ async fn metrics_pass_promtool() -> Result<()> {
             .await?
             .text()
             .await?;
-        for name in [
-            "bzzz_system_health_score",
-            "bzzz_component_health_score",
-            "bzzz_health_checks_passed_total",
-            "bzzz_health_checks_failed_total",
-            "bzzz_p2p_connected_peers",
-            "bzzz_errors_total",
-            "bzzz_pubsub_messages_total",
-            "bzzz_dht_put_operations_total",
-            "bzzz_dht_get_operations_total",
-            "bzzz_dht_operation_latency_seconds",
-            "bzzz_dht_records_stored",
-            "libp2p_swarm_connections_established_total",
-        ] {
+        let names = bzzz_node::metrics::CONTRACT_METRICS
+            .into_iter()
+            .chain(["libp2p_swarm_connections_established_total"]);
+        for name in names {
             ensure!(
                 text.contains(&format!("# HELP {name} ")),
                 "{name} missing or without HELP"
