@@ -207,7 +207,10 @@ impl Checker {
 
     /// Runs the checks every `interval` until `shutdown`.
     pub async fn run(self, interval: Duration, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(interval);
+        // The first run waits a moment so a starting node has had a chance to join: a check
+        // that fails only because it ran first is noise in the log.
+        let first = tokio::time::Instant::now() + interval.min(Duration::from_secs(1));
+        let mut tick = tokio::time::interval_at(first, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

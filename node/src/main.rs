@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Dev(args) => {
-                logging::init("info,libp2p=warn", false);
+                logging::init("warn", false);
                 match bzzz_node::dev::run(args).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
