@@ -159,14 +159,27 @@ impl Node {
             // The relay subscription's queue is read by nobody: size 1, drops are expected.
             drop(client.subscribe(topic, 1).await?);
         }
-        let prober = Prober::start(
-            client.clone(),
-            net.events,
-            &services.1,
-            services.0.clone(),
-            metrics.clone(),
-        )
-        .await?;
+        let prober = Prober::start(client.clone(), &services.1, services.0.clone(), metrics.clone()).await?;
+        // Route network events to the services that handle them.
+        {
+            let mut events = net.events;
+            let prober = prober.clone();
+            let token = services.0.clone();
+            services.1.spawn(async move {
+                loop {
+                    let event = tokio::select! {
+                        _ = token.cancelled() => break,
+                        e = events.recv() => match e { Some(e) => e, None => break },
+                    };
+                    match event {
+                        network::Event::ProbeAck { from, probe_id } => prober.ack(from, &probe_id),
+                        network::Event::JoinCluster { from, join } => {
+                            tracing::debug!(%from, node_id = join.node_id, "join request (no consensus yet)");
+                        }
+                    }
+                }
+            });
+        }
 
         // Bootstrap join.
         let (join_tx, join_rx) = watch::channel(JoinStatus::new(&resolved.bootstrap));

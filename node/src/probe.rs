@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::network::{Client, Event, GossipMessage, NetworkError};
+use crate::network::{Client, GossipMessage, NetworkError};
 
 /// Most probes of this node in flight at once.
 pub const MAX_PROBES_IN_FLIGHT: usize = 64;
@@ -59,37 +59,27 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// Starts the acknowledgement router and the responder; both stop on `shutdown`.
+    /// Starts the responder (answers other nodes' probes); it stops on `shutdown`.
     pub async fn start(
         client: Client,
-        mut events: mpsc::Receiver<Event>,
         tracker: &tokio_util::task::TaskTracker,
         shutdown: CancellationToken,
         metrics: crate::metrics::Metrics,
     ) -> Result<Prober, NetworkError> {
-        let waiters: Waiters = Arc::default();
-        let router_waiters = waiters.clone();
-        let stop = shutdown.clone();
-        tracker.spawn(async move {
-            loop {
-                let event = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    e = events.recv() => match e { Some(e) => e, None => break },
-                };
-                match event {
-                    Event::ProbeAck { from, probe_id } => {
-                        let sender = router_waiters.lock().ok().and_then(|w| w.get(&probe_id).cloned());
-                        if let Some(s) = sender {
-                            let _ = s.try_send(from);
-                        }
-                    }
-                }
-            }
-        });
-
         let inbox = client.subscribe(topics::HEALTH, 1024).await?;
         tracker.spawn(respond(client.clone(), inbox, shutdown, metrics, tracker.clone()));
-        Ok(Prober { client, waiters })
+        Ok(Prober {
+            client,
+            waiters: Arc::default(),
+        })
+    }
+
+    /// Routes an acknowledgement from `from` to the probe waiting for it, if any.
+    pub fn ack(&self, from: PeerId, probe_id: &[u8]) {
+        let sender = self.waiters.lock().ok().and_then(|w| w.get(probe_id).cloned());
+        if let Some(s) = sender {
+            let _ = s.try_send(from);
+        }
     }
 
     /// Publishes a probe and waits up to `timeout` for every peer subscribed to the health topic

@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use bzzz_protocol::protocols;
-use bzzz_protocol::wire::{RpcRequest, RpcResponse};
+use bzzz_protocol::wire::{RaftRequest, RaftResponse, RpcRequest, RpcResponse};
 use bzzz_storage::SledRecordStore;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
@@ -14,6 +14,8 @@ use super::codec::{MAX_RPC_BYTES, ProstCodec};
 
 /// Codec of `/bzzz/rpc/1`.
 pub type RpcCodec = ProstCodec<RpcRequest, RpcResponse>;
+/// Codec of `/bzzz/raft/1`.
+pub type RaftCodec = ProstCodec<RaftRequest, RaftResponse>;
 
 /// Every protocol a bzzz node runs.
 #[derive(NetworkBehaviour)]
@@ -30,6 +32,8 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// Direct node-to-node requests on `/bzzz/rpc/1`.
     pub rpc: request_response::Behaviour<RpcCodec>,
+    /// Raft RPCs on `/bzzz/raft/1`.
+    pub raft: request_response::Behaviour<RaftCodec>,
 }
 
 /// Gossip message id: the first 20 bytes of the SHA-256 of the payload (a signed envelope with a
@@ -60,6 +64,8 @@ pub struct BehaviourConfig {
     pub record_ttl: Option<Duration>,
     /// Largest Kademlia packet (above the record limit).
     pub kad_max_packet: usize,
+    /// Timeout of one Raft RPC at the transport (openraft applies its own, shorter, per call).
+    pub raft_request_timeout: Duration,
 }
 
 /// Why the behaviour could not be built.
@@ -122,6 +128,18 @@ impl Behaviour {
                 .with_max_concurrent_streams(256),
         );
 
+        // Snapshots travel in chunks on this protocol too, so its limit is the codec's maximum.
+        let raft = request_response::Behaviour::with_codec(
+            RaftCodec::new(MAX_RPC_BYTES),
+            [(
+                StreamProtocol::new(protocols::RAFT),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(cfg.raft_request_timeout)
+                .with_max_concurrent_streams(256),
+        );
+
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             gossipsub,
@@ -129,6 +147,7 @@ impl Behaviour {
             identify,
             ping,
             rpc,
+            raft,
         })
     }
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bzzz_protocol::envelope::{self, NONCE_LEN};
-use bzzz_protocol::wire::{Kind, RpcRequest, RpcResponse};
+use bzzz_protocol::wire::{Kind, RaftRequest, RaftResponse, RpcRequest, RpcResponse};
 use libp2p::identity::Keypair;
 use libp2p::kad::Quorum;
 use libp2p::{Multiaddr, PeerId};
@@ -154,6 +154,16 @@ pub(crate) enum Command {
         request: RpcRequest,
         reply: oneshot::Sender<Result<RpcResponse, NetworkError>>,
     },
+    SendRaft {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: RaftRequest,
+        reply: oneshot::Sender<Result<RaftResponse, NetworkError>>,
+    },
+    RespondRaft {
+        channel: libp2p::request_response::ResponseChannel<RaftResponse>,
+        response: RaftResponse,
+    },
     Snapshot {
         reply: oneshot::Sender<NetworkSnapshot>,
     },
@@ -301,6 +311,35 @@ impl Client {
     /// Sends a direct request on `/bzzz/rpc/1`.
     pub async fn send_rpc(&self, peer: PeerId, request: RpcRequest) -> Result<RpcResponse, NetworkError> {
         self.call(|reply| Command::SendRpc { peer, request, reply }).await?
+    }
+
+    /// Sends a Raft RPC on `/bzzz/raft/1`, dialling `addrs` if the peer is not connected.
+    /// Cancel-safe: dropping the future abandons the answer.
+    pub async fn send_raft(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: RaftRequest,
+    ) -> Result<RaftResponse, NetworkError> {
+        self.call(|reply| Command::SendRaft {
+            peer,
+            addrs,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Answers an inbound Raft RPC (see [`super::Event::InboundRaft`]).
+    pub async fn respond_raft(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<RaftResponse>,
+        response: RaftResponse,
+    ) -> Result<(), NetworkError> {
+        self.commands
+            .send(Command::RespondRaft { channel, response })
+            .await
+            .map_err(|_| NetworkError::Shutdown)
     }
 
     /// A view of peers, addresses and routing table.

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bzzz_protocol::envelope::{self, EnvelopeLimits, RejectReason};
-use bzzz_protocol::wire::{Ack, Probe, RpcError, RpcRequest, RpcResponse, rpc_request, rpc_response};
+use bzzz_protocol::wire::{
+    Ack, JoinCluster, Probe, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request, rpc_response,
+};
 use bzzz_protocol::{ReplayWindow, topics};
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
@@ -38,7 +40,7 @@ pub const MAX_ADDRS_PER_PEER: usize = 8;
 const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
 
 /// Events the network reports to the node.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Event {
     /// A peer acknowledged one of our probes.
     ProbeAck {
@@ -47,6 +49,24 @@ pub enum Event {
         /// Which probe.
         probe_id: Vec<u8>,
     },
+    /// A peer asks to join the Raft cluster (only meaningful on the admin).
+    JoinCluster {
+        /// Who asked.
+        from: PeerId,
+        /// Its node id and addresses.
+        join: JoinCluster,
+    },
+}
+
+/// A Raft RPC from a peer, to be answered with [`super::Client::respond_raft`].
+#[derive(Debug)]
+pub struct InboundRaft {
+    /// Who sent it.
+    pub peer: PeerId,
+    /// The request.
+    pub request: RaftRequest,
+    /// Where the answer goes.
+    pub channel: request_response::ResponseChannel<RaftResponse>,
 }
 
 struct PeerState {
@@ -96,6 +116,8 @@ pub struct EventLoop {
     pending_puts: HashMap<QueryId, (oneshot::Sender<Result<PutOutcome, NetworkError>>, Instant)>,
     pending_gets: HashMap<QueryId, PendingGet>,
     pending_rpcs: HashMap<OutboundRequestId, oneshot::Sender<Result<RpcResponse, NetworkError>>>,
+    pending_raft: HashMap<OutboundRequestId, oneshot::Sender<Result<RaftResponse, NetworkError>>>,
+    raft_inbound: mpsc::Sender<InboundRaft>,
 }
 
 fn now_ms() -> u64 {
@@ -113,6 +135,7 @@ impl EventLoop {
         metrics: Metrics,
         p2p_metrics: libp2p::metrics::Metrics,
         settings: LoopSettings,
+        raft_inbound: mpsc::Sender<InboundRaft>,
     ) -> Self {
         Self {
             swarm,
@@ -129,6 +152,8 @@ impl EventLoop {
             pending_puts: HashMap::new(),
             pending_gets: HashMap::new(),
             pending_rpcs: HashMap::new(),
+            pending_raft: HashMap::new(),
+            raft_inbound,
         }
     }
 
@@ -257,6 +282,34 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
                 self.pending_rpcs.insert(id, reply);
             }
+            Command::SendRaft {
+                peer,
+                addrs,
+                request,
+                reply,
+            } => {
+                if self.pending_raft.len() >= MAX_PENDING {
+                    let _ = reply.send(Err(NetworkError::Busy("raft rpc")));
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .raft
+                    .send_request_with_addresses(&peer, request, addrs);
+                self.pending_raft.insert(id, reply);
+            }
+            Command::RespondRaft { channel, response } => {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .raft
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    tracing::debug!("raft response not sent: stream closed");
+                }
+            }
             Command::Snapshot { reply } => {
                 let _ = reply.send(self.snapshot());
             }
@@ -339,6 +392,7 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(e)) => self.on_rpc(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Raft(e)) => self.on_raft(e),
             SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
@@ -574,6 +628,42 @@ impl EventLoop {
         }
     }
 
+    fn on_raft(&mut self, event: request_response::Event<RaftRequest, RaftResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    // Non-members and full queues drop the request; the sender's Raft retries.
+                    if let Err(e) = self.raft_inbound.try_send(InboundRaft { peer, request, channel }) {
+                        self.metrics.error("raft_inbound_dropped");
+                        tracing::debug!(%peer, reason = %e, "inbound raft rpc dropped");
+                    }
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.pending_raft.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.pending_raft.remove(&request_id) {
+                    let _ = reply.send(Err(NetworkError::Rpc {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound raft rpc failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
     fn on_rpc_request(&mut self, peer: PeerId, request: RpcRequest) -> RpcResponse {
         match request.body {
             Some(rpc_request::Body::ProbeAck(ack)) if ack.probe_id.len() == bzzz_protocol::envelope::NONCE_LEN => {
@@ -589,6 +679,14 @@ impl EventLoop {
                 }
             }
             Some(rpc_request::Body::ProbeAck(_)) => rpc_error("bad_request", "probe id must be 16 bytes"),
+            Some(rpc_request::Body::JoinCluster(join)) => {
+                if self.events.try_send(Event::JoinCluster { from: peer, join }).is_err() {
+                    self.metrics.error("events_dropped");
+                }
+                RpcResponse {
+                    body: Some(rpc_response::Body::Ack(Ack {})),
+                }
+            }
             None => rpc_error("unsupported", "empty or unknown rpc request"),
         }
     }

@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
 pub use client::{Client, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PutOutcome};
-pub use event_loop::{Event, EventLoop};
+pub use event_loop::{Event, EventLoop, InboundRaft};
 
 use crate::config::{Config, Resolved};
 use crate::metrics::Metrics;
@@ -26,6 +26,8 @@ use crate::metrics::Metrics;
 const COMMAND_QUEUE: usize = 256;
 /// Queue of events from the event loop to the node.
 const EVENT_QUEUE: usize = 1024;
+/// Queue of inbound Raft RPCs waiting for the consensus task.
+const RAFT_INBOUND_QUEUE: usize = 1024;
 
 /// Why the network could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,8 @@ pub struct Network {
     pub event_loop: EventLoop,
     /// Live counts of the DHT store, for metrics.
     pub store_stats: RecordStoreStatsHandle,
+    /// Inbound Raft RPCs.
+    pub raft_inbound: mpsc::Receiver<InboundRaft>,
 }
 
 /// Builds the swarm for `key`, starts listening on the configured addresses and returns the
@@ -95,6 +99,7 @@ pub fn new(
         kad_query_timeout: Duration::from_secs(config.dht.query_timeout_secs),
         record_ttl: (config.dht.record_ttl_secs > 0).then(|| Duration::from_secs(config.dht.record_ttl_secs)),
         kad_max_packet: config.dht.max_record_bytes + 64 * 1024,
+        raft_request_timeout: Duration::from_secs(10),
     };
     let behaviour = behaviour::Behaviour::new(&key, record_store, &bcfg)?;
 
@@ -128,6 +133,7 @@ pub fn new(
 
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+    let (raft_tx, raft_rx) = mpsc::channel(RAFT_INBOUND_QUEUE);
     let limits = EnvelopeLimits {
         max_bytes: config.gossip.max_message_bytes,
         max_age_ms: config.gossip.max_age_ms,
@@ -144,6 +150,7 @@ pub fn new(
             replay_window: config.gossip.replay_window,
             record_ttl: bcfg.record_ttl,
         },
+        raft_tx,
     );
     let client = Client {
         commands: cmd_tx,
@@ -158,5 +165,6 @@ pub fn new(
         events: ev_rx,
         event_loop,
         store_stats,
+        raft_inbound: raft_rx,
     })
 }
