@@ -31,6 +31,8 @@ pub const MAX_TEST_TIMEOUT_MS: u64 = 60_000;
 /// Handles the API needs. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
+    /// The election.
+    pub consensus: crate::consensus::Consensus,
     /// Network handle.
     pub client: Client,
     /// Probe service.
@@ -129,6 +131,7 @@ pub fn health_router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
         .route("/api/peers", get(peers))
+        .route("/api/election/status", get(election_status))
         .fallback(not_found)
         .with_state(state)
 }
@@ -139,6 +142,7 @@ pub fn api_router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/test/p2p-message", post(test_p2p_message))
         .route("/api/test/dht-operations", post(test_dht_operations))
         .route("/api/dht/records/{key}", get(get_record).put(put_record))
+        .route("/api/election/trigger", post(trigger_election))
         .with_state(state.clone())
         .merge(health_router(state))
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -264,6 +268,7 @@ async fn status(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Ap
         "uptime_seconds": s.info.started.elapsed().as_secs(),
         "bootstrap": join,
         "health": s.health.summary(),
+        "election": s.consensus.status(),
     })))
 }
 
@@ -377,4 +382,22 @@ async fn put_record(
     Ok(Json(
         json!({"key": key, "size_bytes": body.len(), "replicated": put.replicated}),
     ))
+}
+
+async fn election_status(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!(s.consensus.status()))
+}
+
+async fn trigger_election(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if s.consensus.raft().is_none() {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "this node is not admin-eligible; trigger the election on an eligible node",
+        ));
+    }
+    s.consensus
+        .trigger_election()
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e.to_string()))?;
+    Ok(Json(json!({"triggered": true, "node_id": s.consensus.node_id()})))
 }

@@ -35,6 +35,10 @@ pub enum Command {
     TestP2pMessage(TestP2pArgs),
     /// Put, get and verify a DHT record from the node, with latencies.
     TestDhtOperations(TestDhtArgs),
+    /// Force a new admin election, with the node as candidate (it must be admin-eligible).
+    TriggerElection(ClientArgs),
+    /// Show the admin election as the node sees it.
+    Election(ClientArgs),
 }
 
 /// Flags of `bzzz run`; each overrides the config file and the environment.
@@ -70,6 +74,12 @@ pub struct RunArgs {
     /// Agent role.
     #[arg(long)]
     pub role: Option<String>,
+    /// This node may become admin (joins the Raft cluster).
+    #[arg(long)]
+    pub admin_eligible: bool,
+    /// How many eligible nodes form the cluster.
+    #[arg(long)]
+    pub bootstrap_expect: Option<u32>,
 }
 
 impl RunArgs {
@@ -112,6 +122,12 @@ impl RunArgs {
         }
         if let Some(v) = &self.role {
             c.agent.role = v.clone();
+        }
+        if self.admin_eligible {
+            c.election.eligible = true;
+        }
+        if let Some(n) = self.bootstrap_expect {
+            c.election.bootstrap_expect = n;
         }
         Ok(c)
     }
@@ -246,6 +262,8 @@ pub async fn run_client(command: Command) -> ExitCode {
         Command::Health(a) => return health(a).await,
         Command::TestP2pMessage(a) => test_p2p(&a).await,
         Command::TestDhtOperations(a) => test_dht(&a).await,
+        Command::TriggerElection(a) => trigger_election(&a).await,
+        Command::Election(a) => election(&a).await,
         Command::Run(_) | Command::Dev(_) => Ok(()),
     };
     match result {
@@ -282,6 +300,12 @@ async fn status(a: &ClientArgs) -> Result<(), ClientError> {
     println!("peers:      {}", v["peers"]);
     println!("routing:    {} peers in routing table", v["routing_table_size"]);
     println!("bootstrap:  {}", v["bootstrap"]["state"].as_str().unwrap_or("?"));
+    println!(
+        "admin:      {} (term {}, this node {})",
+        v["election"]["admin"].as_str().unwrap_or("none known"),
+        v["election"]["term"],
+        v["election"]["state"].as_str().unwrap_or("?")
+    );
     println!("uptime:     {} s", v["uptime_seconds"]);
     if let Some(addrs) = v["listen_addrs"].as_array() {
         for addr in addrs {
@@ -432,5 +456,37 @@ async fn test_dht(a: &TestDhtArgs) -> Result<(), ClientError> {
             v["key"].as_str().unwrap_or("?")
         );
     }
+    Ok(())
+}
+
+async fn trigger_election(a: &ClientArgs) -> Result<(), ClientError> {
+    let (code, v) = request(a, reqwest::Method::POST, "/api/election/trigger", None).await?;
+    if code != 200 {
+        return Err(api_error(&v));
+    }
+    if a.json {
+        print_json(&v);
+    } else {
+        println!("election triggered on node {}", v["node_id"]);
+    }
+    Ok(())
+}
+
+async fn election(a: &ClientArgs) -> Result<(), ClientError> {
+    let (code, v) = request(a, reqwest::Method::GET, "/api/election/status", None).await?;
+    if code != 200 {
+        return Err(api_error(&v));
+    }
+    if a.json {
+        print_json(&v);
+        return Ok(());
+    }
+    println!("admin:    {}", v["admin"].as_str().unwrap_or("none known"));
+    println!("term:     {}", v["term"]);
+    println!("is admin: {}", v["is_admin"]);
+    println!("state:    {}", v["state"].as_str().unwrap_or("?"));
+    println!("heard:    {} ms ago", v["last_heartbeat_ms_ago"]);
+    println!("voters:   {}", v["voters"]);
+    println!("learners: {}", v["learners"]);
     Ok(())
 }

@@ -65,6 +65,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// The health-only HTTP listener and health check timings.
     pub health: HealthConfig,
+    /// Admin election (Raft).
+    pub election: ElectionConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -260,6 +262,45 @@ impl Default for HealthConfig {
             listen: "0.0.0.0:8081".into(),
             check_interval_ms: 15_000,
             probe_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Admin election: Raft among the admin-eligible nodes; the leader is the admin.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElectionConfig {
+    /// Whether this node may become admin (is a Raft member).
+    pub eligible: bool,
+    /// How many eligible nodes form the cluster: when this many see each other, the lowest id
+    /// initialises Raft with them as voters.
+    pub bootstrap_expect: u32,
+    /// Most voters; further eligible nodes stay learners until a voter is replaced.
+    pub max_voters: u32,
+    /// Raft heartbeat (leader → followers), in milliseconds.
+    pub raft_heartbeat_ms: u64,
+    /// Shortest Raft election timeout, in milliseconds.
+    pub election_timeout_min_ms: u64,
+    /// Longest Raft election timeout, in milliseconds.
+    pub election_timeout_max_ms: u64,
+    /// Admin heartbeat on `bzzz/admin/v1`, in milliseconds (the leader also publishes at once
+    /// when elected).
+    pub heartbeat_interval_ms: u64,
+    /// A voter unreachable this long is replaced by a healthy learner, in milliseconds.
+    pub dead_voter_timeout_ms: u64,
+}
+
+impl Default for ElectionConfig {
+    fn default() -> Self {
+        Self {
+            eligible: false,
+            bootstrap_expect: 3,
+            max_voters: 5,
+            raft_heartbeat_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            heartbeat_interval_ms: 1_000,
+            dead_voter_timeout_ms: 30_000,
         }
     }
 }
@@ -514,6 +555,36 @@ impl Config {
             3_600_000,
         )?;
         range("health.probe_timeout_ms", self.health.probe_timeout_ms, 50, 600_000)?;
+
+        let e = &self.election;
+        range("election.bootstrap_expect", e.bootstrap_expect as u64, 1, 9)?;
+        range("election.max_voters", e.max_voters as u64, 1, 9)?;
+        if e.max_voters < e.bootstrap_expect {
+            return Err(invalid(
+                "election.max_voters",
+                "must be at least election.bootstrap_expect",
+            ));
+        }
+        range("election.raft_heartbeat_ms", e.raft_heartbeat_ms, 10, 10_000)?;
+        range(
+            "election.election_timeout_min_ms",
+            e.election_timeout_min_ms,
+            e.raft_heartbeat_ms.saturating_mul(2),
+            60_000,
+        )?;
+        range(
+            "election.election_timeout_max_ms",
+            e.election_timeout_max_ms,
+            e.election_timeout_min_ms + 1,
+            120_000,
+        )?;
+        range("election.heartbeat_interval_ms", e.heartbeat_interval_ms, 50, 60_000)?;
+        range(
+            "election.dead_voter_timeout_ms",
+            e.dead_voter_timeout_ms,
+            1_000,
+            86_400_000,
+        )?;
 
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid(

@@ -1,6 +1,7 @@
 //! `bzzz dev`: a local mesh of N full nodes in one process on loopback, for a first look.
 //!
-//! Node 0 starts alone; every other node bootstraps through it. Each node gets its own data dir
+//! Node 0 starts alone; every other node bootstraps through it. The first three nodes (or all,
+//! if fewer) are admin-eligible and elect the admin with Raft. Each node gets its own data dir
 //! (temporary unless `--data-dir` is given) and API/health ports `base + 2i` / `base + 2i + 1`.
 
 use std::path::PathBuf;
@@ -70,6 +71,9 @@ impl DevMesh {
             c.health.listen = format!("127.0.0.1:{}", port(args.api_port_base, 2 * i + 1)?);
             c.health.check_interval_ms = 5_000;
             c.p2p.join_backoff_max_ms = 2_000;
+            // The first (up to) three nodes elect the admin among themselves.
+            c.election.eligible = i < 3;
+            c.election.bootstrap_expect = args.nodes.min(3) as u32;
             if let Some(first) = nodes.first() {
                 c.p2p.bootstrap_peers = first.p2p_addrs().iter().take(1).map(|a| a.to_string()).collect();
             }

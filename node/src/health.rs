@@ -57,11 +57,12 @@ pub struct CheckResult {
 }
 
 /// Names of the checks and the component each one scores.
-pub const CHECKS: [(&str, &str); 4] = [
+pub const CHECKS: [(&str, &str); 5] = [
     ("p2p-connectivity", "p2p"),
     ("pubsub-health", "pubsub"),
     ("dht-health", "dht"),
     ("storage-health", "storage"),
+    ("election-health", "election"),
 ];
 
 /// Shared, latest health of the node.
@@ -165,23 +166,27 @@ pub struct Checker {
     pub probe_timeout: Duration,
     /// Serialises runs: the periodic runner and on-demand runs share the probe keys.
     pub running: Arc<tokio::sync::Mutex<()>>,
+    /// The election.
+    pub consensus: crate::consensus::Consensus,
 }
 
 impl Checker {
     /// Runs every check now, concurrently, and records the results and metrics.
     pub async fn run_once(&self) {
         let _one_at_a_time = self.running.lock().await;
-        let (p2p, pubsub, dht, storage) = tokio::join!(
+        let (p2p, pubsub, dht, storage, election) = tokio::join!(
             timed(self.check_p2p()),
             timed(self.check_pubsub()),
             timed(self.check_dht()),
             timed(self.check_storage()),
+            timed(async { self.check_election() }),
         );
         for (name, (status, message, latency)) in [
             ("p2p-connectivity", p2p),
             ("pubsub-health", pubsub),
             ("dht-health", dht),
             ("storage-health", storage),
+            ("election-health", election),
         ] {
             let label = CheckLabel { check: name.into() };
             if status == Status::Unhealthy {
@@ -332,6 +337,32 @@ impl Checker {
             }
             Ok(_) => (Status::Unhealthy, "get returned a different value than was put".into()),
             Err(e) => (Status::Unhealthy, format!("get failed: {e}")),
+        }
+    }
+
+    /// Unhealthy when an eligible node has known no admin for longer than the admin timeout, or
+    /// when any node loses the admin it knew. A non-eligible node that has never heard of an
+    /// admin is on a mesh without election: healthy, and it says so.
+    fn check_election(&self) -> (Status, String) {
+        let s = self.consensus.status();
+        let timeout = self.consensus.admin_timeout().as_millis() as u64;
+        match (s.admin.as_ref(), s.last_heartbeat_ms_ago) {
+            (Some(admin), Some(ago)) if ago <= timeout => (
+                Status::Healthy,
+                format!("admin {admin} (term {}), heard {ago} ms ago", s.term),
+            ),
+            (Some(admin), Some(ago)) => (
+                Status::Unhealthy,
+                format!("admin {admin} not heard from for {ago} ms (limit {timeout} ms)"),
+            ),
+            _ if !s.eligible => (
+                Status::Healthy,
+                "no admin-eligible node seen: election not in use".into(),
+            ),
+            _ => (
+                Status::Unhealthy,
+                format!("no admin known; state {}, {} voters", s.state, s.voters.len()),
+            ),
         }
     }
 

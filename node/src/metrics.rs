@@ -57,6 +57,13 @@ pub struct OperationLabel {
     pub operation: String,
 }
 
+/// Label set with one `follower` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FollowerLabel {
+    /// Raft node id of the follower.
+    pub follower: String,
+}
+
 /// Label set of the build-info gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabel {
@@ -136,6 +143,19 @@ pub struct Metrics {
     pub uptime_seconds: Gauge,
     /// Constant 1, labelled with the version and mode.
     pub build_info: Family<BuildLabel, Gauge>,
+    /// This node's election state: 0 observer (not eligible), 1 learner, 2 follower,
+    /// 3 candidate, 4 leader (admin).
+    pub election_state: Gauge,
+    /// Highest Raft term this node knows.
+    pub election_term: Gauge,
+    /// Admin changes this node has observed.
+    pub election_leader_changes: Counter,
+    /// 1 while this node is the admin, else 0.
+    pub admin_is_self: Gauge,
+    /// Time from proposing a Raft command to its commit, in seconds.
+    pub raft_commit_latency_seconds: Histogram,
+    /// On the admin: log entries each follower is behind.
+    pub raft_replication_lag: Family<FollowerLabel, Gauge>,
 }
 
 impl Metrics {
@@ -160,6 +180,12 @@ impl Metrics {
             bootstrap_consecutive_failures: Gauge::default(),
             uptime_seconds: Gauge::default(),
             build_info: Family::default(),
+            election_state: Gauge::default(),
+            election_term: Gauge::default(),
+            election_leader_changes: Counter::default(),
+            admin_is_self: Gauge::default(),
+            raft_commit_latency_seconds: latency_histogram(),
+            raft_replication_lag: Family::default(),
         };
         let r = registry;
         r.register(
@@ -247,6 +273,36 @@ impl Metrics {
             "bzzz_build_info",
             "Constant 1, labelled with the bzzz version and node mode",
             m.build_info.clone(),
+        );
+        r.register(
+            "bzzz_election_state",
+            "Election state of this node: 0 observer (not eligible), 1 learner, 2 follower, 3 candidate, 4 leader",
+            m.election_state.clone(),
+        );
+        r.register(
+            "bzzz_election_term",
+            "Highest Raft term this node knows",
+            m.election_term.clone(),
+        );
+        r.register(
+            "bzzz_election_leader_changes",
+            "Admin changes observed by this node",
+            m.election_leader_changes.clone(),
+        );
+        r.register(
+            "bzzz_admin_is_self",
+            "1 while this node is the admin, else 0",
+            m.admin_is_self.clone(),
+        );
+        r.register(
+            "bzzz_raft_commit_latency_seconds",
+            "Time from proposing a Raft command to its commit, in seconds",
+            m.raft_commit_latency_seconds.clone(),
+        );
+        r.register(
+            "bzzz_raft_replication_lag_entries",
+            "On the admin: log entries each follower is behind",
+            m.raft_replication_lag.clone(),
         );
         for reason in bzzz_protocol::RejectReason::ALL {
             m.pubsub_rejected

@@ -19,6 +19,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState, NodeInfo};
 use crate::config::{Config, ConfigError};
+use crate::consensus::duties::DutyRegistry;
+use crate::consensus::{Consensus, ConsensusError, StartArgs};
 use crate::health::{Checker, Health};
 use crate::metrics::{BuildLabel, Metrics, MetricsHandle};
 use crate::network::{self, Client};
@@ -63,6 +65,9 @@ pub enum NodeError {
     /// A network operation failed during start.
     #[error("network failed during start: {0}")]
     Start(#[from] network::NetworkError),
+    /// The election subsystem could not start.
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
     /// The P2P listeners did not come up.
     #[error("p2p listeners did not report an address within {0:?}")]
     ListenTimeout(Duration),
@@ -79,6 +84,8 @@ pub struct Node {
     prober: Prober,
     health: Health,
     checker: Checker,
+    consensus: Consensus,
+    duties: DutyRegistry,
     metrics: MetricsHandle,
     store: Store,
     join: watch::Receiver<JoinStatus>,
@@ -160,6 +167,19 @@ impl Node {
             drop(client.subscribe(topic, 1).await?);
         }
         let prober = Prober::start(client.clone(), &services.1, services.0.clone(), metrics.clone()).await?;
+        let duties = DutyRegistry::default();
+        let (consensus, join_tx) = Consensus::start(StartArgs {
+            config: config.election.clone(),
+            client: client.clone(),
+            store: &store,
+            metrics: metrics.clone(),
+            inbound: net.raft_inbound,
+            addrs: listen_addrs.iter().map(|a| a.to_string()).collect(),
+            tracker: services.1.clone(),
+            shutdown: services.0.clone(),
+            duties: duties.clone(),
+        })
+        .await?;
         // Route network events to the services that handle them.
         {
             let mut events = net.events;
@@ -174,7 +194,9 @@ impl Node {
                     match event {
                         network::Event::ProbeAck { from, probe_id } => prober.ack(from, &probe_id),
                         network::Event::JoinCluster { from, join } => {
-                            tracing::debug!(%from, node_id = join.node_id, "join request (no consensus yet)");
+                            if join_tx.try_send((from, join)).is_err() {
+                                tracing::debug!(%from, "join request dropped: queue full");
+                            }
                         }
                     }
                 }
@@ -241,6 +263,7 @@ impl Node {
             metrics: metrics.clone(),
             probe_timeout: Duration::from_millis(config.health.probe_timeout_ms),
             running: Arc::default(),
+            consensus: consensus.clone(),
         };
         services.1.spawn(checker.clone().run(
             Duration::from_millis(config.health.check_interval_ms),
@@ -279,6 +302,7 @@ impl Node {
             config.agent.id.clone()
         };
         let state = AppState {
+            consensus: consensus.clone(),
             client: client.clone(),
             prober: prober.clone(),
             health: health.clone(),
@@ -329,6 +353,8 @@ impl Node {
             prober,
             health,
             checker,
+            consensus,
+            duties,
             metrics: metrics_handle,
             store,
             join: join_rx,
@@ -381,6 +407,16 @@ impl Node {
     /// Runs every health check once, now.
     pub async fn check_health_now(&self) {
         self.checker.run_once().await;
+    }
+
+    /// The election subsystem.
+    pub fn consensus(&self) -> &Consensus {
+        &self.consensus
+    }
+
+    /// Duties run while this node is admin; register before it becomes admin.
+    pub fn duties(&self) -> &DutyRegistry {
+        &self.duties
     }
 
     /// The metrics registry.

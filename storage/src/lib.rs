@@ -7,13 +7,20 @@
 //!   database: value and provider records survive restarts and their expiry is
 //!   honoured; limits come from [`RecordStoreConfig`] and counters are exposed
 //!   as [`RecordStoreStats`] through a [`RecordStoreStatsHandle`].
+//! - [`raft`] is openraft's storage for the admin election: the Raft log and
+//!   vote ([`raft::SledLogStore`]) and the replicated state machine with its
+//!   snapshots ([`raft::SledStateMachine`]), fsynced before a write is reported
+//!   done.
 //! - [`codec`] is the single place where persisted values are (de)serialised.
 //!
-//! Nothing read from disk can panic the node: an entry that fails to decode is
-//! logged with `warn!` and treated as absent.
+//! Nothing read from disk can panic the node: a Kademlia entry that fails to
+//! decode is logged with `warn!` and treated as absent; a Raft entry that fails
+//! to decode is an [`openraft::StorageError`] naming what failed (openraft then
+//! stops the Raft node rather than act on a corrupt log).
 
 pub mod codec;
 pub mod kad_store;
+pub mod raft;
 pub mod store;
 
 pub use codec::CodecError;

@@ -96,6 +96,30 @@ pub enum StorageError {
         /// What is wrong.
         what: String,
     },
+    /// An entry decoded but is inconsistent with its key or with the rest of the tree.
+    #[error("corrupt entry in tree {tree:?}: {what}")]
+    Corrupt {
+        /// The tree name.
+        tree: String,
+        /// What is inconsistent.
+        what: String,
+    },
+    /// Data was written by a newer build whose schema this build does not know.
+    #[error("{what} has schema version {found}, newer than version {supported} that this build supports")]
+    SchemaTooNew {
+        /// What carries the schema version, e.g. "the raft state machine".
+        what: &'static str,
+        /// The schema version found.
+        found: u32,
+        /// The newest schema version this build supports.
+        supported: u32,
+    },
+    /// A Raft snapshot is malformed or does not match its metadata.
+    #[error("invalid raft snapshot: {what}")]
+    InvalidSnapshot {
+        /// What is wrong.
+        what: String,
+    },
 }
 
 /// A node's sled database: one Tree per keyspace.

@@ -28,6 +28,12 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     c.gossip.heartbeat_ms = 100;
     c.gossip.publish_wait_ms = 5_000;
     c.log.level = "warn".into();
+    // Debug builds with many nodes on 2 cores: Raft RPCs (with an fsync each) need more room than
+    // the release defaults give them.
+    c.election.raft_heartbeat_ms = 100;
+    c.election.election_timeout_min_ms = 600;
+    c.election.election_timeout_max_ms = 1200;
+    c.election.heartbeat_interval_ms = 200;
     c
 }
 
@@ -174,6 +180,35 @@ impl TestCluster {
             },
         )
         .await
+    }
+
+    /// Cuts the network between the groups: every node blocks every node of the other groups
+    /// (connections close, new ones are refused, both ways). Nodes in no group are untouched.
+    pub async fn partition(&self, groups: &[&[usize]]) -> Result<()> {
+        self.set_cut(groups, true).await
+    }
+
+    /// Undoes [`TestCluster::partition`] for the same groups.
+    pub async fn heal(&self, groups: &[&[usize]]) -> Result<()> {
+        self.set_cut(groups, false).await
+    }
+
+    async fn set_cut(&self, groups: &[&[usize]], blocked: bool) -> Result<()> {
+        for (gi, g) in groups.iter().enumerate() {
+            for (hi, h) in groups.iter().enumerate() {
+                if gi == hi {
+                    continue;
+                }
+                for &a in g.iter() {
+                    for &b in h.iter() {
+                        if let (Some(na), Some(nb)) = (self.nodes[a].as_ref(), self.nodes[b].as_ref()) {
+                            na.client().set_blocked(nb.peer_id(), blocked).await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Stops every node.

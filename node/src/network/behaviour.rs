@@ -8,7 +8,7 @@ use bzzz_protocol::wire::{RaftRequest, RaftResponse, RpcRequest, RpcResponse};
 use bzzz_storage::SledRecordStore;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{StreamProtocol, connection_limits, gossipsub, identify, kad, ping, request_response};
+use libp2p::{StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, kad, ping, request_response};
 
 use super::codec::{MAX_RPC_BYTES, ProstCodec};
 
@@ -20,6 +20,8 @@ pub type RaftCodec = ProstCodec<RaftRequest, RaftResponse>;
 /// Every protocol a bzzz node runs.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Peers this node refuses to talk to (operator blocks, test partitions).
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Caps established and pending connections.
     pub limits: connection_limits::Behaviour,
     /// Coordination messages.
@@ -141,6 +143,7 @@ impl Behaviour {
         );
 
         Ok(Behaviour {
+            blocked: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),
             gossipsub,
             kad,

@@ -168,6 +168,10 @@ pub(crate) enum Command {
         reply: oneshot::Sender<NetworkSnapshot>,
     },
     KadBootstrap,
+    SetBlocked {
+        peer: PeerId,
+        blocked: bool,
+    },
 }
 
 /// Why one publish attempt failed.
@@ -338,6 +342,15 @@ impl Client {
     ) -> Result<(), NetworkError> {
         self.commands
             .send(Command::RespondRaft { channel, response })
+            .await
+            .map_err(|_| NetworkError::Shutdown)
+    }
+
+    /// Blocks (`true`) or unblocks a peer: a blocked peer's connections are closed and new ones
+    /// refused, both ways. Used for operator blocks and for partitions in tests.
+    pub async fn set_blocked(&self, peer: PeerId, blocked: bool) -> Result<(), NetworkError> {
+        self.commands
+            .send(Command::SetBlocked { peer, blocked })
             .await
             .map_err(|_| NetworkError::Shutdown)
     }

@@ -313,6 +313,14 @@ impl EventLoop {
             Command::Snapshot { reply } => {
                 let _ = reply.send(self.snapshot());
             }
+            Command::SetBlocked { peer, blocked } => {
+                let list = &mut self.swarm.behaviour_mut().blocked;
+                if blocked {
+                    list.block_peer(peer);
+                } else {
+                    list.unblock_peer(peer);
+                }
+            }
             Command::KadBootstrap => {
                 if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
                     tracing::debug!(error = %e, "kademlia bootstrap not started");
@@ -394,6 +402,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(e)) => self.on_rpc(e),
             SwarmEvent::Behaviour(BehaviourEvent::Raft(e)) => self.on_raft(e),
             SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
+            SwarmEvent::Behaviour(BehaviourEvent::Blocked(never)) => match never {},
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
             }

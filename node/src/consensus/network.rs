@@ -1,0 +1,238 @@
+//! openraft's network over libp2p: outbound RPCs through [`Client::send_raft`], inbound ones
+//! from the event loop into the local [`Raft`].
+//!
+//! Framing is prost ([`RaftRequest`]/[`RaftResponse`]); each body is openraft's own serde type
+//! encoded with the storage codec. Transport failures (no connection, dial failure, timeout) map
+//! to openraft's `Unreachable`, which makes it back off; undecodable answers map to `Network`;
+//! errors the remote Raft returned map to `RemoteError`, as in openraft's examples.
+
+// openraft's traits fix the (large) error types; boxing them here would only unbox again.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use bzzz_protocol::wire::{RaftFailure, RaftRequest, RaftResponse, raft_request, raft_response};
+use bzzz_storage::codec;
+use bzzz_storage::raft::{NodeInfo, TypeConfig};
+use libp2p::{Multiaddr, PeerId};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::network::{Client, InboundRaft};
+
+/// The Raft handle type.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<u64, NodeInfo, RaftError<u64, E>>>;
+
+/// Most inbound Raft RPCs handled at once; more wait in the event loop's bounded queue.
+pub const MAX_INBOUND_IN_FLIGHT: usize = 64;
+
+/// Creates a [`RaftPeer`] per target.
+#[derive(Clone, Debug)]
+pub struct RaftNet {
+    client: Client,
+}
+
+impl RaftNet {
+    /// A factory sending through `client`.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for RaftNet {
+    type Network = RaftPeer;
+
+    async fn new_client(&mut self, target: u64, node: &NodeInfo) -> RaftPeer {
+        RaftPeer {
+            client: self.client.clone(),
+            target,
+            peer: node.peer_id.parse().ok(),
+            addrs: node.addrs.iter().filter_map(|a| a.parse().ok()).collect(),
+            node: node.clone(),
+        }
+    }
+}
+
+/// The connection to one Raft peer.
+#[derive(Debug)]
+pub struct RaftPeer {
+    client: Client,
+    target: u64,
+    peer: Option<PeerId>,
+    addrs: Vec<Multiaddr>,
+    node: NodeInfo,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Msg(String);
+
+impl RaftPeer {
+    async fn call<E>(
+        &self,
+        request: raft_request::Body,
+    ) -> Result<raft_response::Body, RPCError<u64, NodeInfo, RaftError<u64, E>>>
+    where
+        E: std::error::Error + serde::de::DeserializeOwned,
+    {
+        let Some(peer) = self.peer else {
+            return Err(RPCError::Unreachable(Unreachable::new(&Msg(format!(
+                "node {} has no valid peer id `{}`",
+                self.target, self.node.peer_id
+            )))));
+        };
+        let response = self
+            .client
+            .send_raft(peer, self.addrs.clone(), RaftRequest { body: Some(request) })
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        match response.body {
+            Some(raft_response::Body::Failure(f)) if f.kind == "raft" => {
+                let err: RaftError<u64, E> =
+                    codec::decode(&f.detail).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+                Err(RPCError::RemoteError(RemoteError::new_with_node(
+                    self.target,
+                    self.node.clone(),
+                    err,
+                )))
+            }
+            Some(raft_response::Body::Failure(f)) => Err(RPCError::Unreachable(Unreachable::new(&Msg(format!(
+                "node {} cannot serve raft: {} ({})",
+                self.target, f.message, f.kind
+            ))))),
+            Some(body) => Ok(body),
+            None => Err(RPCError::Network(NetworkError::new(&Msg("empty raft response".into())))),
+        }
+    }
+}
+
+fn encode<T: serde::Serialize, E: std::error::Error>(
+    v: &T,
+) -> Result<Vec<u8>, RPCError<u64, NodeInfo, RaftError<u64, E>>> {
+    codec::encode(v).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+}
+
+fn decode<T: serde::de::DeserializeOwned, E: std::error::Error>(
+    b: &[u8],
+) -> Result<T, RPCError<u64, NodeInfo, RaftError<u64, E>>> {
+    codec::decode(b).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<u64, NodeInfo, RaftError<u64, E>> {
+    RPCError::Network(NetworkError::new(&Msg("raft response of the wrong kind".into())))
+}
+
+impl RaftNetwork<TypeConfig> for RaftPeer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>> {
+        match self.call(raft_request::Body::AppendEntries(encode(&rpc)?)).await? {
+            raft_response::Body::AppendEntries(b) => decode(&b),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, InstallSnapshotError> {
+        match self.call(raft_request::Body::InstallSnapshot(encode(&rpc)?)).await? {
+            raft_response::Body::InstallSnapshot(b) => decode(&b),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<u64>, _option: RPCOption) -> RpcResult<VoteResponse<u64>> {
+        match self.call(raft_request::Body::Vote(encode(&rpc)?)).await? {
+            raft_response::Body::Vote(b) => decode(&b),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+fn failure(kind: &str, detail: Vec<u8>, message: String) -> RaftResponse {
+    RaftResponse {
+        body: Some(raft_response::Body::Failure(RaftFailure {
+            kind: kind.into(),
+            detail,
+            message,
+        })),
+    }
+}
+
+fn answer<T: serde::Serialize, E: serde::Serialize + std::fmt::Display>(
+    result: Result<T, E>,
+    wrap: fn(Vec<u8>) -> raft_response::Body,
+) -> RaftResponse {
+    match result {
+        Ok(v) => match codec::encode(&v) {
+            Ok(b) => RaftResponse { body: Some(wrap(b)) },
+            Err(e) => failure("decode", Vec::new(), e.to_string()),
+        },
+        Err(e) => failure("raft", codec::encode(&e).unwrap_or_default(), e.to_string()),
+    }
+}
+
+async fn handle(raft: Option<&Raft>, request: RaftRequest) -> RaftResponse {
+    let Some(raft) = raft else {
+        return failure("unavailable", Vec::new(), "this node is not a raft member".into());
+    };
+    match request.body {
+        Some(raft_request::Body::AppendEntries(b)) => match codec::decode::<AppendEntriesRequest<TypeConfig>>(&b) {
+            Ok(req) => answer(raft.append_entries(req).await, raft_response::Body::AppendEntries),
+            Err(e) => failure("decode", Vec::new(), e.to_string()),
+        },
+        Some(raft_request::Body::Vote(b)) => match codec::decode::<VoteRequest<u64>>(&b) {
+            Ok(req) => answer(raft.vote(req).await, raft_response::Body::Vote),
+            Err(e) => failure("decode", Vec::new(), e.to_string()),
+        },
+        Some(raft_request::Body::InstallSnapshot(b)) => match codec::decode::<InstallSnapshotRequest<TypeConfig>>(&b) {
+            Ok(req) => answer(raft.install_snapshot(req).await, raft_response::Body::InstallSnapshot),
+            Err(e) => failure("decode", Vec::new(), e.to_string()),
+        },
+        None => failure("decode", Vec::new(), "empty or unknown raft request".into()),
+    }
+}
+
+/// Serves inbound Raft RPCs until `shutdown`: each is handed to `raft` (or refused when this
+/// node is not a member) and answered through the event loop.
+pub async fn serve_inbound(
+    client: Client,
+    raft: Option<Raft>,
+    mut inbound: mpsc::Receiver<InboundRaft>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT));
+    loop {
+        let rpc = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = inbound.recv() => match r { Some(r) => r, None => break },
+        };
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let client = client.clone();
+        let raft = raft.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let response = handle(raft.as_ref(), rpc.request).await;
+            if client.respond_raft(rpc.channel, response).await.is_err() {
+                tracing::debug!(peer = %rpc.peer, "raft response not sent: network shut down");
+            }
+        });
+    }
+}

@@ -1,0 +1,277 @@
+//! Raft storage for the admin election: openraft's log store and state machine on sled.
+//!
+//! - [`TypeConfig`] is bzzz's openraft type configuration: log entries carry a [`Request`]
+//!   (a typed [`Command`] plus the schema version and the proposer's term), the state machine
+//!   answers each with a [`Response`], nodes are `u64` ids ([`node_id_from_peer_bytes`]) that
+//!   advertise a [`NodeInfo`].
+//! - [`SledLogStore`] implements [`RaftLogStorage`](openraft::storage::RaftLogStorage) on the
+//!   trees [`log_store::LOG_TREE`] and [`log_store::META_TREE`].
+//! - [`SledStateMachine`] implements [`RaftStateMachine`](openraft::storage::RaftStateMachine)
+//!   and builds and installs snapshots on the trees named in [`state_machine`].
+//!
+//! Durability: every write is fsynced ([`Store::flush_async`](crate::Store::flush_async)) before it
+//! is reported done, multi-tree updates run in one sled transaction, so a crash leaves either the
+//! old or the new state. Values are encoded with [`codec`](crate::codec).
+//!
+//! Errors: openraft's traits return [`openraft::StorageError`] naming what failed
+//! ([`ErrorSubject`]) and how ([`ErrorVerb`]), with the crate's [`StorageError`] as the source.
+//! Corrupt data read from disk is such an error, never a panic. openraft shuts the Raft node down on
+//! any storage error, so the state machine answers a command it cannot apply (for instance one from
+//! a newer [`SCHEMA_VERSION`]) with [`Response::Rejected`] instead of failing.
+//!
+//! Construction, for `bzzz-node`:
+//!
+//! ```no_run
+//! # async fn doc(network: impl openraft::RaftNetworkFactory<bzzz_storage::raft::TypeConfig>)
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use bzzz_storage::Store;
+//! use bzzz_storage::raft::{Raft, SledLogStore, SledStateMachine, node_id_from_peer_bytes};
+//!
+//! let store = Store::open(std::path::Path::new("/var/lib/bzzz/db"))?;
+//! let peer_id = libp2p::PeerId::random();
+//! let id = node_id_from_peer_bytes(&peer_id.to_bytes());
+//! let config = Arc::new(openraft::Config::default().validate()?);
+//! let log_store = SledLogStore::new(&store)?;
+//! let state_machine = SledStateMachine::new(&store)?;
+//! let raft = Raft::new(id, config, network, log_store, state_machine.clone()).await?;
+//! // `state_machine` (a clone) serves reads: nodes(), get_kv(), last_applied().
+//! # drop(raft); Ok(()) }
+//! ```
+//!
+//! Make one `SledLogStore` and one `SledStateMachine` per [`Store`](crate::Store) and clone them
+//! for more handles: clones of a state machine share the lock that keeps snapshots consistent.
+//!
+//! Schema evolution: a [`Request`] from a newer build whose [`Command`] this build knows is
+//! answered [`Response::Rejected`]; a [`Command`] variant this build does not know cannot be
+//! decoded at all (by the network layer or, from disk, as a corrupt entry). So propose a new
+//! variant only once every Raft member runs a build that knows it.
+
+// openraft's storage traits fix the error type (about 224 bytes); the private helpers return it
+// too, so each failure is wrapped where its subject (which entry, which snapshot) is known. It is
+// only built on the failure path, which stops the Raft node.
+#![allow(clippy::result_large_err)]
+
+use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
+use sha2::{Digest, Sha256};
+
+use crate::store::StorageError;
+
+pub mod log_store;
+mod snapshot;
+pub mod state_machine;
+
+pub use log_store::SledLogStore;
+pub use state_machine::SledStateMachine;
+
+openraft::declare_raft_types!(
+    /// bzzz's Raft type configuration.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = NodeInfo,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+        Responder = openraft::impls::OneshotResponder<TypeConfig>,
+);
+
+/// The Raft handle of a bzzz node.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// A Raft log entry of bzzz.
+pub type Entry = openraft::Entry<TypeConfig>;
+
+/// The error openraft's storage traits return, for bzzz's `u64` node ids.
+pub type RaftStorageError = openraft::StorageError<u64>;
+
+/// What a Raft node advertises: its libp2p peer id and addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeInfo {
+    /// The node's libp2p peer id, in its base58 text form.
+    pub peer_id: String,
+    /// The node's listen addresses, as multiaddr text.
+    pub addrs: Vec<String>,
+}
+
+/// Schema version of the state machine and of [`Request`]; bump when [`Command`] changes shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A command applied through Raft.
+///
+/// Later issues add variants (role policy, key epochs, context index, tasks); add them at the end
+/// (the encoding numbers variants by position) and bump [`SCHEMA_VERSION`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Command {
+    /// No-op (used to check the log is writable).
+    Noop,
+    /// Record/refresh a node's info (peer id → [`NodeInfo`] + admin-eligible flag).
+    UpsertNode {
+        /// The node's Raft id.
+        node_id: u64,
+        /// What the node advertises.
+        info: NodeInfo,
+        /// Whether the node may become admin (a Raft voter).
+        eligible: bool,
+    },
+    /// Remove a node record.
+    RemoveNode {
+        /// The node's Raft id.
+        node_id: u64,
+    },
+    /// Set a key in a namespaced cluster key-value map (small cluster metadata).
+    SetKv {
+        /// The namespace; must not contain a NUL byte.
+        namespace: String,
+        /// The key within the namespace.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Delete such a key.
+    DeleteKv {
+        /// The namespace.
+        namespace: String,
+        /// The key within the namespace.
+        key: String,
+    },
+}
+
+/// A proposal to the Raft log: one [`Command`] with its schema version and the proposer's term.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Request {
+    /// The [`SCHEMA_VERSION`] of the build that proposed it.
+    pub schema: u32,
+    /// What to do.
+    pub command: Command,
+    /// The Raft term of the admin that proposed it, for fencing admin actions of an older term.
+    pub term: u64,
+}
+
+impl Request {
+    /// A request for `command` proposed in `term`, with this build's [`SCHEMA_VERSION`].
+    pub fn new(command: Command, term: u64) -> Self {
+        Self {
+            schema: SCHEMA_VERSION,
+            command,
+            term,
+        }
+    }
+}
+
+/// The state machine's answer to one applied log entry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Response {
+    /// The command was applied (blank and membership entries are answered `Ok` too).
+    Ok,
+    /// The command was not applied and the state is unchanged; the entry still counts as applied.
+    Rejected {
+        /// Why, for logs and the caller, e.g. "request schema 2 is newer than ...".
+        reason: String,
+    },
+}
+
+/// Derives the Raft node id from a libp2p peer id's bytes: first 8 bytes of SHA-256(peer id bytes),
+/// big endian.
+pub fn node_id_from_peer_bytes(peer_id_bytes: &[u8]) -> u64 {
+    Sha256::digest(peer_id_bytes)
+        .iter()
+        .take(8)
+        .fold(0u64, |id, byte| (id << 8) | u64::from(*byte))
+}
+
+/// Wraps a storage-layer error as openraft's error for `subject` and `verb`.
+pub(crate) fn raft_err(subject: ErrorSubject<u64>, verb: ErrorVerb, e: &StorageError) -> RaftStorageError {
+    StorageIOError::new(subject, verb, e).into()
+}
+
+/// Maps a sled error on `tree` while doing `op` to a [`StorageError`].
+fn io(tree: &'static str, op: &'static str) -> impl FnOnce(sled::Error) -> StorageError {
+    move |source| StorageError::Io {
+        tree: tree.to_owned(),
+        op,
+        source,
+    }
+}
+
+/// Maps a codec error on `tree` to a [`StorageError`].
+fn codec_err(tree: &'static str) -> impl FnOnce(crate::CodecError) -> StorageError {
+    move |source| StorageError::Codec {
+        tree: tree.to_owned(),
+        source,
+    }
+}
+
+/// The sled key of a log index (or node id): big-endian, so keys sort like the numbers.
+pub(crate) fn u64_key(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// Parses a key written by [`u64_key`]; `None` if it is not 8 bytes long.
+pub(crate) fn key_u64(key: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// The node id is the first 8 bytes of SHA-256, big endian: a known vector pins it across builds.
+    #[test]
+    fn node_id_is_stable() {
+        // SHA-256("") = e3b0c442 98fc1c14 ...
+        let got = node_id_from_peer_bytes(b"");
+        assert_eq!(
+            got, 0xe3b0_c442_98fc_1c14,
+            "expected the SHA-256 prefix of \"\", got {got:#x}"
+        );
+        let peer = libp2p::PeerId::random();
+        let (a, b) = (
+            node_id_from_peer_bytes(&peer.to_bytes()),
+            node_id_from_peer_bytes(&peer.to_bytes()),
+        );
+        assert_eq!(a, b, "expected the same id for the same peer id, got {a:#x} and {b:#x}");
+    }
+
+    /// Distinct peer ids get distinct node ids.
+    #[test]
+    fn node_ids_are_distinct() {
+        let ids: HashSet<u64> = (0..1000)
+            .map(|_| node_id_from_peer_bytes(&libp2p::PeerId::random().to_bytes()))
+            .collect();
+        assert_eq!(ids.len(), 1000, "expected 1000 distinct ids, got {}", ids.len());
+    }
+
+    /// A request survives the on-disk codec unchanged.
+    #[test]
+    fn request_round_trips_through_the_codec() -> Result<(), crate::CodecError> {
+        let req = Request::new(
+            Command::UpsertNode {
+                node_id: 7,
+                info: NodeInfo {
+                    peer_id: "12D3KooW".to_owned(),
+                    addrs: vec!["/ip4/127.0.0.1/tcp/1".to_owned()],
+                },
+                eligible: true,
+            },
+            3,
+        );
+        let back: Request = crate::codec::decode(&crate::codec::encode(&req)?)?;
+        assert_eq!(back, req, "expected the decoded request to equal the original");
+        Ok(())
+    }
+
+    /// Log index keys sort like the numbers and parse back; keys of another length are refused.
+    #[test]
+    fn u64_keys_sort_and_parse() {
+        assert!(
+            u64_key(255) < u64_key(256),
+            "expected big-endian keys to sort numerically"
+        );
+        assert_eq!(key_u64(&u64_key(u64::MAX)), Some(u64::MAX), "expected u64::MAX back");
+        assert_eq!(key_u64(b"short"), None, "expected None for a 5-byte key");
+    }
+}

@@ -1,0 +1,404 @@
+//! [`SledStateMachine`]: the replicated cluster state on sled.
+//!
+//! Layout:
+//! - tree [`META_TREE`]: [`LAST_APPLIED_KEY`] → encoded `LogId`, [`MEMBERSHIP_KEY`] → encoded
+//!   `StoredMembership`, [`SCHEMA_KEY`] → encoded `u32` schema version of the stored state;
+//! - tree [`NODES_TREE`]: node id (8 bytes big-endian) → encoded (`NodeInfo`, eligible flag);
+//! - tree [`KV_TREE`]: namespace ‖ `0x00` ‖ key → value (namespaces never contain NUL, so the
+//!   first NUL splits the key unambiguously);
+//! - tree [`SNAPSHOT_TREE`]: [`CURRENT_SNAPSHOT_KEY`] → the current snapshot, metadata and bytes
+//!   (see the `snapshot` module).
+//!
+//! A batch of entries is applied in one sled transaction over the first three trees, together with
+//! the last applied log id, then fsynced before `apply` returns: after a crash the state is that of
+//! a whole number of batches, and its last applied id says which. Applying and snapshotting are
+//! serialised by a lock shared between clones, so a snapshot is a consistent cut of the state.
+
+use std::convert::Infallible;
+use std::io::Cursor;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, SnapshotMeta, StoredMembership};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional, TransactionalTree};
+use tracing::warn;
+
+use super::{Command, Entry, NodeInfo, RaftStorageError, Request, Response, SCHEMA_VERSION, TypeConfig};
+use super::{codec_err, io, key_u64, raft_err, u64_key};
+use crate::codec;
+use crate::store::{StorageError, Store};
+
+/// Name of the tree holding the last applied log id, the last membership and the schema version.
+pub const META_TREE: &str = "sm_meta";
+/// Name of the tree holding node records by node id.
+pub const NODES_TREE: &str = "sm_nodes";
+/// Name of the tree holding the namespaced cluster key-value map.
+pub const KV_TREE: &str = "sm_kv";
+/// Name of the tree holding the current snapshot.
+pub const SNAPSHOT_TREE: &str = "sm_snapshot";
+/// Key of the last applied log id in [`META_TREE`].
+pub const LAST_APPLIED_KEY: &[u8] = b"last_applied";
+/// Key of the last applied membership in [`META_TREE`].
+pub const MEMBERSHIP_KEY: &[u8] = b"last_membership";
+/// Key of the schema version of the stored state in [`META_TREE`].
+pub const SCHEMA_KEY: &[u8] = b"schema";
+/// Key of the current snapshot in [`SNAPSHOT_TREE`].
+pub const CURRENT_SNAPSHOT_KEY: &[u8] = b"current";
+
+/// The membership as stored with the state machine.
+pub(super) type Membership = StoredMembership<u64, NodeInfo>;
+
+/// One node record: what the node advertises and whether it may become admin.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(super) struct NodeRecord {
+    /// What the node advertises.
+    pub(super) info: NodeInfo,
+    /// Whether the node is admin-eligible.
+    pub(super) eligible: bool,
+}
+
+/// The replicated state machine on sled: trees [`META_TREE`] (last applied log id, last
+/// membership, schema version), [`NODES_TREE`] (node id → (`NodeInfo`, eligible)), [`KV_TREE`]
+/// (namespace `\0` key → value), [`SNAPSHOT_TREE`] (the current snapshot: meta + bytes).
+///
+/// Cloning is cheap; clones share the trees and the apply/snapshot lock, so one clone can be given
+/// to openraft and another kept for the read side.
+#[derive(Clone)]
+pub struct SledStateMachine {
+    /// The database, for flushing.
+    pub(super) store: Store,
+    /// Last applied log id, membership, schema version.
+    pub(super) meta: sled::Tree,
+    /// Node records.
+    pub(super) nodes: sled::Tree,
+    /// Cluster key-value map.
+    pub(super) kv: sled::Tree,
+    /// The current snapshot.
+    pub(super) snapshots: sled::Tree,
+    /// Held while state changes (apply, install) and while a snapshot reads the state.
+    write_lock: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for SledStateMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStateMachine").field("store", &self.store).finish()
+    }
+}
+
+/// The [`KV_TREE`] key of `key` in `namespace`; `None` if the namespace contains NUL.
+pub(super) fn kv_key(namespace: &str, key: &str) -> Option<Vec<u8>> {
+    if namespace.contains('\0') {
+        return None;
+    }
+    let mut k = Vec::with_capacity(namespace.len() + 1 + key.len());
+    k.extend_from_slice(namespace.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    Some(k)
+}
+
+/// Splits a [`KV_TREE`] key into namespace and key.
+pub(super) fn split_kv_key(raw: &[u8]) -> Result<(String, String), StorageError> {
+    let corrupt = |what: &str| StorageError::Corrupt {
+        tree: KV_TREE.to_owned(),
+        what: format!("key {raw:?} {what}"),
+    };
+    let nul = raw
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| corrupt("has no namespace separator"))?;
+    let (ns, key) = (&raw[..nul], &raw[nul + 1..]);
+    let ns = String::from_utf8(ns.to_vec()).map_err(|_| corrupt("has a namespace that is not UTF-8"))?;
+    let key = String::from_utf8(key.to_vec()).map_err(|_| corrupt("is not UTF-8"))?;
+    Ok((ns, key))
+}
+
+/// Why an apply transaction was aborted: the entry and the error.
+struct ApplyAbort {
+    /// The entry being applied.
+    log_id: LogId<u64>,
+    /// What failed.
+    source: StorageError,
+}
+
+/// Aborts the apply transaction of `log_id` because encoding for `tree` failed.
+fn abort_codec(
+    log_id: LogId<u64>,
+    tree: &'static str,
+    e: crate::CodecError,
+) -> ConflictableTransactionError<ApplyAbort> {
+    ConflictableTransactionError::Abort(ApplyAbort {
+        log_id,
+        source: codec_err(tree)(e),
+    })
+}
+
+impl SledStateMachine {
+    /// Opens (creating if needed) the state machine trees in `store` and checks the stored state.
+    /// Call it once per store and clone the result: clones share the apply/snapshot lock.
+    ///
+    /// Fails with [`StorageError::SchemaTooNew`] if a newer build wrote the state, and with a codec
+    /// or corruption error if the last applied log id or membership cannot be read.
+    pub fn new(store: &Store) -> Result<Self, StorageError> {
+        let sm = Self {
+            store: store.clone(),
+            meta: store.tree(META_TREE)?,
+            nodes: store.tree(NODES_TREE)?,
+            kv: store.tree(KV_TREE)?,
+            snapshots: store.tree(SNAPSHOT_TREE)?,
+            write_lock: Arc::new(Mutex::new(())),
+        };
+        let schema: Option<u32> = sm.read_meta(SCHEMA_KEY, "read the schema version")?;
+        match schema {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StorageError::SchemaTooNew {
+                    what: "the raft state machine",
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(found) if found == SCHEMA_VERSION => {}
+            // New, or written by an older build: the types of this build read it (variants are
+            // only ever added), and from now on it holds this version's data.
+            _ => {
+                let bytes = codec::encode(&SCHEMA_VERSION).map_err(codec_err(META_TREE))?;
+                sm.meta
+                    .insert(SCHEMA_KEY, bytes)
+                    .map_err(io(META_TREE, "write the schema version"))?;
+                sm.store.flush()?;
+            }
+        }
+        sm.last_applied()?;
+        sm.last_membership()?;
+        Ok(sm)
+    }
+
+    /// Read side for the API: every node record, as (node id, info, admin-eligible), by node id.
+    pub fn nodes(&self) -> Result<Vec<(u64, NodeInfo, bool)>, StorageError> {
+        let mut out = Vec::new();
+        for row in self.nodes.iter() {
+            let (key, value) = row.map_err(io(NODES_TREE, "iterate node records"))?;
+            let id = key_u64(&key).ok_or_else(|| StorageError::Corrupt {
+                tree: NODES_TREE.to_owned(),
+                what: format!("key of {} bytes, expected 8", key.len()),
+            })?;
+            let record: NodeRecord = codec::decode(&value).map_err(codec_err(NODES_TREE))?;
+            out.push((id, record.info, record.eligible));
+        }
+        Ok(out)
+    }
+
+    /// Read side for the API: the value of `key` in `namespace`, if set.
+    pub fn get_kv(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let Some(k) = kv_key(namespace, key) else {
+            return Ok(None);
+        };
+        let value = self.kv.get(k).map_err(io(KV_TREE, "read a key"))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    /// The id of the last log entry applied to this state machine, if any.
+    pub fn last_applied(&self) -> Result<Option<LogId<u64>>, StorageError> {
+        self.read_meta(LAST_APPLIED_KEY, "read the last applied log id")
+    }
+
+    /// The last membership applied to this state machine (empty if none).
+    pub(super) fn last_membership(&self) -> Result<Membership, StorageError> {
+        Ok(self
+            .read_meta(MEMBERSHIP_KEY, "read the last membership")?
+            .unwrap_or_default())
+    }
+
+    /// Reads and decodes the value at `key` of [`META_TREE`].
+    fn read_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        op: &'static str,
+    ) -> Result<Option<T>, StorageError> {
+        match self.meta.get(key).map_err(io(META_TREE, op))? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes).map(Some).map_err(codec_err(META_TREE)),
+        }
+    }
+
+    /// Takes the apply/snapshot lock. It guards no data of its own, so a poisoned lock is still
+    /// usable: a panic elsewhere cannot have left sled half-written (transactions are atomic).
+    pub(super) fn lock(&self) -> MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `entries` in one transaction, without flushing; returns one response per entry.
+    fn apply_entries(&self, entries: &[Entry]) -> Result<Vec<Response>, RaftStorageError> {
+        let Some(last) = entries.last() else {
+            return Ok(Vec::new());
+        };
+        let last_applied = codec::encode(&last.log_id).map_err(|e| {
+            raft_err(
+                ErrorSubject::Apply(last.log_id),
+                ErrorVerb::Write,
+                &codec_err(META_TREE)(e),
+            )
+        })?;
+        let _guard = self.lock();
+        let result = (&self.meta, &self.nodes, &self.kv).transaction(|(meta, nodes, kv)| {
+            let mut responses = Vec::with_capacity(entries.len());
+            for entry in entries {
+                let response = match &entry.payload {
+                    EntryPayload::Blank => Response::Ok,
+                    EntryPayload::Normal(request) => apply_request(nodes, kv, entry.log_id, request)?,
+                    EntryPayload::Membership(membership) => {
+                        let stored = Membership::new(Some(entry.log_id), membership.clone());
+                        let bytes = codec::encode(&stored).map_err(|e| abort_codec(entry.log_id, META_TREE, e))?;
+                        meta.insert(MEMBERSHIP_KEY, bytes)?;
+                        Response::Ok
+                    }
+                };
+                responses.push(response);
+            }
+            meta.insert(LAST_APPLIED_KEY, last_applied.as_slice())?;
+            Ok(responses)
+        });
+        result.map_err(|e| match e {
+            TransactionError::Abort(ApplyAbort { log_id, source }) => {
+                raft_err(ErrorSubject::Apply(log_id), ErrorVerb::Write, &source)
+            }
+            TransactionError::Storage(e) => raft_err(
+                ErrorSubject::Apply(last.log_id),
+                ErrorVerb::Write,
+                &io(META_TREE, "apply log entries")(e),
+            ),
+        })
+    }
+
+    /// Flushes, mapping a failure to openraft's error for `subject` and `verb`.
+    pub(super) async fn flush(&self, subject: ErrorSubject<u64>, verb: ErrorVerb) -> Result<(), RaftStorageError> {
+        self.store.flush_async().await.map_err(|e| raft_err(subject, verb, &e))
+    }
+}
+
+/// Applies one request inside the apply transaction.
+///
+/// A request this build cannot apply is answered [`Response::Rejected`] and changes nothing; only
+/// I/O and encoding failures abort the transaction.
+fn apply_request(
+    nodes: &TransactionalTree,
+    kv: &TransactionalTree,
+    log_id: LogId<u64>,
+    request: &Request,
+) -> Result<Response, ConflictableTransactionError<ApplyAbort>> {
+    if request.schema > SCHEMA_VERSION {
+        return Ok(Response::Rejected {
+            reason: format!(
+                "request schema {} is newer than version {SCHEMA_VERSION} that this node supports",
+                request.schema
+            ),
+        });
+    }
+    let nul_namespace = || Response::Rejected {
+        reason: "namespace contains a NUL byte".to_owned(),
+    };
+    match &request.command {
+        Command::Noop => {}
+        Command::UpsertNode {
+            node_id,
+            info,
+            eligible,
+        } => {
+            let record = NodeRecord {
+                info: info.clone(),
+                eligible: *eligible,
+            };
+            let bytes = codec::encode(&record).map_err(|e| abort_codec(log_id, NODES_TREE, e))?;
+            nodes.insert(u64_key(*node_id).as_slice(), bytes)?;
+        }
+        Command::RemoveNode { node_id } => {
+            nodes.remove(u64_key(*node_id).as_slice())?;
+        }
+        Command::SetKv { namespace, key, value } => {
+            let Some(k) = kv_key(namespace, key) else {
+                return Ok(nul_namespace());
+            };
+            kv.insert(k, value.as_slice())?;
+        }
+        Command::DeleteKv { namespace, key } => {
+            let Some(k) = kv_key(namespace, key) else {
+                return Ok(nul_namespace());
+            };
+            kv.remove(k)?;
+        }
+    }
+    Ok(Response::Ok)
+}
+
+impl RaftStateMachine<TypeConfig> for SledStateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<u64>>, Membership), RaftStorageError> {
+        let read = |e: StorageError| raft_err(ErrorSubject::StateMachine, ErrorVerb::Read, &e);
+        Ok((
+            self.last_applied().map_err(read)?,
+            self.last_membership().map_err(read)?,
+        ))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let responses = self.apply_entries(&entries)?;
+        if let Some(last) = entries.last() {
+            self.flush(ErrorSubject::Apply(last.log_id), ErrorVerb::Write).await?;
+        }
+        for (entry, response) in entries.iter().zip(&responses) {
+            if let Response::Rejected { reason } = response {
+                warn!(log_id = %entry.log_id, %reason, "raft command rejected");
+            }
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, NodeInfo>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), RaftStorageError> {
+        let subject = || ErrorSubject::Snapshot(Some(meta.signature()));
+        let data = snapshot.into_inner();
+        let body = super::snapshot::decode(meta, &data).map_err(|e| raft_err(subject(), ErrorVerb::Read, &e))?;
+        self.replace_state(meta, &body, data)
+            .map_err(|e| raft_err(subject(), ErrorVerb::Write, &e))?;
+        self.flush(subject(), ErrorVerb::Write).await
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+        let current = self
+            .current_snapshot()
+            .map_err(|e| raft_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))?;
+        Ok(current.map(|stored| Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}
+
+/// Maps the result of a transaction that never aborts.
+pub(super) fn tx_result<T>(
+    r: Result<T, TransactionError<Infallible>>,
+    tree: &'static str,
+    op: &'static str,
+) -> Result<T, StorageError> {
+    r.map_err(|e| match e {
+        TransactionError::Storage(e) => io(tree, op)(e),
+        TransactionError::Abort(never) => match never {},
+    })
+}
