@@ -150,3 +150,196 @@ async fn full_restart_keeps_membership() -> Result<()> {
     })
     .await
 }
+
+/// Partition a 5-voter cluster 2|3: the 2-side has no acting admin (the old admin steps down if
+/// it was there), the 3-side has one that all three agree on; after healing there is one admin
+/// again, agreed by all, and their logs converge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_two_three_leaves_admin_only_on_the_majority() -> Result<()> {
+    bounded(async {
+        let mut cluster = TestCluster::start_with(5, eligible(5, 5)).await?;
+        let admin = wait_agreed(&cluster, Duration::from_secs(40)).await?;
+        let a = index_of(&cluster, &admin).context("admin index")?;
+        // Put the admin on the minority side.
+        let others: Vec<usize> = (0..5).filter(|&i| i != a).collect();
+        let minority = [a, others[0]];
+        let majority = [others[1], others[2], others[3]];
+        cluster.partition(&[&minority, &majority]).await?;
+        wait_for(
+            "majority agrees on a new admin, minority has none acting",
+            Duration::from_secs(30),
+            || async {
+                let maj: BTreeSet<Option<String>> = majority
+                    .iter()
+                    .map(|&i| cluster.node(i).consensus().status().admin)
+                    .collect();
+                let maj_admins = majority
+                    .iter()
+                    .filter(|&&i| cluster.node(i).consensus().status().is_admin)
+                    .count();
+                let min_admins = minority
+                    .iter()
+                    .filter(|&&i| cluster.node(i).consensus().status().is_admin)
+                    .count();
+                maj.len() == 1
+                    && maj.iter().all(|x| x.as_ref().is_some_and(|p| *p != admin))
+                    && maj_admins == 1
+                    && min_admins == 0
+            },
+        )
+        .await?;
+        cluster.heal(&[&minority, &majority]).await?;
+        let healed = wait_agreed(&cluster, Duration::from_secs(40)).await?;
+        wait_for(
+            "logs converge (same last applied index everywhere)",
+            Duration::from_secs(20),
+            || async {
+                let applied: BTreeSet<Option<u64>> = cluster
+                    .running()
+                    .map(|(_, n)| {
+                        n.consensus()
+                            .state_machine()
+                            .and_then(|sm| sm.last_applied().ok().flatten())
+                            .map(|l| l.index)
+                    })
+                    .collect();
+                applied.len() == 1
+            },
+        )
+        .await?;
+        println!("admin before partition {admin}, after healing {healed}");
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// Over repeated admin kills and a partition, admin duties never run on two nodes at once, and
+/// the heartbeats an observer records never show two admins for one term.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duties_never_overlap_and_one_admin_per_term() -> Result<()> {
+    use std::sync::{Arc, Mutex};
+    bounded(async {
+        type Runs = Arc<Mutex<Vec<(usize, u64, Instant, Option<Instant>)>>>;
+        let runs: Runs = Arc::default();
+        let mut cluster = TestCluster::start_with(6, eligible(5, 5)).await?;
+        let register = |cluster: &TestCluster, i: usize, runs: Runs| {
+            cluster.node(i).duties().register("overlap-probe", move |ctx| {
+                let runs = runs.clone();
+                async move {
+                    struct End(Runs, usize);
+                    impl Drop for End {
+                        fn drop(&mut self) {
+                            if let Ok(mut r) = self.0.lock()
+                                && let Some(last) = r.iter_mut().rev().find(|x| x.0 == self.1 && x.3.is_none())
+                            {
+                                last.3 = Some(Instant::now());
+                            }
+                        }
+                    }
+                    if let Ok(mut r) = runs.lock() {
+                        r.push((i, ctx.term, Instant::now(), None));
+                    }
+                    let _end = End(runs.clone(), i);
+                    ctx.token.cancelled().await;
+                }
+            });
+        };
+        for i in 0..5 {
+            register(&cluster, i, runs.clone());
+        }
+        // The observer (node 5) records every heartbeat it hears.
+        let mut inbox = cluster
+            .node(5)
+            .client()
+            .subscribe(bzzz_protocol::topics::ADMIN, 4096)
+            .await?;
+        let heartbeats: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+        let hb = heartbeats.clone();
+        let recorder = tokio::spawn(async move {
+            use prost::Message;
+            while let Some(m) = inbox.recv().await {
+                if let Ok(a) = bzzz_protocol::wire::AdminMessage::decode(m.payload.as_slice())
+                    && let Some(bzzz_protocol::wire::admin_message::Body::Heartbeat(h)) = a.body
+                    && let Ok(mut v) = hb.lock()
+                {
+                    v.push((h.term, h.node_id));
+                }
+            }
+        });
+
+        for round in 0..2 {
+            let admin = wait_agreed(&cluster, Duration::from_secs(40)).await?;
+            let a = index_of(&cluster, &admin).context("admin index")?;
+            cluster.kill(a).await;
+            wait_for(
+                &format!("round {round}: new admin after kill"),
+                Duration::from_secs(30),
+                || async { agreed_admin(&cluster).is_some_and(|x| x != admin) },
+            )
+            .await?;
+            cluster.restart(a).await?;
+            register(&cluster, a, runs.clone());
+        }
+        let admin = wait_agreed(&cluster, Duration::from_secs(40)).await?;
+        let a = index_of(&cluster, &admin).context("admin index")?;
+        let rest: Vec<usize> = (0..6).filter(|&i| i != a).collect();
+        cluster.partition(&[&[a], &rest]).await?;
+        wait_for("new admin on the majority side", Duration::from_secs(30), || async {
+            rest.iter()
+                .filter(|&&i| cluster.node(i).consensus().status().is_admin)
+                .count()
+                == 1
+        })
+        .await?;
+        cluster.heal(&[&[a], &rest]).await?;
+        wait_agreed(&cluster, Duration::from_secs(40)).await?;
+        cluster.shutdown().await;
+        recorder.abort();
+
+        let runs = runs.lock().map(|r| r.clone()).unwrap_or_default();
+        ensure!(runs.len() >= 4, "expected at least 4 duty runs, got {}", runs.len());
+        let end = Instant::now();
+        for (x, a) in runs.iter().enumerate() {
+            for b in runs.iter().skip(x + 1) {
+                if a.0 == b.0 {
+                    continue;
+                }
+                let (a_end, b_end) = (a.3.unwrap_or(end), b.3.unwrap_or(end));
+                let overlap = a.2 < b_end && b.2 < a_end;
+                ensure!(
+                    !overlap,
+                    "duties overlapped: node {} term {} and node {} term {}",
+                    a.0,
+                    a.1,
+                    b.0,
+                    b.1
+                );
+            }
+        }
+        let heartbeats = heartbeats.lock().map(|h| h.clone()).unwrap_or_default();
+        let mut by_term: std::collections::BTreeMap<u64, BTreeSet<u64>> = Default::default();
+        for (term, node) in &heartbeats {
+            by_term.entry(*term).or_default().insert(*node);
+        }
+        ensure!(
+            by_term.len() >= 3,
+            "expected heartbeats from at least 3 terms, got {by_term:?}"
+        );
+        for (term, nodes) in &by_term {
+            ensure!(
+                nodes.len() == 1,
+                "term {term} had heartbeats from {} admins: {nodes:?}",
+                nodes.len()
+            );
+        }
+        println!(
+            "{} duty runs, {} heartbeats over {} terms",
+            runs.len(),
+            heartbeats.len(),
+            by_term.len()
+        );
+        Ok(())
+    })
+    .await
+}

@@ -246,6 +246,21 @@ impl Consensus {
         Ok((consensus, join_tx))
     }
 
+    /// Whether these Raft metrics make this node the *acting* admin: the leader, acknowledged by a
+    /// quorum within the lease (`election_timeout_min - raft_heartbeat`). A leader cut off from
+    /// the majority stops acting before any other node can be elected (followers refuse to vote
+    /// while they heard from a leader within their election timeout).
+    fn acting(&self, m: &openraft::RaftMetrics<u64, NodeInfo>) -> bool {
+        let lease = self
+            .inner
+            .config
+            .election_timeout_min_ms
+            .saturating_sub(self.inner.config.raft_heartbeat_ms);
+        m.state == ServerState::Leader
+            && m.current_leader == Some(self.inner.node_id)
+            && m.millis_since_quorum_ack.is_some_and(|ms| ms < lease)
+    }
+
     /// This node's Raft node id.
     pub fn node_id(&self) -> u64 {
         self.inner.node_id
@@ -290,8 +305,7 @@ impl Consensus {
                     ServerState::Follower | ServerState::Learner => "learner",
                     ServerState::Shutdown => "shutdown",
                 };
-                let leading = m.state == ServerState::Leader && m.current_leader == Some(inner.node_id);
-                (state, leading, voters, learners, m.current_term)
+                (state, self.acting(m), voters, learners, m.current_term)
             }
             None => (
                 "observer",
@@ -510,9 +524,12 @@ impl Consensus {
     async fn leadership_loop(self, raft: Raft, tracker: TaskTracker, shutdown: CancellationToken) {
         let mut metrics_rx = raft.metrics();
         let mut leading: Option<(u64, CancellationToken)> = None;
+        // Metrics do not change while a leader is cut off, so the lease is also checked on a timer.
+        let mut lease_check = tokio::time::interval(Duration::from_millis(self.inner.config.raft_heartbeat_ms));
+        lease_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let m = metrics_rx.borrow_and_update().clone();
-            let is_leader = m.state == ServerState::Leader && m.current_leader == Some(self.inner.node_id);
+            let is_leader = self.acting(&m);
             let state_value = match m.state {
                 ServerState::Leader => 4,
                 ServerState::Candidate => 3,
@@ -564,6 +581,7 @@ impl Consensus {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = metrics_rx.changed() => if r.is_err() { break },
+                _ = lease_check.tick() => {}
             }
         }
         if let Some((_, token)) = leading {
@@ -610,8 +628,8 @@ impl Consensus {
 
     async fn publish_heartbeat(&self, raft: &Raft, term: u64) {
         let m = raft.metrics().borrow().clone();
-        if m.current_term != term || m.current_leader != Some(self.inner.node_id) {
-            return; // leadership already moved on; the loop will stop us
+        if m.current_term != term || !self.acting(&m) {
+            return; // leadership moved on or lapsed; the loop stops us
         }
         let membership = m.membership_config.membership();
         let hb = AdminHeartbeat {
