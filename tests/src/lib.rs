@@ -28,11 +28,12 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     c.gossip.heartbeat_ms = 100;
     c.gossip.publish_wait_ms = 5_000;
     c.log.level = "warn".into();
-    // Debug builds with many nodes on 2 cores: Raft RPCs (with an fsync each) need more room than
-    // the release defaults give them.
+    // Many nodes share 2 cores in tests: give Raft more room than the release defaults (openraft
+    // 0.9 times out AppendEntries after one heartbeat interval, votes after the minimum election
+    // timeout).
     c.election.raft_heartbeat_ms = 100;
-    c.election.election_timeout_min_ms = 600;
-    c.election.election_timeout_max_ms = 1200;
+    c.election.election_timeout_min_ms = 500;
+    c.election.election_timeout_max_ms = 1_000;
     c.election.heartbeat_interval_ms = 200;
     c
 }
@@ -40,6 +41,13 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
 /// Installs a test log subscriber once (honours `RUST_LOG`, default `warn`).
 pub fn init_logging() {
     bzzz_node::logging::init("warn", false);
+}
+
+/// Serialises tests that must not share the 2-core machine with other multi-node tests (Raft
+/// timings): hold the guard for the whole test.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 /// Overall limit of one scenario test.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use bzzz_tests::{TestCluster, bounded, wait_for};
+use bzzz_tests::{TestCluster, bounded, exclusive, wait_for};
 
 fn eligible(expect: u32, eligible_count: usize) -> impl Fn(usize, &mut bzzz_node::Config) {
     move |i, c| {
@@ -69,6 +69,7 @@ fn index_of(cluster: &TestCluster, peer: &str) -> Option<usize> {
 /// 3 eligible nodes and 5 non-eligible ones: exactly one admin, and all 8 nodes name it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_eligible_five_observers_agree_on_one_admin() -> Result<()> {
+    let _one_at_a_time = exclusive().await;
     bounded(async {
         let mut cluster = TestCluster::start_with(8, eligible(3, 3)).await?;
         let admin = wait_agreed(&cluster, Duration::from_secs(30)).await?;
@@ -86,6 +87,7 @@ async fn three_eligible_five_observers_agree_on_one_admin() -> Result<()> {
 /// 5 eligible nodes and 5 non-eligible ones: exactly one admin, and all 10 nodes name it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_eligible_five_observers_agree_on_one_admin() -> Result<()> {
+    let _one_at_a_time = exclusive().await;
     bounded(async {
         let mut cluster = TestCluster::start_with(10, eligible(5, 5)).await?;
         wait_agreed(&cluster, Duration::from_secs(40)).await?;
@@ -102,6 +104,7 @@ async fn five_eligible_five_observers_agree_on_one_admin() -> Result<()> {
 /// Killing the admin: the survivors agree on a new admin; prints the measured failover time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_admin_elects_a_new_one() -> Result<()> {
+    let _one_at_a_time = exclusive().await;
     bounded(async {
         let mut cluster = TestCluster::start_with(5, eligible(3, 3)).await?;
         let admin = wait_agreed(&cluster, Duration::from_secs(30)).await?;
@@ -127,6 +130,7 @@ async fn killing_the_admin_elects_a_new_one() -> Result<()> {
 /// without re-initialising (the log survives).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_restart_keeps_membership() -> Result<()> {
+    let _one_at_a_time = exclusive().await;
     bounded(async {
         let mut cluster = TestCluster::start_with(3, eligible(3, 3)).await?;
         wait_agreed(&cluster, Duration::from_secs(30)).await?;
@@ -156,6 +160,7 @@ async fn full_restart_keeps_membership() -> Result<()> {
 /// again, agreed by all, and their logs converge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_two_three_leaves_admin_only_on_the_majority() -> Result<()> {
+    let _one_at_a_time = exclusive().await;
     bounded(async {
         let mut cluster = TestCluster::start_with(5, eligible(5, 5)).await?;
         let admin = wait_agreed(&cluster, Duration::from_secs(40)).await?;
@@ -219,6 +224,7 @@ async fn partition_two_three_leaves_admin_only_on_the_majority() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duties_never_overlap_and_one_admin_per_term() -> Result<()> {
     use std::sync::{Arc, Mutex};
+    let _one_at_a_time = exclusive().await;
     bounded(async {
         type Runs = Arc<Mutex<Vec<(usize, u64, Instant, Option<Instant>)>>>;
         let runs: Runs = Arc::default();
@@ -339,6 +345,92 @@ async fn duties_never_overlap_and_one_admin_per_term() -> Result<()> {
             heartbeats.len(),
             by_term.len()
         );
+        Ok(())
+    })
+    .await
+}
+
+/// Later eligible nodes join as learners and are promoted up to `max_voters`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_eligible_nodes_join_and_are_promoted_up_to_max_voters() -> Result<()> {
+    let _one_at_a_time = exclusive().await;
+    bounded(async {
+        let mut cluster = TestCluster::start_with(6, |i, c| {
+            c.election.eligible = true;
+            c.election.bootstrap_expect = 3;
+            c.election.max_voters = 5;
+            let _ = i;
+        })
+        .await?;
+        wait_agreed(&cluster, Duration::from_secs(40)).await?;
+        wait_for("5 voters and 1 learner", Duration::from_secs(40), || async {
+            cluster.running().all(|(_, n)| {
+                let s = n.consensus().status();
+                s.voters.len() == 5 && s.learners.len() == 1
+            })
+        })
+        .await?;
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// A voter killed for longer than the dead-voter timeout is replaced by a healthy learner:
+/// membership gets back to the configured voter count without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_voter_is_replaced_by_a_learner() -> Result<()> {
+    let _one_at_a_time = exclusive().await;
+    bounded(async {
+        let mut cluster = TestCluster::start_with(4, |_, c| {
+            c.election.eligible = true;
+            c.election.bootstrap_expect = 3;
+            c.election.max_voters = 3;
+            c.election.dead_voter_timeout_ms = 2_000;
+        })
+        .await?;
+        let admin = wait_agreed(&cluster, Duration::from_secs(40)).await?;
+        wait_for("3 voters and 1 learner", Duration::from_secs(30), || async {
+            let s = cluster.node(0).consensus().status();
+            s.voters.len() == 3 && s.learners.len() == 1
+        })
+        .await?;
+        let a = index_of(&cluster, &admin).context("admin index")?;
+        let status = cluster.node(a).consensus().status();
+        let victim = cluster
+            .running()
+            .find(|(i, n)| *i != a && status.voters.contains(&n.consensus().node_id()))
+            .map(|(i, n)| (i, n.consensus().node_id()))
+            .context("a non-admin voter")?;
+        cluster.kill(victim.0).await;
+        wait_for("the dead voter is replaced", Duration::from_secs(30), || async {
+            let s = cluster.node(a).consensus().status();
+            s.voters.len() == 3 && !s.voters.contains(&victim.1)
+        })
+        .await?;
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// Restarting every node one by one keeps an agreed admin afterwards and the same membership.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_keeps_membership() -> Result<()> {
+    let _one_at_a_time = exclusive().await;
+    bounded(async {
+        let mut cluster = TestCluster::start_with(3, eligible(3, 3)).await?;
+        wait_agreed(&cluster, Duration::from_secs(30)).await?;
+        let before: BTreeSet<u64> = cluster.node(0).consensus().status().voters.into_iter().collect();
+        for i in 0..3 {
+            cluster.restart(i).await?;
+            wait_agreed(&cluster, Duration::from_secs(30)).await?;
+        }
+        for (i, n) in cluster.running() {
+            let voters: BTreeSet<u64> = n.consensus().status().voters.into_iter().collect();
+            ensure!(voters == before, "node {i}: voters {voters:?}, before {before:?}");
+        }
+        cluster.shutdown().await;
         Ok(())
     })
     .await

@@ -11,10 +11,11 @@
 //!   highest term it has heard from.
 //! - Admin duties run only while this node is the leader ([`duties`]).
 
+pub mod autopilot;
 pub mod duties;
 pub mod network;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,7 +26,7 @@ use bzzz_protocol::wire::{
 use bzzz_storage::Store;
 use bzzz_storage::raft::{NodeInfo, SledLogStore, SledStateMachine, node_id_from_peer_bytes};
 use libp2p::PeerId;
-use openraft::{ChangeMembers, ServerState};
+use openraft::ServerState;
 use prost::Message;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -213,6 +214,11 @@ impl Consensus {
 
         let (join_tx, join_rx) = mpsc::channel(JOIN_QUEUE);
         if let Some(raft) = raft {
+            let max_voters = args.config.max_voters as usize;
+            let dead_after = Duration::from_millis(args.config.dead_voter_timeout_ms);
+            consensus.inner.duties.register("voter-management", move |ctx| {
+                autopilot::run(ctx, max_voters, dead_after)
+            });
             let info = NodeInfo {
                 peer_id: peer_id.to_string(),
                 addrs: args.addrs,
@@ -650,8 +656,8 @@ impl Consensus {
         }
     }
 
-    /// On the admin: adds joining eligible nodes as learners and promotes them to voters while
-    /// there are fewer than `max_voters`.
+    /// On the admin: adds joining eligible nodes as learners (the voter-management duty
+    /// promotes them).
     async fn join_loop(
         self,
         raft: Raft,
@@ -684,20 +690,7 @@ impl Consensus {
                     continue;
                 }
             }
-            let voters: BTreeSet<u64> = raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .collect();
-            if !voters.contains(&join.node_id) && voters.len() < self.inner.config.max_voters as usize {
-                tracing::info!(node_id = join.node_id, "promoting learner to voter");
-                let add = BTreeSet::from([join.node_id]);
-                if let Err(e) = raft.change_membership(ChangeMembers::AddVoterIds(add), false).await {
-                    tracing::warn!(node_id = join.node_id, error = %e, "promotion failed");
-                }
-            }
+            // Promotion to voter is the voter-management duty's job (autopilot).
         }
     }
 }

@@ -229,7 +229,11 @@ pub async fn serve_inbound(
         let raft = raft.clone();
         tracker.spawn(async move {
             let _permit = permit;
+            let started = std::time::Instant::now();
             let response = handle(raft.as_ref(), rpc.request).await;
+            if started.elapsed() > std::time::Duration::from_millis(100) {
+                tracing::warn!(peer = %rpc.peer, took_ms = started.elapsed().as_millis() as u64, "slow inbound raft rpc");
+            }
             if client.respond_raft(rpc.channel, response).await.is_err() {
                 tracing::debug!(peer = %rpc.peer, "raft response not sent: network shut down");
             }

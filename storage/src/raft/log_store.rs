@@ -7,8 +7,9 @@
 //!
 //! openraft serialises every write (one call at a time from its core task), so the store needs no
 //! lock of its own; readers ([`RaftLogStorage::get_log_reader`]) are clones reading the same trees.
-//! Every write is fsynced before it is reported done: before `append` calls its `LogFlushed`
-//! callback, before the other writes return.
+//! Log entries, truncation, purge and the vote are fsynced before they are reported done (before
+//! `append` calls its `LogFlushed` callback, before the other writes return). The committed log
+//! id is written without an fsync: openraft lets it go back after a crash.
 
 use std::convert::Infallible;
 use std::fmt::Debug;
@@ -40,8 +41,8 @@ pub const LAST_PURGED_KEY: &[u8] = b"last_purged";
 pub const MAX_REPLICATION_READ_BYTES: usize = 4 * 1024 * 1024;
 
 /// openraft log storage on sled: trees [`LOG_TREE`] (u64 index big-endian → encoded [`Entry`]) and
-/// [`META_TREE`] (vote, committed, last purged log id). Every write is fsynced (flush_async) before
-/// it is reported done (before calling the `LogFlushed` callback / returning).
+/// [`META_TREE`] (vote, committed, last purged log id). Every write but the committed id is fsynced
+/// (flush_async) before it is reported done (before calling the `LogFlushed` callback / returning).
 ///
 /// Cloning is cheap; clones share the trees.
 #[derive(Clone)]
@@ -82,16 +83,20 @@ impl SledLogStore {
         }
     }
 
-    /// Encodes `value` at `key` of [`META_TREE`] and fsyncs.
+    /// Encodes `value` at `key` of [`META_TREE`]; fsyncs when `durable`.
     async fn write_meta<T: serde::Serialize>(
         &self,
         key: &[u8],
         value: &T,
         op: &'static str,
+        durable: bool,
     ) -> Result<(), StorageError> {
         let bytes = codec::encode(value).map_err(codec_err(META_TREE))?;
         self.meta.insert(key, bytes).map_err(io(META_TREE, op))?;
-        self.store.flush_async().await
+        if durable {
+            self.store.flush_async().await?;
+        }
+        Ok(())
     }
 
     /// The index a `raft_log` key stands for.
@@ -226,7 +231,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), RaftStorageError> {
-        self.write_meta(VOTE_KEY, vote, "save the vote")
+        self.write_meta(VOTE_KEY, vote, "save the vote", true)
             .await
             .map_err(|e| raft_err(ErrorSubject::Vote, ErrorVerb::Write, &e))
     }
@@ -236,8 +241,10 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
             .map_err(|e| raft_err(ErrorSubject::Vote, ErrorVerb::Read, &e))
     }
 
+    /// Not fsynced: openraft allows the committed id to go back after a crash (it is re-learned
+    /// from the leader), and an fsync here would add one to every commit on every node.
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), RaftStorageError> {
-        self.write_meta(COMMITTED_KEY, &committed, "save the committed log id")
+        self.write_meta(COMMITTED_KEY, &committed, "save the committed log id", false)
             .await
             .map_err(|e| raft_err(ErrorSubject::Store, ErrorVerb::Write, &e))
     }

@@ -9,8 +9,10 @@
 //! - [`SledStateMachine`] implements [`RaftStateMachine`](openraft::storage::RaftStateMachine)
 //!   and builds and installs snapshots on the trees named in [`state_machine`].
 //!
-//! Durability: every write is fsynced ([`Store::flush_async`](crate::Store::flush_async)) before it
-//! is reported done, multi-tree updates run in one sled transaction, so a crash leaves either the
+//! Durability: log writes, the vote and snapshots are fsynced
+//! ([`Store::flush_async`](crate::Store::flush_async)) before they are reported done; the
+//! committed id and applied state are not (openraft re-learns and re-applies them from the log
+//! after a crash). Multi-tree updates run in one sled transaction, so a crash leaves either the
 //! old or the new state. Values are encoded with [`codec`](crate::codec).
 //!
 //! Errors: openraft's traits return [`openraft::StorageError`] naming what failed

@@ -10,8 +10,9 @@
 //!   (see the `snapshot` module).
 //!
 //! A batch of entries is applied in one sled transaction over the first three trees, together with
-//! the last applied log id, then fsynced before `apply` returns: after a crash the state is that of
-//! a whole number of batches, and its last applied id says which. Applying and snapshotting are
+//! the last applied log id (not fsynced: after a crash the state is that of a whole number of
+//! batches, its last applied id says which, and openraft re-applies the rest from the fsynced log;
+//! logs are purged only behind a snapshot, whose build and install flush). Applying and snapshotting are
 //! serialised by a lock shared between clones, so a snapshot is a consistent cut of the state.
 
 use std::convert::Infallible;
@@ -347,10 +348,10 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
+        // Not fsynced: state and last_applied move together in one transaction, so after a crash
+        // the state is consistent with its last_applied and openraft re-applies the rest from
+        // the (fsynced) log. Logs are purged only behind a snapshot, whose build flushes.
         let responses = self.apply_entries(&entries)?;
-        if let Some(last) = entries.last() {
-            self.flush(ErrorSubject::Apply(last.log_id), ErrorVerb::Write).await?;
-        }
         for (entry, response) in entries.iter().zip(&responses) {
             if let Response::Rejected { reason } = response {
                 warn!(log_id = %entry.log_id, %reason, "raft command rejected");
