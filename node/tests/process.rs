@@ -35,6 +35,10 @@ fn ports() -> Ports {
 }
 
 fn spawn(dir: &std::path::Path, p: &Ports, mode: &str, bootstrap: Option<u16>) -> Proc {
+    spawn_with(dir, p, mode, bootstrap, &[])
+}
+
+fn spawn_with(dir: &std::path::Path, p: &Ports, mode: &str, bootstrap: Option<u16>, extra: &[&str]) -> Proc {
     let mut cmd = Command::new(BZZZ);
     cmd.arg("run")
         .arg("--data-dir")
@@ -53,6 +57,7 @@ fn spawn(dir: &std::path::Path, p: &Ports, mode: &str, bootstrap: Option<u16>) -
     if let Some(b) = bootstrap {
         cmd.arg("--bootstrap").arg(format!("127.0.0.1:{b}"));
     }
+    cmd.args(extra);
     Proc(cmd.spawn().expect("spawn bzzz run"))
 }
 
@@ -261,4 +266,74 @@ fn health_local_uses_the_configured_port() {
     wait_until("health --local succeeds", Duration::from_secs(30), || {
         local().status.success()
     });
+}
+
+fn election(api: &str) -> serde_json::Value {
+    let out = cli(&["election", "--api", api, "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// The admin every answering process names, if all of `apis` answer and agree.
+fn agreed_admin(apis: &[String]) -> Option<String> {
+    let admins: std::collections::BTreeSet<Option<String>> = apis
+        .iter()
+        .map(|a| election(a)["admin"].as_str().map(String::from))
+        .collect();
+    match admins.into_iter().collect::<Vec<_>>().as_slice() {
+        [Some(a)] => Some(a.clone()),
+        _ => None,
+    }
+}
+
+/// Five real processes with `--admin-eligible --bootstrap-expect 3`: all agree on one admin;
+/// after `kill -9` of the admin, the other four agree on a new one (`bzzz election` and
+/// `bzzz status` show it).
+#[test]
+fn five_processes_elect_and_fail_over_after_kill_9() {
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let ports: Vec<Ports> = (0..5).map(|_| ports()).collect();
+    let mut procs: Vec<Option<Proc>> = Vec::new();
+    for i in 0..5 {
+        let boot = (i > 0).then(|| ports[0].p2p);
+        procs.push(Some(spawn_with(
+            dirs[i].path(),
+            &ports[i],
+            "agent",
+            boot,
+            &["--admin-eligible", "--bootstrap-expect", "3"],
+        )));
+    }
+    let apis: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{}", p.api)).collect();
+    let mut admin = None;
+    wait_until("all five agree on one admin", Duration::from_secs(60), || {
+        admin = agreed_admin(&apis);
+        admin.is_some()
+    });
+    let admin = admin.expect("agreed admin");
+    let idx = apis
+        .iter()
+        .position(|a| election(a)["is_admin"] == true)
+        .expect("one process says it is the admin");
+    assert_eq!(election(&apis[idx])["admin"].as_str(), Some(admin.as_str()));
+
+    let mut victim = procs[idx].take().expect("admin process");
+    victim.0.kill().expect("kill -9 the admin");
+    let _ = victim.0.wait();
+    let survivors: Vec<String> = apis
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != idx)
+        .map(|(_, a)| a.clone())
+        .collect();
+    let started = Instant::now();
+    wait_until("survivors agree on a new admin", Duration::from_secs(60), || {
+        agreed_admin(&survivors).is_some_and(|a| a != admin)
+    });
+    eprintln!(
+        "process failover: new admin agreed by 4 survivors {:?} after kill -9",
+        started.elapsed()
+    );
+    let out = cli(&["status", "--api", &survivors[0]]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("admin:"), "bzzz status shows the admin: {text}");
 }

@@ -77,6 +77,23 @@ async fn three_eligible_five_observers_agree_on_one_admin() -> Result<()> {
         ensure!(idx < 3, "the admin must be an eligible node, got node {idx}");
         let s = cluster.node(5).consensus().status();
         ensure!(s.voters.len() == 3, "observer sees 3 voters: {s:?}");
+        // The admin replicates to every voter, so it has a connection to each: /api/peers must
+        // show them.
+        let admin_node = cluster.node(idx);
+        let peers: BTreeSet<String> = admin_node
+            .client()
+            .snapshot()
+            .await?
+            .peers
+            .into_iter()
+            .map(|p| p.peer_id)
+            .collect();
+        for (i, n) in cluster.running().filter(|(i, _)| *i < 3 && *i != idx) {
+            ensure!(
+                peers.contains(&n.peer_id().to_string()),
+                "admin's peer table lacks voter node {i}"
+            );
+        }
         ensure!(s.state == "observer", "non-eligible node state: {}", s.state);
         cluster.shutdown().await;
         Ok(())
