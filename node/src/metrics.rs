@@ -80,7 +80,7 @@ fn latency_histogram() -> Histogram {
 
 /// Metric names (as exposed, with `_total` on counters) that the runbook and alert rules query:
 /// a contract, checked by tests.
-pub const CONTRACT_METRICS: [&str; 11] = [
+pub const CONTRACT_METRICS: [&str; 14] = [
     "bzzz_system_health_score",
     "bzzz_component_health_score",
     "bzzz_health_checks_passed_total",
@@ -92,6 +92,9 @@ pub const CONTRACT_METRICS: [&str; 11] = [
     "bzzz_dht_get_operations_total",
     "bzzz_dht_operation_latency_seconds",
     "bzzz_dht_records_stored",
+    "bzzz_election_state",
+    "bzzz_election_term",
+    "bzzz_admin_is_self",
 ];
 
 /// Component labels of `bzzz_errors_total`.

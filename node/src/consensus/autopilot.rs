@@ -33,12 +33,18 @@ pub async fn run(ctx: DutyContext, max_voters: usize, dead_after: Duration) {
         if last_probe.is_none_or(|t| t.elapsed() >= probe_every) {
             last_probe = Some(Instant::now());
             let write = ctx.raft.client_write(Request::new(Command::Noop, ctx.term));
+            let started = Instant::now();
             let written = tokio::select! {
                 _ = ctx.token.cancelled() => return,
                 r = tokio::time::timeout(TICK, write) => r,
             };
-            if let Ok(Err(e)) = written {
-                tracing::debug!(error = %e, "autopilot probe write failed");
+            match written {
+                Ok(Ok(_)) => ctx
+                    .metrics
+                    .raft_commit_latency_seconds
+                    .observe(started.elapsed().as_secs_f64()),
+                Ok(Err(e)) => tracing::debug!(error = %e, "autopilot probe write failed"),
+                Err(_) => tracing::debug!("autopilot probe write not committed within a tick"),
             }
         }
         let m = ctx.raft.metrics().borrow().clone();

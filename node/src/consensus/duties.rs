@@ -29,6 +29,8 @@ pub struct DutyContext {
     pub client: Client,
     /// Cancelled when leadership ends.
     pub token: CancellationToken,
+    /// Metrics (duties that write through Raft record commit latency).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for DutyContext {

@@ -626,6 +626,7 @@ impl Consensus {
                 raft: raft.clone(),
                 client: self.inner.client.clone(),
                 token: token.clone(),
+                metrics: self.inner.metrics.clone(),
             },
             tracker,
         );

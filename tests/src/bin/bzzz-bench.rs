@@ -67,6 +67,26 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         idle_secs: u64,
     },
+    /// Admin failover with real processes: kill -9 the admin, time until every survivor names
+    /// the same new admin; then restart it and repeat. Optionally under CPU load, and counts
+    /// leader changes while idle.
+    Failover {
+        /// Voter counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "3,5")]
+        voters: Vec<usize>,
+        /// Kills per voter count.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        /// Run busy loops on every core while measuring.
+        #[arg(long)]
+        load: bool,
+        /// Seconds to watch an idle cluster for leader changes after the trials.
+        #[arg(long, default_value_t = 60)]
+        idle_secs: u64,
+        /// The bzzz binary (default: next to this binary).
+        #[arg(long)]
+        bzzz: Option<PathBuf>,
+    },
     /// Every scenario with its defaults.
     All,
 }
@@ -272,11 +292,26 @@ fn rss_kib(pid: u32) -> Option<u64> {
 struct Spawned {
     proc: Proc,
     p2p: u16,
+    api: u16,
     health: u16,
 }
 
 fn spawn_bzzz(bin: &PathBuf, dir: &std::path::Path, bootstrap: Option<u16>, mode: &str) -> Result<Spawned> {
-    let (p2p, api, health) = (free_port()?, free_port()?, free_port()?);
+    spawn_bzzz_with(bin, dir, bootstrap, mode, &[], None)
+}
+
+fn spawn_bzzz_with(
+    bin: &PathBuf,
+    dir: &std::path::Path,
+    bootstrap: Option<u16>,
+    mode: &str,
+    extra: &[String],
+    fixed: Option<(u16, u16, u16)>,
+) -> Result<Spawned> {
+    let (p2p, api, health) = match fixed {
+        Some(f) => f,
+        None => (free_port()?, free_port()?, free_port()?),
+    };
     let mut cmd = Command::new(bin);
     cmd.args(["run", "--mode", mode, "--data-dir"])
         .arg(dir)
@@ -292,10 +327,12 @@ fn spawn_bzzz(bin: &PathBuf, dir: &std::path::Path, bootstrap: Option<u16>, mode
     if let Some(b) = bootstrap {
         cmd.arg("--bootstrap").arg(format!("/ip4/127.0.0.1/tcp/{b}"));
     }
+    cmd.args(extra);
     let child = cmd.spawn().with_context(|| format!("spawning {}", bin.display()))?;
     Ok(Spawned {
         proc: Proc(child),
         p2p,
+        api,
         health,
     })
 }
@@ -362,6 +399,186 @@ async fn join(trials: usize, bin: Option<PathBuf>, idle_secs: u64) -> Result<()>
     Ok(())
 }
 
+fn bzzz_binary(bin: Option<PathBuf>) -> Result<PathBuf> {
+    let bin = match bin {
+        Some(b) => b,
+        None => std::env::current_exe()?
+            .parent()
+            .context("bench binary has no parent dir")?
+            .join("bzzz"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first with `cargo build --release -p bzzz-node` (or pass --bzzz PATH)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+async fn election_view(http: &reqwest::Client, api: u16) -> Option<(Option<String>, u64, bool)> {
+    let v: serde_json::Value = http
+        .get(format!("http://127.0.0.1:{api}/api/election/status"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some((
+        v["admin"].as_str().map(String::from),
+        v["term"].as_u64().unwrap_or(0),
+        v["is_admin"] == true,
+    ))
+}
+
+/// The admin all `apis` name, if they agree.
+async fn agreed(http: &reqwest::Client, apis: &[u16]) -> Option<(String, u64)> {
+    let mut seen = None;
+    for api in apis {
+        let (admin, term, _) = election_view(http, *api).await?;
+        let admin = admin?;
+        match &seen {
+            None => seen = Some((admin, term)),
+            Some((a, _)) if *a == admin => {}
+            _ => return None,
+        }
+    }
+    seen
+}
+
+async fn failover(voters: usize, trials: usize, idle_secs: u64, bin: &PathBuf, load: bool) -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build()?;
+    let extra = vec![
+        "--admin-eligible".to_string(),
+        "--bootstrap-expect".to_string(),
+        voters.to_string(),
+    ];
+    let mut ports = Vec::new();
+    let mut procs: Vec<Option<Proc>> = Vec::new();
+    for i in 0..voters {
+        let boot = ports.first().map(|(p2p, _, _): &(u16, u16, u16)| *p2p);
+        let s = spawn_bzzz_with(bin, &root.path().join(format!("v{i}")), boot, "agent", &extra, None)?;
+        ports.push((s.p2p, s.api, s.health));
+        procs.push(Some(s.proc));
+    }
+    let apis: Vec<u16> = ports.iter().map(|p| p.1).collect();
+    let started = Instant::now();
+    while agreed(&http, &apis).await.is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("{voters} voters did not agree on an admin within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut times = Vec::new();
+    for trial in 0..trials {
+        let (admin, _) = loop {
+            if let Some(a) = agreed(&http, &apis).await {
+                break a;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mut idx = None;
+        for (i, api) in apis.iter().enumerate() {
+            if let Some((_, _, true)) = election_view(&http, *api).await {
+                idx = Some(i);
+            }
+        }
+        let idx = idx.context("no process says it is the admin")?;
+        let t = Instant::now();
+        drop(procs[idx].take()); // SIGKILL
+        let survivors: Vec<u16> = apis
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != idx)
+            .map(|(_, a)| *a)
+            .collect();
+        loop {
+            if let Some((a, _)) = agreed(&http, &survivors).await
+                && a != admin
+            {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("trial {trial}: no new admin within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        // Bring the killed voter back (same data dir and ports) and let it catch up.
+        let p = ports[idx];
+        let s = spawn_bzzz_with(
+            bin,
+            &root.path().join(format!("v{idx}")),
+            None,
+            "agent",
+            &extra,
+            Some(p),
+        )?;
+        procs[idx] = Some(s.proc);
+        let back = Instant::now();
+        while agreed(&http, &apis).await.is_none() {
+            if back.elapsed() > Duration::from_secs(30) {
+                bail!("trial {trial}: restarted voter did not rejoin within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    println!(
+        "failover voters={voters} load={load} trials={trials}  kill -9 to agreement by all survivors {}",
+        summary(times)
+    );
+    // Idle: count leader changes.
+    let term_before = agreed(&http, &apis).await.map(|a| a.1).unwrap_or(0);
+    let admin_before = agreed(&http, &apis).await.map(|a| a.0);
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let after = agreed(&http, &apis).await;
+    println!(
+        "idle    voters={voters} load={load} {idle_secs} s: term {} -> {}, admin {}",
+        term_before,
+        after.as_ref().map(|a| a.1).unwrap_or(0),
+        if after.map(|a| a.0) == admin_before {
+            "unchanged"
+        } else {
+            "CHANGED"
+        }
+    );
+    Ok(())
+}
+
+/// Busy loops on every core until dropped.
+struct Load(Vec<std::thread::JoinHandle<()>>, Arc<std::sync::atomic::AtomicBool>);
+
+impl Load {
+    fn start() -> Load {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let handles = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x: u64 = 1;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        std::hint::black_box(x);
+                    }
+                })
+            })
+            .collect();
+        Load(handles, stop)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+        for h in self.0.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
 fn machine() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
@@ -407,12 +624,28 @@ async fn main() -> Result<()> {
             bzzz,
             idle_secs,
         } => join(trials, bzzz, idle_secs).await?,
+        Scenario::Failover {
+            voters,
+            trials,
+            load,
+            idle_secs,
+            bzzz,
+        } => {
+            let bin = bzzz_binary(bzzz)?;
+            let _load = load.then(Load::start);
+            for v in voters {
+                failover(v, trials, idle_secs, &bin, load).await?;
+            }
+        }
         Scenario::All => {
             gossip(10, 200).await?;
             gossip(50, 200).await?;
             dht(20, 200, 1024, 20).await?;
             dht(20, 200, 1024, 3).await?;
             join(20, None, 10).await?;
+            let bin = bzzz_binary(None)?;
+            failover(3, 20, 60, &bin, false).await?;
+            failover(5, 20, 60, &bin, false).await?;
         }
     }
     Ok(())
