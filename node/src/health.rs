@@ -340,28 +340,44 @@ impl Checker {
         }
     }
 
-    /// Unhealthy when an eligible node has known no admin for longer than the admin timeout, or
-    /// when any node loses the admin it knew. A non-eligible node that has never heard of an
-    /// admin is on a mesh without election: healthy, and it says so.
+    /// Unhealthy when the node has been without a live admin for longer than the admin timeout
+    /// (3 heartbeat intervals + the longest election timeout); degraded while an eligible node
+    /// waits for the first election within that time. A non-eligible node that has never heard of
+    /// an admin is on a mesh without election: healthy, and it says so.
     fn check_election(&self) -> (Status, String) {
         let s = self.consensus.status();
-        let timeout = self.consensus.admin_timeout().as_millis() as u64;
-        match (s.admin.as_ref(), s.last_heartbeat_ms_ago) {
-            (Some(admin), Some(ago)) if ago <= timeout => (
+        let timeout = self.consensus.admin_timeout();
+        let without = self.consensus.without_admin_for();
+        match s.admin.as_ref() {
+            Some(admin) if without <= timeout => (
                 Status::Healthy,
-                format!("admin {admin} (term {}), heard {ago} ms ago", s.term),
+                format!("admin {admin} (term {}), heard {} ms ago", s.term, without.as_millis()),
             ),
-            (Some(admin), Some(ago)) => (
+            Some(admin) => (
                 Status::Unhealthy,
-                format!("admin {admin} not heard from for {ago} ms (limit {timeout} ms)"),
+                format!(
+                    "admin {admin} not heard from for {} ms (limit {} ms)",
+                    without.as_millis(),
+                    timeout.as_millis()
+                ),
             ),
-            _ if !s.eligible => (
+            None if !s.eligible => (
                 Status::Healthy,
                 "no admin-eligible node seen: election not in use".into(),
             ),
-            _ => (
+            None if without <= timeout => (
+                Status::Degraded,
+                format!("electing: no admin yet ({} ms), state {}", without.as_millis(), s.state),
+            ),
+            None => (
                 Status::Unhealthy,
-                format!("no admin known; state {}, {} voters", s.state, s.voters.len()),
+                format!(
+                    "no admin for {} ms (limit {} ms); state {}, {} voters",
+                    without.as_millis(),
+                    timeout.as_millis(),
+                    s.state,
+                    s.voters.len()
+                ),
             ),
         }
     }

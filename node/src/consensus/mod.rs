@@ -2,8 +2,9 @@
 //!
 //! - Formation (`election.bootstrap_expect = N`): eligible nodes that are not Raft members
 //!   announce themselves on `bzzz/admin/v1`; when N of them without a cluster see each other and no
-//!   admin is known, the lowest node id initialises Raft with those N as voters. A node with a
-//!   persisted log never initialises again.
+//!   admin is known, each of the N lowest node ids initialises Raft with exactly those N as voters
+//!   once that set has been stable for a second (openraft accepts identical initialisation on
+//!   several nodes). A node with a persisted log never initialises again.
 //! - Later eligible nodes ask the admin to join ([`JoinCluster`] over `/bzzz/rpc/1`); the admin
 //!   adds them as learners and promotes them while there are fewer than `election.max_voters`.
 //! - The admin publishes a signed [`AdminHeartbeat`] at once when elected, then every
@@ -44,6 +45,8 @@ pub const MAX_ANNOUNCES: usize = 256;
 pub const JOIN_QUEUE: usize = 64;
 /// How long an announcement counts as "this node is around".
 const ANNOUNCE_TTL: Duration = Duration::from_secs(5);
+/// How long the chosen initial voter set must stay the same before a node initialises with it.
+const FORMATION_SETTLE: Duration = Duration::from_millis(1_000);
 
 /// Why consensus could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +112,7 @@ struct Inner {
     announces: RwLock<HashMap<u64, (EligibleAnnounce, Instant)>>,
     metrics: Metrics,
     duties: duties::DutyRegistry,
+    started: Instant,
 }
 
 /// Handle to the election subsystem. Cheap to clone.
@@ -198,6 +202,7 @@ impl Consensus {
             announces: RwLock::new(HashMap::new()),
             metrics: args.metrics.clone(),
             duties: args.duties,
+            started: Instant::now(),
         });
         let consensus = Consensus { inner };
 
@@ -287,6 +292,16 @@ impl Consensus {
         self.status()
             .last_heartbeat_ms_ago
             .is_some_and(|ms| ms <= self.admin_timeout().as_millis() as u64)
+    }
+
+    /// How long this node has been without a live admin: since the last heartbeat of the admin it
+    /// knows, or since start if it never knew one. Zero on the acting admin.
+    pub fn without_admin_for(&self) -> Duration {
+        let s = self.status();
+        match s.last_heartbeat_ms_ago {
+            Some(ms) => Duration::from_millis(ms),
+            None => self.inner.started.elapsed(),
+        }
     }
 
     /// How long without an admin heartbeat before the admin counts as lost.
@@ -446,6 +461,8 @@ impl Consensus {
         let interval = Duration::from_millis(self.inner.config.heartbeat_interval_ms.min(500));
         let mut tick = tokio::time::interval(interval);
         let mut last_join_request: Option<Instant> = None;
+        // The voter set this node would initialise with, and since when it has not changed.
+        let mut choice: Option<(Vec<u64>, Instant)> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -515,11 +532,23 @@ impl Consensus {
             if candidates.len() < expect {
                 continue;
             }
+            // Every node computes the same set once they all see each other: the `expect` lowest
+            // ids. Each member of that set initialises with it once it has been stable for
+            // FORMATION_SETTLE; openraft accepts initialisation on several nodes with an
+            // identical membership, so views that agree cannot form two clusters.
             let members: BTreeMap<u64, NodeInfo> = candidates.into_iter().take(expect).collect();
-            if members.keys().next() != Some(&self.inner.node_id) {
-                continue; // the lowest id initialises
+            let ids: Vec<u64> = members.keys().copied().collect();
+            let stable_since = match &choice {
+                Some((c, since)) if *c == ids => *since,
+                _ => {
+                    choice = Some((ids.clone(), Instant::now()));
+                    Instant::now()
+                }
+            };
+            if !ids.contains(&self.inner.node_id) || stable_since.elapsed() < FORMATION_SETTLE {
+                continue;
             }
-            tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "initialising the raft cluster");
+            tracing::info!(voters = ?ids, "initialising the raft cluster");
             if let Err(e) = raft.initialize(members).await {
                 tracing::warn!(error = %e, "cluster initialisation failed");
             }
