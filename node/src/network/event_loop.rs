@@ -115,8 +115,8 @@ pub struct EventLoop {
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, String>>>,
     pending_puts: HashMap<QueryId, (oneshot::Sender<Result<PutOutcome, NetworkError>>, Instant)>,
     pending_gets: HashMap<QueryId, PendingGet>,
-    pending_rpcs: HashMap<OutboundRequestId, oneshot::Sender<Result<RpcResponse, NetworkError>>>,
-    pending_raft: HashMap<OutboundRequestId, oneshot::Sender<Result<RaftResponse, NetworkError>>>,
+    pending_rpcs: Pending<RpcResponse>,
+    pending_raft: Pending<RaftResponse>,
     raft_inbound: mpsc::Sender<InboundRaft>,
 }
 
@@ -603,73 +603,21 @@ impl EventLoop {
     }
 
     fn on_rpc(&mut self, event: request_response::Event<RpcRequest, RpcResponse>) {
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
-                    let response = self.on_rpc_request(peer, request);
-                    if self.swarm.behaviour_mut().rpc.send_response(channel, response).is_err() {
-                        tracing::debug!(%peer, "rpc response not sent: stream closed");
-                    }
-                }
-                request_response::Message::Response { request_id, response } => {
-                    if let Some(reply) = self.pending_rpcs.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(reply) = self.pending_rpcs.remove(&request_id) {
-                    let _ = reply.send(Err(NetworkError::Rpc {
-                        peer,
-                        reason: error.to_string(),
-                    }));
-                }
+        if let Some((peer, request, channel)) = split_event(event, &mut self.pending_rpcs, "rpc") {
+            let response = self.on_rpc_request(peer, request);
+            if self.swarm.behaviour_mut().rpc.send_response(channel, response).is_err() {
+                tracing::debug!(%peer, "rpc response not sent: stream closed");
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound rpc failed");
-            }
-            request_response::Event::ResponseSent { .. } => {}
         }
     }
 
     fn on_raft(&mut self, event: request_response::Event<RaftRequest, RaftResponse>) {
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
-                    // Non-members and full queues drop the request; the sender's Raft retries.
-                    if let Err(e) = self.raft_inbound.try_send(InboundRaft { peer, request, channel }) {
-                        self.metrics.error("raft_inbound_dropped");
-                        tracing::debug!(%peer, reason = %e, "inbound raft rpc dropped");
-                    }
-                }
-                request_response::Message::Response { request_id, response } => {
-                    if let Some(reply) = self.pending_raft.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(reply) = self.pending_raft.remove(&request_id) {
-                    let _ = reply.send(Err(NetworkError::Rpc {
-                        peer,
-                        reason: error.to_string(),
-                    }));
-                }
+        if let Some((peer, request, channel)) = split_event(event, &mut self.pending_raft, "raft") {
+            // Full queues drop the request; the sender's Raft retries.
+            if let Err(e) = self.raft_inbound.try_send(InboundRaft { peer, request, channel }) {
+                self.metrics.error("raft_inbound_dropped");
+                tracing::debug!(%peer, reason = %e, "inbound raft rpc dropped");
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound raft rpc failed");
-            }
-            request_response::Event::ResponseSent { .. } => {}
         }
     }
 
@@ -698,6 +646,47 @@ impl EventLoop {
             }
             None => rpc_error("unsupported", "empty or unknown rpc request"),
         }
+    }
+}
+
+type Pending<Resp> = HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, NetworkError>>>;
+
+/// Settles the outbound side of a request-response event (answers and failures go to the waiting
+/// caller) and hands an inbound request back to be answered.
+fn split_event<Req, Resp>(
+    event: request_response::Event<Req, Resp>,
+    pending: &mut Pending<Resp>,
+    protocol: &'static str,
+) -> Option<(PeerId, Req, request_response::ResponseChannel<Resp>)> {
+    match event {
+        request_response::Event::Message { peer, message, .. } => match message {
+            request_response::Message::Request { request, channel, .. } => Some((peer, request, channel)),
+            request_response::Message::Response { request_id, response } => {
+                if let Some(reply) = pending.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+                None
+            }
+        },
+        request_response::Event::OutboundFailure {
+            peer,
+            request_id,
+            error,
+            ..
+        } => {
+            if let Some(reply) = pending.remove(&request_id) {
+                let _ = reply.send(Err(NetworkError::Rpc {
+                    peer,
+                    reason: error.to_string(),
+                }));
+            }
+            None
+        }
+        request_response::Event::InboundFailure { peer, error, .. } => {
+            tracing::debug!(%peer, %error, protocol, "inbound request failed");
+            None
+        }
+        request_response::Event::ResponseSent { .. } => None,
     }
 }
 

@@ -354,19 +354,7 @@ async fn wait_ready(http: &reqwest::Client, health_port: u16, timeout: Duration)
 }
 
 async fn join(trials: usize, bin: Option<PathBuf>, idle_secs: u64) -> Result<()> {
-    let bin = match bin {
-        Some(b) => b,
-        None => std::env::current_exe()?
-            .parent()
-            .context("bench binary has no parent dir")?
-            .join("bzzz"),
-    };
-    if !bin.exists() {
-        bail!(
-            "{} not found: build it first with `cargo build --release -p bzzz-node` (or pass --bzzz PATH)",
-            bin.display()
-        );
-    }
+    let bin = bzzz_binary(bin)?;
     let root = tempfile::tempdir()?;
     let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build()?;
     let boot = spawn_bzzz(&bin, &root.path().join("boot"), None, "bootstrap")?;
