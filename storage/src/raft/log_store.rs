@@ -77,10 +77,7 @@ impl SledLogStore {
         key: &[u8],
         op: &'static str,
     ) -> Result<Option<T>, StorageError> {
-        match self.meta.get(key).map_err(io(META_TREE, op))? {
-            None => Ok(None),
-            Some(bytes) => codec::decode(&bytes).map(Some).map_err(codec_err(META_TREE)),
-        }
+        super::read_decoded(&self.meta, META_TREE, key, op)
     }
 
     /// Encodes `value` at `key` of [`META_TREE`]; fsyncs when `durable`.

@@ -206,6 +206,19 @@ fn codec_err(tree: &'static str) -> impl FnOnce(crate::CodecError) -> StorageErr
 }
 
 /// The sled key of a log index (or node id): big-endian, so keys sort like the numbers.
+/// Reads and decodes the value at `key` of `tree` (named `name` in errors).
+fn read_decoded<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    key: &[u8],
+    op: &'static str,
+) -> Result<Option<T>, StorageError> {
+    match tree.get(key).map_err(io(name, op))? {
+        None => Ok(None),
+        Some(bytes) => crate::codec::decode(&bytes).map(Some).map_err(codec_err(name)),
+    }
+}
+
 pub(crate) fn u64_key(n: u64) -> [u8; 8] {
     n.to_be_bytes()
 }

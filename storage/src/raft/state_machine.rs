@@ -216,10 +216,7 @@ impl SledStateMachine {
         key: &[u8],
         op: &'static str,
     ) -> Result<Option<T>, StorageError> {
-        match self.meta.get(key).map_err(io(META_TREE, op))? {
-            None => Ok(None),
-            Some(bytes) => codec::decode(&bytes).map(Some).map_err(codec_err(META_TREE)),
-        }
+        super::read_decoded(&self.meta, META_TREE, key, op)
     }
 
     /// Takes the apply/snapshot lock. It guards no data of its own, so a poisoned lock is still
