@@ -116,6 +116,7 @@ pub async fn run(args: DevArgs) -> Result<(), NodeError> {
         println!("try:  curl -s http://{first}/health/checks");
         println!("      cargo run -p bzzz-node -- status --api http://{first}");
         println!("      cargo run -p bzzz-node -- test-p2p-message --api http://{first}");
+        println!("      cargo run -p bzzz-node -- election --api http://{first}");
     }
     println!("Ctrl-C stops the mesh.");
     tokio::select! {
