@@ -342,8 +342,8 @@ impl Checker {
 
     /// Unhealthy when the node has been without a live admin for longer than the admin timeout
     /// (3 heartbeat intervals + the longest election timeout); degraded while an eligible node
-    /// waits for the first election within that time. A non-eligible node that has never heard of
-    /// an admin is on a mesh without election: healthy, and it says so.
+    /// waits for the first election within that time. A non-eligible node that has heard of neither
+    /// an admin nor an eligible node is on a mesh without election: healthy, and it says so.
     fn check_election(&self) -> (Status, String) {
         let s = self.consensus.status();
         let timeout = self.consensus.admin_timeout();
@@ -361,7 +361,7 @@ impl Checker {
                     timeout.as_millis()
                 ),
             ),
-            None if !s.eligible => (
+            None if !s.eligible && s.eligible_seen == 0 => (
                 Status::Healthy,
                 "no admin-eligible node seen: election not in use".into(),
             ),

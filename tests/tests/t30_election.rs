@@ -452,3 +452,41 @@ async fn rolling_restart_keeps_membership() -> Result<()> {
     })
     .await
 }
+
+/// A mesh whose eligible nodes cannot form a cluster (fewer than bootstrap_expect) has no admin:
+/// `election-health` goes unhealthy on the eligible node and on observers that see it, once the
+/// admin timeout has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_admin_makes_election_health_unhealthy() -> Result<()> {
+    let _one_at_a_time = exclusive().await;
+    bounded(async {
+        let mut cluster = TestCluster::start_with(2, |i, c| {
+            if i == 0 {
+                c.election.eligible = true;
+                c.election.bootstrap_expect = 3;
+            }
+        })
+        .await?;
+        let timeout = cluster.node(0).consensus().admin_timeout();
+        wait_for("both nodes report election-health unhealthy", timeout * 4, || async {
+            let mut all = true;
+            for (_, n) in cluster.running() {
+                n.check_health_now().await;
+                all &= n
+                    .health()
+                    .checks()
+                    .get("election-health")
+                    .is_some_and(|c| c.status == bzzz_node::health::Status::Unhealthy);
+            }
+            all
+        })
+        .await?;
+        ensure!(
+            cluster.node(1).consensus().status().eligible_seen == 1,
+            "the observer sees the eligible node"
+        );
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}

@@ -99,6 +99,8 @@ pub struct ElectionStatus {
     pub node_id: u64,
     /// Whether this node is admin-eligible.
     pub eligible: bool,
+    /// Eligible nodes that announced themselves recently (not yet Raft members).
+    pub eligible_seen: usize,
 }
 
 struct Inner {
@@ -368,6 +370,11 @@ impl Consensus {
             state,
             node_id: inner.node_id,
             eligible: inner.raft.is_some(),
+            eligible_seen: inner
+                .announces
+                .read()
+                .map(|a| a.values().filter(|(_, at)| at.elapsed() < ANNOUNCE_TTL).count())
+                .unwrap_or(0),
         }
     }
 
