@@ -155,6 +155,11 @@ pub struct Metrics {
     pub election_leader_changes: Counter,
     /// 1 while this node is the admin, else 0.
     pub admin_is_self: Gauge,
+    /// Times this node, still Raft leader, stopped acting as admin because no quorum acknowledged
+    /// it within the lease (an overloaded or cut-off admin).
+    pub admin_lease_lapses: Counter,
+    /// Pre-vote rounds this node ran as a would-be candidate, by outcome (`won`, `lost`).
+    pub election_prevote_rounds: Family<OutcomeLabel, Counter>,
     /// Time from proposing a Raft command to its commit, in seconds.
     pub raft_commit_latency_seconds: Histogram,
     /// On the admin: log entries each follower is behind.
@@ -187,6 +192,8 @@ impl Metrics {
             election_term: Gauge::default(),
             election_leader_changes: Counter::default(),
             admin_is_self: Gauge::default(),
+            admin_lease_lapses: Counter::default(),
+            election_prevote_rounds: Family::default(),
             raft_commit_latency_seconds: latency_histogram(),
             raft_replication_lag: Family::default(),
         };
@@ -298,6 +305,16 @@ impl Metrics {
             m.admin_is_self.clone(),
         );
         r.register(
+            "bzzz_admin_lease_lapses",
+            "Times this node, still Raft leader, stopped acting as admin for lack of a quorum acknowledgement",
+            m.admin_lease_lapses.clone(),
+        );
+        r.register(
+            "bzzz_election_prevote_rounds",
+            "Pre-vote rounds this node ran before starting an election, by outcome (won, lost)",
+            m.election_prevote_rounds.clone(),
+        );
+        r.register(
             "bzzz_raft_commit_latency_seconds",
             "Time from proposing a Raft command to its commit, in seconds",
             m.raft_commit_latency_seconds.clone(),
@@ -315,6 +332,23 @@ impl Metrics {
                 .get();
         }
         // Pre-create series so rates and alerts have a zero to start from.
+        for topic in bzzz_protocol::topics::ALL {
+            for outcome in PUBSUB_OUTCOMES {
+                m.pubsub_messages
+                    .get_or_create(&TopicOutcome {
+                        topic: topic.into(),
+                        outcome: outcome.into(),
+                    })
+                    .get();
+            }
+        }
+        for outcome in ["won", "lost"] {
+            m.election_prevote_rounds
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.into(),
+                })
+                .get();
+        }
         for component in ERROR_COMPONENTS {
             m.errors
                 .get_or_create(&ComponentLabel {
@@ -372,6 +406,9 @@ impl Metrics {
             .observe(seconds);
     }
 }
+
+/// The `outcome` values of `bzzz_pubsub_messages_total`.
+pub const PUBSUB_OUTCOMES: [&str; 5] = ["published", "publish_failed", "received", "dropped", "rejected"];
 
 /// Folds topics into a bounded label set: known topics as is, rooms as one label, else `other`.
 pub fn topic_label(topic: &str) -> &str {

@@ -453,6 +453,53 @@ async fn rolling_restart_keeps_membership() -> Result<()> {
     .await
 }
 
+/// Pre-vote: a follower cut off from the others for many election timeouts, then healed, and a
+/// follower restarted, do not disturb the admin: no new term, no admin change, no lease lapse.
+/// (Without pre-vote the cut-off follower raises its term while alone and the admin steps down
+/// when that term reaches it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_or_restarted_follower_does_not_disturb_the_admin() -> Result<()> {
+    let _one_at_a_time = exclusive().await;
+    bounded(async {
+        let mut cluster = TestCluster::start_with(3, eligible(3, 3)).await?;
+        let admin = wait_agreed(&cluster, Duration::from_secs(30)).await?;
+        let admin_idx = index_of(&cluster, &admin).context("admin index")?;
+        let term = cluster.node(admin_idx).consensus().status().term;
+        let follower = (0..3).find(|i| *i != admin_idx).context("a follower")?;
+        let rest: Vec<usize> = (0..3).filter(|i| *i != follower).collect();
+        let max_timeout = cluster.config(0).election.election_timeout_max_ms;
+        let cut_for = Duration::from_millis(max_timeout * 6);
+
+        cluster.partition(&[&[follower], &rest]).await?;
+        tokio::time::sleep(cut_for).await;
+        let alone = cluster.node(follower).consensus().status();
+        ensure!(
+            alone.term == term,
+            "the cut-off follower raised its term to {} (was {term})",
+            alone.term
+        );
+        cluster.heal(&[&[follower], &rest]).await?;
+        wait_agreed(&cluster, Duration::from_secs(30)).await?;
+        tokio::time::sleep(cut_for).await;
+
+        cluster.restart(follower).await?;
+        wait_agreed(&cluster, Duration::from_secs(30)).await?;
+        tokio::time::sleep(cut_for).await;
+
+        let now = wait_agreed(&cluster, Duration::from_secs(30)).await?;
+        ensure!(now == admin, "admin changed from {admin} to {now}");
+        for (i, n) in cluster.running() {
+            let s = n.consensus().status();
+            ensure!(s.term == term, "node {i}: term {} (was {term})", s.term);
+        }
+        let lapses = cluster.node(admin_idx).metrics().metrics.admin_lease_lapses.get();
+        ensure!(lapses == 0, "the admin's lease lapsed {lapses} times");
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
 /// A mesh whose eligible nodes cannot form a cluster (fewer than bootstrap_expect) has no admin:
 /// `election-health` goes unhealthy on the eligible node and on observers that see it, once the
 /// admin timeout has passed.

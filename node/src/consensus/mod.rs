@@ -15,6 +15,7 @@
 pub mod autopilot;
 pub mod duties;
 pub mod network;
+pub mod prevote;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -168,7 +169,7 @@ impl Consensus {
     ) -> Result<(Consensus, mpsc::Sender<(PeerId, JoinCluster)>), ConsensusError> {
         let peer_id = args.client.local_peer_id();
         let node_id = node_id_from_peer_bytes(&peer_id.to_bytes());
-        let (raft, state_machine) = if args.config.eligible {
+        let (raft, state_machine, responder) = if args.config.eligible {
             let log = SledLogStore::new(args.store)?;
             let sm = SledStateMachine::new(args.store)?;
             let raft_config = openraft::Config {
@@ -176,6 +177,8 @@ impl Consensus {
                 heartbeat_interval: args.config.raft_heartbeat_ms,
                 election_timeout_min: args.config.election_timeout_min_ms,
                 election_timeout_max: args.config.election_timeout_max_ms,
+                // Elections are started by bzzz's pre-vote timer (`prevote::campaign_loop`).
+                enable_elect: false,
                 ..Default::default()
             }
             .validate()
@@ -184,14 +187,19 @@ impl Consensus {
                 node_id,
                 Arc::new(raft_config),
                 network::RaftNet::new(args.client.clone()),
-                log,
+                log.clone(),
                 sm.clone(),
             )
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-            (Some(raft), Some(sm))
+            let responder = prevote::Responder {
+                raft: raft.clone(),
+                log,
+                lease: Duration::from_millis(args.config.election_timeout_max_ms),
+            };
+            (Some(raft), Some(sm), Some(responder))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let inner = Arc::new(Inner {
             node_id,
@@ -210,7 +218,7 @@ impl Consensus {
 
         args.tracker.spawn(network::serve_inbound(
             args.client.clone(),
-            raft.clone(),
+            responder.clone(),
             args.inbound,
             args.tracker.clone(),
             args.shutdown.clone(),
@@ -235,6 +243,13 @@ impl Consensus {
                     .clone()
                     .formation_loop(raft.clone(), info, args.shutdown.clone()),
             );
+            if let Some(responder) = responder {
+                args.tracker.spawn(prevote::campaign_loop(
+                    consensus.clone(),
+                    responder,
+                    args.shutdown.clone(),
+                ));
+            }
             args.tracker.spawn(consensus.clone().leadership_loop(
                 raft.clone(),
                 args.tracker.clone(),
@@ -260,14 +275,19 @@ impl Consensus {
     }
 
     /// Whether these Raft metrics make this node the *acting* admin: the leader, acknowledged by a
-    /// quorum within the lease (`election_timeout_min - raft_heartbeat`). A leader cut off from
-    /// the majority stops acting before any other node can be elected (followers refuse to vote
-    /// while they heard from a leader within their election timeout).
+    /// quorum within the lease (`election_timeout_max - raft_heartbeat`).
+    ///
+    /// openraft 0.9 measures the quorum acknowledgement from the time the acknowledged request was
+    /// *sent*, and a follower refuses to vote for anyone for `election_timeout_max` (its leader
+    /// lease) after it last accepted the leader's heartbeat, which arrived after that send time.
+    /// So no other leader can exist until `election_timeout_max` after the acknowledged send; the
+    /// admin stops acting one Raft heartbeat before that, the margin for clock-rate differences
+    /// and for the moment between this check and what the admin does next.
     fn acting(&self, m: &openraft::RaftMetrics<u64, NodeInfo>) -> bool {
         let lease = self
             .inner
             .config
-            .election_timeout_min_ms
+            .election_timeout_max_ms
             .saturating_sub(self.inner.config.raft_heartbeat_ms);
         m.state == ServerState::Leader
             && m.current_leader == Some(self.inner.node_id)
@@ -599,6 +619,15 @@ impl Consensus {
                     leading = Some(self.begin_leadership(&raft, m.current_term, &tracker, &shutdown));
                 }
                 (Some((term, token)), false) => {
+                    if m.state == ServerState::Leader && m.current_term == *term {
+                        // Still leader, but no quorum acknowledged it within the lease.
+                        self.inner.metrics.admin_lease_lapses.inc();
+                        tracing::warn!(
+                            term,
+                            millis_since_quorum_ack = ?m.millis_since_quorum_ack,
+                            "admin lease lapsed (no quorum acknowledgement); stopping admin duties"
+                        );
+                    }
                     tracing::info!(term, "no longer admin; stopping admin duties");
                     token.cancel();
                     leading = None;

@@ -25,6 +25,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::prevote::Responder;
 use crate::network::{Client, InboundRaft};
 
 /// The Raft handle type.
@@ -185,11 +186,17 @@ fn answer<T: serde::Serialize, E: serde::Serialize + std::fmt::Display>(
     }
 }
 
-async fn handle(raft: Option<&Raft>, request: RaftRequest) -> RaftResponse {
-    let Some(raft) = raft else {
+async fn handle(responder: Option<&Responder>, request: RaftRequest) -> RaftResponse {
+    let Some(responder) = responder else {
         return failure("unavailable", Vec::new(), "this node is not a raft member".into());
     };
+    let raft = &responder.raft;
     match request.body {
+        Some(raft_request::Body::PreVote(req)) => RaftResponse {
+            body: Some(raft_response::Body::PreVote(
+                super::prevote::answer(responder, req).await,
+            )),
+        },
         Some(raft_request::Body::AppendEntries(b)) => match codec::decode::<AppendEntriesRequest<TypeConfig>>(&b) {
             Ok(req) => answer(raft.append_entries(req).await, raft_response::Body::AppendEntries),
             Err(e) => failure("decode", Vec::new(), e.to_string()),
@@ -206,11 +213,12 @@ async fn handle(raft: Option<&Raft>, request: RaftRequest) -> RaftResponse {
     }
 }
 
-/// Serves inbound Raft RPCs until `shutdown`: each is handed to `raft` (or refused when this
-/// node is not a member) and answered through the event loop.
+/// Serves inbound Raft RPCs until `shutdown`: each is handed to the responder's Raft (pre-votes
+/// are answered by [`super::prevote::answer`]), or refused when this node is not a member, and
+/// answered through the event loop.
 pub async fn serve_inbound(
     client: Client,
-    raft: Option<Raft>,
+    responder: Option<Responder>,
     mut inbound: mpsc::Receiver<InboundRaft>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -226,11 +234,11 @@ pub async fn serve_inbound(
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let client = client.clone();
-        let raft = raft.clone();
+        let responder = responder.clone();
         tracker.spawn(async move {
             let _permit = permit;
             let started = std::time::Instant::now();
-            let response = handle(raft.as_ref(), rpc.request).await;
+            let response = handle(responder.as_ref(), rpc.request).await;
             if started.elapsed() > std::time::Duration::from_millis(100) {
                 tracing::warn!(peer = %rpc.peer, took_ms = started.elapsed().as_millis() as u64, "slow inbound raft rpc");
             }
