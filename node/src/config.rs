@@ -297,8 +297,8 @@ impl Default for ElectionConfig {
             bootstrap_expect: 3,
             max_voters: 5,
             raft_heartbeat_ms: 50,
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
+            election_timeout_min_ms: 120,
+            election_timeout_max_ms: 180,
             heartbeat_interval_ms: 1_000,
             dead_voter_timeout_ms: 30_000,
         }

@@ -321,9 +321,27 @@ fn spawn_bzzz_with(
         .arg(format!("127.0.0.1:{api}"))
         .arg("--health-listen")
         .arg(format!("127.0.0.1:{health}"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(Stdio::null());
+    // BZZZ_BENCH_LOG=<filter> and BZZZ_BENCH_LOG_DIR=<dir> append each process's log to
+    // <dir>/<data dir name>.log, for looking into a run.
+    match (std::env::var("BZZZ_BENCH_LOG"), std::env::var("BZZZ_BENCH_LOG_DIR")) {
+        (Ok(filter), Ok(log_dir)) => {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let path = std::path::Path::new(&log_dir).join(format!("{name}.log"));
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            cmd.env("RUST_LOG", filter).stderr(log);
+        }
+        _ => {
+            cmd.env("RUST_LOG", "error").stderr(Stdio::null());
+        }
+    }
     if let Some(b) = bootstrap {
         cmd.arg("--bootstrap").arg(format!("/ip4/127.0.0.1/tcp/{b}"));
     }
@@ -435,6 +453,22 @@ async fn agreed(http: &reqwest::Client, apis: &[u16]) -> Option<(String, u64)> {
     seen
 }
 
+/// Sum over the nodes behind `apis` of the unlabelled metric `name` (missing counts as 0).
+async fn metric_sum(http: &reqwest::Client, apis: &[u16], name: &str) -> f64 {
+    let mut total = 0.0;
+    for api in apis {
+        let Ok(resp) = http.get(format!("http://127.0.0.1:{api}/metrics")).send().await else {
+            continue;
+        };
+        let Ok(text) = resp.text().await else { continue };
+        total += text
+            .lines()
+            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    total
+}
+
 async fn failover(voters: usize, trials: usize, idle_secs: u64, bin: &PathBuf, load: bool) -> Result<()> {
     let root = tempfile::tempdir()?;
     let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build()?;
@@ -517,20 +551,24 @@ async fn failover(voters: usize, trials: usize, idle_secs: u64, bin: &PathBuf, l
         "failover voters={voters} load={load} trials={trials}  kill -9 to agreement by all survivors {}",
         summary(times)
     );
-    // Idle: count leader changes.
+    // Idle: count leader changes, and lease lapses (an admin that stayed leader but briefly
+    // stopped acting because no quorum acknowledged it in time).
     let term_before = agreed(&http, &apis).await.map(|a| a.1).unwrap_or(0);
     let admin_before = agreed(&http, &apis).await.map(|a| a.0);
+    let lapses_before = metric_sum(&http, &apis, "bzzz_admin_lease_lapses_total").await;
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let after = agreed(&http, &apis).await;
+    let lapses_after = metric_sum(&http, &apis, "bzzz_admin_lease_lapses_total").await;
     println!(
-        "idle    voters={voters} load={load} {idle_secs} s: term {} -> {}, admin {}",
+        "idle    voters={voters} load={load} {idle_secs} s: term {} -> {}, admin {}, lease lapses {}",
         term_before,
         after.as_ref().map(|a| a.1).unwrap_or(0),
         if after.map(|a| a.0) == admin_before {
             "unchanged"
         } else {
             "CHANGED"
-        }
+        },
+        lapses_after - lapses_before
     );
     Ok(())
 }
