@@ -1,6 +1,6 @@
 //! Wire types of the bzzz mesh: the prost schemas, gossip topic names, protocol ids, the signed
-//! [`Envelope`](wire::Envelope) every gossip message travels in, and the stable error codes of the
-//! HTTP API.
+//! [`Envelope`](wire::Envelope) every gossip message travels in, [UCXL addresses](ucxl) and the
+//! stable error codes of the HTTP API.
 //!
 //! This crate holds no runtime: no tokio, no sled, no libp2p swarm. Everything here is pure data
 //! and pure functions, so every boundary (gossip, RPC, HTTP) validates input with the same code.
@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod error_codes;
 pub mod replay;
 pub mod topics;
+pub mod ucxl;
 
 /// Generated prost types of `proto/bzzz/v1/*.proto`.
 #[allow(missing_docs, clippy::all)]
@@ -19,6 +20,7 @@ pub mod wire {
 pub use envelope::{EnvelopeLimits, RejectReason, VerifiedEnvelope};
 pub use error_codes::ErrorCode;
 pub use replay::ReplayWindow;
+pub use ucxl::{UcxlCode, UcxlError};
 
 /// Version of the envelope format this build speaks; receivers reject other versions.
 pub const WIRE_VERSION: u32 = 1;
