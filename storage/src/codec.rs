@@ -65,12 +65,17 @@ pub fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, CodecError> {
 
 /// Decodes a value written by [`encode`]; the whole input must be consumed.
 pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, CodecError> {
-    let (value, consumed) =
-        bincode::serde::decode_from_slice(b, config()).map_err(|source| CodecError::Decode { source })?;
+    let (value, consumed) = decode_prefix(b)?;
     if consumed != b.len() {
         return Err(CodecError::TrailingBytes { consumed, len: b.len() });
     }
     Ok(value)
+}
+
+/// Decodes a value written by [`encode`] from the start of `b`, which may go on with more values
+/// (a sequence of encoded values, such as a snapshot); returns the value and the bytes it used.
+pub fn decode_prefix<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<(T, usize), CodecError> {
+    bincode::serde::decode_from_slice(b, config()).map_err(|source| CodecError::Decode { source })
 }
 
 #[cfg(test)]
@@ -119,6 +124,27 @@ mod tests {
             matches!(got, Err(CodecError::Decode { .. })),
             "expected Err(Decode), got {got:?}"
         );
+    }
+
+    /// A sequence of encoded values decodes one value at a time, each reporting its length.
+    #[test]
+    fn prefixes_decode_in_sequence() -> Result<(), CodecError> {
+        let mut b = encode(&"first")?;
+        let first_len = b.len();
+        b.extend(encode(&7u64)?);
+        let (first, used): (String, usize) = decode_prefix(&b)?;
+        assert_eq!(
+            (first.as_str(), used),
+            ("first", first_len),
+            "expected the first value and its length"
+        );
+        let (second, used): (u64, usize) = decode_prefix(&b[first_len..])?;
+        assert_eq!(
+            (second, used),
+            (7, b.len() - first_len),
+            "expected the second value to use the rest"
+        );
+        Ok(())
     }
 
     /// Trailing bytes after a valid value are reported, not silently ignored.

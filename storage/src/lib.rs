@@ -10,7 +10,8 @@
 //! - [`raft`] is openraft's storage for the admin election: the Raft log and
 //!   vote ([`raft::SledLogStore`]) and the replicated state machine with its
 //!   snapshots ([`raft::SledStateMachine`]), fsynced before a write is reported
-//!   done.
+//!   done. The state machine holds the cluster data ([`raft::cluster`]): role
+//!   policy, key bindings, role grants, key epochs and the context version index.
 //! - [`codec`] is the single place where persisted values are (de)serialised.
 //!
 //! Nothing read from disk can panic the node: a Kademlia entry that fails to

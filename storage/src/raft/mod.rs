@@ -7,7 +7,11 @@
 //! - [`SledLogStore`] implements [`RaftLogStorage`](openraft::storage::RaftLogStorage) on the
 //!   trees [`log_store::LOG_TREE`] and [`log_store::META_TREE`].
 //! - [`SledStateMachine`] implements [`RaftStateMachine`](openraft::storage::RaftStateMachine)
-//!   and builds and installs snapshots on the trees named in [`state_machine`].
+//!   and builds and installs snapshots on the trees named in [`state_machine`]. Besides node
+//!   records and a small key-value map it holds the cluster data of [`cluster`]: the
+//!   [`RolePolicy`], nodes' key bindings, role grants, role key epochs and the context version
+//!   index, with a read API (`role_policy()`, `grants()`, `versions()`, ...) for the node's read
+//!   side.
 //!
 //! Durability: log writes, the vote and snapshots are fsynced
 //! ([`Store::flush_async`](crate::Store::flush_async)) before they are reported done; the
@@ -37,7 +41,7 @@
 //! let log_store = SledLogStore::new(&store)?;
 //! let state_machine = SledStateMachine::new(&store)?;
 //! let raft = Raft::new(id, config, network, log_store, state_machine.clone()).await?;
-//! // `state_machine` (a clone) serves reads: nodes(), get_kv(), last_applied().
+//! // `state_machine` (a clone) serves reads: nodes(), get_kv(), role_policy(), versions(), ...
 //! # drop(raft); Ok(()) }
 //! ```
 //!
@@ -47,22 +51,33 @@
 //! Schema evolution: a [`Request`] from a newer build whose [`Command`] this build knows is
 //! answered [`Response::Rejected`]; a [`Command`] variant this build does not know cannot be
 //! decoded at all (by the network layer or, from disk, as a corrupt entry). So propose a new
-//! variant only once every Raft member runs a build that knows it.
+//! variant only once every Raft member runs a build that knows it. A state machine stored by an
+//! older schema is upgraded when opened; snapshots of an older schema are installed (see
+//! [`state_machine`] for the schema history).
 
 // openraft's storage traits fix the error type (about 224 bytes); the private helpers return it
 // too, so each failure is wrapped where its subject (which entry, which snapshot) is known. It is
 // only built on the failure path, which stops the Raft node.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeMap;
+
 use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
 use sha2::{Digest, Sha256};
 
 use crate::store::StorageError;
 
+mod apply;
+pub mod cluster;
 pub mod log_store;
+mod reads;
 mod snapshot;
 pub mod state_machine;
 
+pub use cluster::{
+    GrantRecord, GrantSource, KeyBindingRecord, NewVersion, PolicyError, RecordRef, RoleDef, RoleEpochRecord,
+    RolePolicy, VersionEntry,
+};
 pub use log_store::SledLogStore;
 pub use state_machine::SledStateMachine;
 
@@ -97,13 +112,21 @@ pub struct NodeInfo {
     pub addrs: Vec<String>,
 }
 
-/// Schema version of the state machine and of [`Request`]; bump when [`Command`] changes shape.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Schema version of the state machine, its snapshots and [`Request`]; bump when [`Command`]
+/// changes shape or the state machine gains trees.
+///
+/// 1: nodes and the key-value map. 2: the cluster data of [`cluster`] (role policy, key bindings,
+/// grants, key epochs, context version index).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A command applied through Raft.
 ///
-/// Later issues add variants (role policy, key epochs, context index, tasks); add them at the end
-/// (the encoding numbers variants by position) and bump [`SCHEMA_VERSION`].
+/// Later issues add variants (tasks, curation duty state); add them at the end (the encoding
+/// numbers variants by position) and bump [`SCHEMA_VERSION`].
+///
+/// Applying is deterministic on every member: times come inside the commands. A command that
+/// breaks a bound or a rule named below is answered [`Response::Rejected`] with the reason and
+/// changes nothing.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     /// No-op (used to check the log is writable).
@@ -137,6 +160,79 @@ pub enum Command {
         namespace: String,
         /// The key within the namespace.
         key: String,
+    },
+    /// Replace the whole role policy (schema 2). Rejected unless [`RolePolicy::validate`] passes.
+    /// Grants and epochs of roles it drops stay until revoked.
+    SetRolePolicy {
+        /// The new policy.
+        policy: RolePolicy,
+    },
+    /// Store a node's X25519 key binding, replacing an older one of the same peer (schema 2).
+    /// The admin checks the signature before proposing; storage keeps it as opaque bytes.
+    RegisterKeyBinding {
+        /// The node's libp2p peer id bytes (at most [`cluster::MAX_PEER_ID_LEN`]).
+        peer_id: Vec<u8>,
+        /// The node's static X25519 public key.
+        x25519_public: [u8; 32],
+        /// The identity key's signature over the binding (at most [`cluster::MAX_SIGNATURE_LEN`]).
+        signature: Vec<u8>,
+    },
+    /// Grant a role of the policy to a node (schema 2). Rejected if the policy does not define the
+    /// role; granting a role already held changes nothing (the first grant's source and time stay).
+    GrantRole {
+        /// The role.
+        role: String,
+        /// The node's libp2p peer id bytes.
+        peer_id: Vec<u8>,
+        /// Who decided it.
+        source: GrantSource,
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Remove a grant, if held (schema 2). The role need not be in the policy.
+    RevokeRole {
+        /// The role.
+        role: String,
+        /// The node's libp2p peer id bytes.
+        peer_id: Vec<u8>,
+    },
+    /// Create key epoch `epoch` of a role and make it current (schema 2). Rejected unless the
+    /// policy defines the role and `epoch` is the current epoch plus one (the first is 1).
+    SetRoleEpoch {
+        /// The role.
+        role: String,
+        /// The new epoch number.
+        epoch: u64,
+        /// The epoch key sealed to each member, by peer id bytes (at most
+        /// [`cluster::MAX_SEALED_KEYS_PER_EPOCH`]).
+        sealed: BTreeMap<Vec<u8>, Vec<u8>>,
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Add or replace one member's sealed key in an existing epoch, for a member granted after
+    /// the epoch was created (schema 2). Rejected if the epoch does not exist.
+    AddSealedKey {
+        /// The role.
+        role: String,
+        /// The epoch.
+        epoch: u64,
+        /// The member's libp2p peer id bytes.
+        peer_id: Vec<u8>,
+        /// The epoch key sealed to the member's X25519 key.
+        sealed: Vec<u8>,
+    },
+    /// Append the next version (the first is 1) to an address's index; answered
+    /// [`Response::Version`] (schema 2). Idempotent by record key: if the index already holds
+    /// `entry.record_key` (under any address) the answer is that version with `duplicate: true`
+    /// and nothing changes. Rejected if the address is empty, longer than
+    /// [`cluster::MAX_ADDRESS_LEN`] or contains NUL, the record key is not
+    /// [`cluster::RECORD_KEY_LEN`] bytes, the role is not a valid role name, or the address
+    /// already holds [`cluster::MAX_VERSIONS_PER_ADDRESS`] versions.
+    AppendVersion {
+        /// The canonical base address (no version selector).
+        address: String,
+        /// The version.
+        entry: NewVersion,
     },
 }
 
@@ -172,6 +268,14 @@ pub enum Response {
         /// Why, for logs and the caller, e.g. "request schema 2 is newer than ...".
         reason: String,
     },
+    /// The answer to [`Command::AppendVersion`] (schema 2).
+    Version {
+        /// The version number of the record.
+        version: u64,
+        /// True if the record key was already in the index: `version` is its existing version
+        /// and nothing changed.
+        duplicate: bool,
+    },
 }
 
 /// Derives the Raft node id from a libp2p peer id's bytes: first 8 bytes of SHA-256(peer id bytes),
@@ -205,7 +309,6 @@ fn codec_err(tree: &'static str) -> impl FnOnce(crate::CodecError) -> StorageErr
     }
 }
 
-/// The sled key of a log index (or node id): big-endian, so keys sort like the numbers.
 /// Reads and decodes the value at `key` of `tree` (named `name` in errors).
 fn read_decoded<T: serde::de::DeserializeOwned>(
     tree: &sled::Tree,
@@ -219,6 +322,8 @@ fn read_decoded<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The sled key of a log index (or node id, epoch, version): big-endian, so keys sort like the
+/// numbers.
 pub(crate) fn u64_key(n: u64) -> [u8; 8] {
     n.to_be_bytes()
 }

@@ -1,19 +1,37 @@
 //! [`SledStateMachine`]: the replicated cluster state on sled.
 //!
-//! Layout:
+//! Layout (`‖` is concatenation; role names, namespaces and addresses never contain NUL, so the
+//! first NUL of a key splits it unambiguously; numbers in keys are 8 bytes big-endian, so keys
+//! sort like the numbers):
 //! - tree [`META_TREE`]: [`LAST_APPLIED_KEY`] → encoded `LogId`, [`MEMBERSHIP_KEY`] → encoded
 //!   `StoredMembership`, [`SCHEMA_KEY`] → encoded `u32` schema version of the stored state;
-//! - tree [`NODES_TREE`]: node id (8 bytes big-endian) → encoded (`NodeInfo`, eligible flag);
-//! - tree [`KV_TREE`]: namespace ‖ `0x00` ‖ key → value (namespaces never contain NUL, so the
-//!   first NUL splits the key unambiguously);
-//! - tree [`SNAPSHOT_TREE`]: [`CURRENT_SNAPSHOT_KEY`] → the current snapshot, metadata and bytes
-//!   (see the `snapshot` module).
+//! - tree [`NODES_TREE`]: node id → encoded (`NodeInfo`, eligible flag);
+//! - tree [`KV_TREE`]: namespace ‖ `0x00` ‖ key → value;
+//! - tree [`POLICY_TREE`]: [`POLICY_KEY`] → encoded [`RolePolicy`] (absent until the first
+//!   `SetRolePolicy`);
+//! - tree [`BINDINGS_TREE`]: peer id → encoded [`KeyBindingRecord`];
+//! - tree [`GRANTS_TREE`]: role ‖ `0x00` ‖ peer id → encoded [`GrantRecord`];
+//! - tree [`EPOCHS_TREE`]: role ‖ `0x00` ‖ epoch → encoded [`RoleEpochRecord`] (a role's epochs
+//!   are 1..=current without gaps; the last key of the role's prefix is the current epoch);
+//! - tree [`VERSIONS_TREE`]: address ‖ `0x00` ‖ version → encoded [`VersionEntry`];
+//! - tree [`VERSION_HEADS_TREE`]: address → latest version (8 bytes big-endian), because a sled
+//!   transaction can read keys but not scan a range;
+//! - tree [`RECORDS_TREE`]: record key → encoded (address, version), the index that makes
+//!   `AppendVersion` idempotent by record key;
+//! - tree [`SNAPSHOT_TREE`]: the current snapshot (see the `snapshot` module).
 //!
-//! A batch of entries is applied in one sled transaction over the first three trees, together with
-//! the last applied log id (not fsynced: after a crash the state is that of a whole number of
-//! batches, its last applied id says which, and openraft re-applies the rest from the fsynced log;
-//! logs are purged only behind a snapshot, whose build and install flush). Applying and snapshotting are
-//! serialised by a lock shared between clones, so a snapshot is a consistent cut of the state.
+//! Schema history: version 1 had the meta, nodes, kv and snapshot trees; version 2 added the
+//! cluster data trees from [`POLICY_TREE`] to [`RECORDS_TREE`]. A state stored by an older
+//! schema is upgraded at open (the new trees start empty); one stored by a newer build is
+//! refused.
+//!
+//! A batch of entries is applied in one sled transaction over every tree but [`SNAPSHOT_TREE`],
+//! together with the last applied log id (not fsynced: after a crash the state is that of a whole
+//! number of batches, its last applied id says which, and openraft re-applies the rest from the
+//! fsynced log; logs are purged only behind a snapshot, whose build and install flush). Applying
+//! and snapshotting are serialised by a lock shared between clones, so a snapshot is a consistent
+//! cut of the state. How each command is applied is in the `apply` module; the read API of the
+//! cluster data in the `reads` module.
 
 use std::convert::Infallible;
 use std::io::Cursor;
@@ -21,11 +39,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, SnapshotMeta, StoredMembership};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional, TransactionalTree};
-use tracing::warn;
+use sled::transaction::{TransactionError, Transactional};
+use tracing::{info, warn};
 
-use super::{Command, Entry, NodeInfo, RaftStorageError, Request, Response, SCHEMA_VERSION, TypeConfig};
-use super::{codec_err, io, key_u64, raft_err, u64_key};
+use super::apply::{ApplyAbort, ApplyTx};
+#[cfg(doc)]
+use super::cluster::{GrantRecord, KeyBindingRecord, RoleEpochRecord, RolePolicy, VersionEntry};
+use super::{Entry, NodeInfo, RaftStorageError, Response, SCHEMA_VERSION, TypeConfig};
+use super::{codec_err, io, key_u64, raft_err};
 use crate::codec;
 use crate::store::{StorageError, Store};
 
@@ -35,6 +56,21 @@ pub const META_TREE: &str = "sm_meta";
 pub const NODES_TREE: &str = "sm_nodes";
 /// Name of the tree holding the namespaced cluster key-value map.
 pub const KV_TREE: &str = "sm_kv";
+/// Name of the tree holding the role policy (schema 2).
+pub const POLICY_TREE: &str = "sm_policy";
+/// Name of the tree holding nodes' X25519 key bindings by peer id (schema 2).
+pub const BINDINGS_TREE: &str = "sm_key_bindings";
+/// Name of the tree holding role grants by role and peer id (schema 2).
+pub const GRANTS_TREE: &str = "sm_grants";
+/// Name of the tree holding role key epochs by role and epoch (schema 2).
+pub const EPOCHS_TREE: &str = "sm_role_epochs";
+/// Name of the tree holding the version index by address and version (schema 2).
+pub const VERSIONS_TREE: &str = "sm_versions";
+/// Name of the tree holding the latest version number of each address (schema 2).
+pub const VERSION_HEADS_TREE: &str = "sm_version_heads";
+/// Name of the tree mapping each record key of the version index to its address and version
+/// (schema 2).
+pub const RECORDS_TREE: &str = "sm_record_index";
 /// Name of the tree holding the current snapshot.
 pub const SNAPSHOT_TREE: &str = "sm_snapshot";
 /// Key of the last applied log id in [`META_TREE`].
@@ -43,8 +79,31 @@ pub const LAST_APPLIED_KEY: &[u8] = b"last_applied";
 pub const MEMBERSHIP_KEY: &[u8] = b"last_membership";
 /// Key of the schema version of the stored state in [`META_TREE`].
 pub const SCHEMA_KEY: &[u8] = b"schema";
-/// Key of the current snapshot in [`SNAPSHOT_TREE`].
+/// Key of the role policy in [`POLICY_TREE`].
+pub const POLICY_KEY: &[u8] = b"policy";
+/// Key of the current snapshot, metadata and bytes together, in [`SNAPSHOT_TREE`] as schema 1
+/// wrote it; schema 2 reads it but writes [`CURRENT_SNAPSHOT_META_KEY`] and
+/// [`CURRENT_SNAPSHOT_DATA_KEY`] instead.
 pub const CURRENT_SNAPSHOT_KEY: &[u8] = b"current";
+/// Key of the current snapshot's encoded metadata in [`SNAPSHOT_TREE`].
+pub const CURRENT_SNAPSHOT_META_KEY: &[u8] = b"current_meta";
+/// Key of the current snapshot's bytes (not re-encoded, so not bound by the codec's value limit)
+/// in [`SNAPSHOT_TREE`].
+pub const CURRENT_SNAPSHOT_DATA_KEY: &[u8] = b"current_data";
+
+/// Every tree a snapshot holds, in snapshot order: the whole replicated state except
+/// [`META_TREE`] (whose last applied id and membership travel in the snapshot metadata).
+pub const SNAPSHOT_DATA_TREES: [&str; 9] = [
+    NODES_TREE,
+    KV_TREE,
+    POLICY_TREE,
+    BINDINGS_TREE,
+    GRANTS_TREE,
+    EPOCHS_TREE,
+    VERSIONS_TREE,
+    VERSION_HEADS_TREE,
+    RECORDS_TREE,
+];
 
 /// The membership as stored with the state machine.
 pub(super) type Membership = StoredMembership<u64, NodeInfo>;
@@ -58,9 +117,9 @@ pub(super) struct NodeRecord {
     pub(super) eligible: bool,
 }
 
-/// The replicated state machine on sled: trees [`META_TREE`] (last applied log id, last
-/// membership, schema version), [`NODES_TREE`] (node id → (`NodeInfo`, eligible)), [`KV_TREE`]
-/// (namespace `\0` key → value), [`SNAPSHOT_TREE`] (the current snapshot: meta + bytes).
+/// The replicated state machine on sled: the trees listed in the [module docs](self) (last
+/// applied log id, membership and schema; node records; the cluster key-value map; the role
+/// policy, key bindings, grants and key epochs; the context version index; the current snapshot).
 ///
 /// Cloning is cheap; clones share the trees and the apply/snapshot lock, so one clone can be given
 /// to openraft and another kept for the read side.
@@ -74,6 +133,20 @@ pub struct SledStateMachine {
     pub(super) nodes: sled::Tree,
     /// Cluster key-value map.
     pub(super) kv: sled::Tree,
+    /// The role policy.
+    pub(super) policy: sled::Tree,
+    /// Key bindings by peer id.
+    pub(super) bindings: sled::Tree,
+    /// Role grants by role and peer id.
+    pub(super) grants: sled::Tree,
+    /// Role key epochs by role and epoch.
+    pub(super) epochs: sled::Tree,
+    /// Version entries by address and version.
+    pub(super) versions: sled::Tree,
+    /// Latest version number by address.
+    pub(super) heads: sled::Tree,
+    /// Record key → (address, version).
+    pub(super) records: sled::Tree,
     /// The current snapshot.
     pub(super) snapshots: sled::Tree,
     /// Held while state changes (apply, install) and while a snapshot reads the state.
@@ -98,54 +171,26 @@ pub(super) fn kv_key(namespace: &str, key: &str) -> Option<Vec<u8>> {
     Some(k)
 }
 
-/// Splits a [`KV_TREE`] key into namespace and key.
-pub(super) fn split_kv_key(raw: &[u8]) -> Result<(String, String), StorageError> {
-    let corrupt = |what: &str| StorageError::Corrupt {
-        tree: KV_TREE.to_owned(),
-        what: format!("key {raw:?} {what}"),
-    };
-    let nul = raw
-        .iter()
-        .position(|b| *b == 0)
-        .ok_or_else(|| corrupt("has no namespace separator"))?;
-    let (ns, key) = (&raw[..nul], &raw[nul + 1..]);
-    let ns = String::from_utf8(ns.to_vec()).map_err(|_| corrupt("has a namespace that is not UTF-8"))?;
-    let key = String::from_utf8(key.to_vec()).map_err(|_| corrupt("is not UTF-8"))?;
-    Ok((ns, key))
-}
-
-/// Why an apply transaction was aborted: the entry and the error.
-struct ApplyAbort {
-    /// The entry being applied.
-    log_id: LogId<u64>,
-    /// What failed.
-    source: StorageError,
-}
-
-/// Aborts the apply transaction of `log_id` because encoding for `tree` failed.
-fn abort_codec(
-    log_id: LogId<u64>,
-    tree: &'static str,
-    e: crate::CodecError,
-) -> ConflictableTransactionError<ApplyAbort> {
-    ConflictableTransactionError::Abort(ApplyAbort {
-        log_id,
-        source: codec_err(tree)(e),
-    })
-}
-
 impl SledStateMachine {
-    /// Opens (creating if needed) the state machine trees in `store` and checks the stored state.
-    /// Call it once per store and clone the result: clones share the apply/snapshot lock.
+    /// Opens (creating if needed) the state machine trees in `store` and checks the stored state,
+    /// upgrading a state stored by an older schema (its new trees start empty). Call it once per
+    /// store and clone the result: clones share the apply/snapshot lock.
     ///
     /// Fails with [`StorageError::SchemaTooNew`] if a newer build wrote the state, and with a codec
-    /// or corruption error if the last applied log id or membership cannot be read.
+    /// or corruption error if the schema, last applied log id or membership cannot be read.
     pub fn new(store: &Store) -> Result<Self, StorageError> {
         let sm = Self {
             store: store.clone(),
             meta: store.tree(META_TREE)?,
             nodes: store.tree(NODES_TREE)?,
             kv: store.tree(KV_TREE)?,
+            policy: store.tree(POLICY_TREE)?,
+            bindings: store.tree(BINDINGS_TREE)?,
+            grants: store.tree(GRANTS_TREE)?,
+            epochs: store.tree(EPOCHS_TREE)?,
+            versions: store.tree(VERSIONS_TREE)?,
+            heads: store.tree(VERSION_HEADS_TREE)?,
+            records: store.tree(RECORDS_TREE)?,
             snapshots: store.tree(SNAPSHOT_TREE)?,
             write_lock: Arc::new(Mutex::new(())),
         };
@@ -159,9 +204,17 @@ impl SledStateMachine {
                 });
             }
             Some(found) if found == SCHEMA_VERSION => {}
-            // New, or written by an older build: the types of this build read it (variants are
-            // only ever added), and from now on it holds this version's data.
-            _ => {
+            // New, or written by an older build. Every upgrade so far only added trees (which
+            // open empty) and variants (which old data never uses), so the types of this build
+            // read the old state as it is; from now on it holds this version's data.
+            found => {
+                if let Some(found) = found {
+                    info!(
+                        from = found,
+                        to = SCHEMA_VERSION,
+                        "upgrading the raft state machine schema"
+                    );
+                }
                 let bytes = codec::encode(&SCHEMA_VERSION).map_err(codec_err(META_TREE))?;
                 sm.meta
                     .insert(SCHEMA_KEY, bytes)
@@ -172,6 +225,11 @@ impl SledStateMachine {
         sm.last_applied()?;
         sm.last_membership()?;
         Ok(sm)
+    }
+
+    /// The schema version of the stored state (this build's [`SCHEMA_VERSION`] once opened).
+    pub fn stored_schema(&self) -> Result<Option<u32>, StorageError> {
+        self.read_meta(SCHEMA_KEY, "read the schema version")
     }
 
     /// Read side for the API: every node record, as (node id, info, admin-eligible), by node id.
@@ -210,6 +268,21 @@ impl SledStateMachine {
             .unwrap_or_default())
     }
 
+    /// The trees a snapshot holds, by name, in [`SNAPSHOT_DATA_TREES`] order.
+    pub(super) fn data_trees(&self) -> [(&'static str, &sled::Tree); SNAPSHOT_DATA_TREES.len()] {
+        [
+            (NODES_TREE, &self.nodes),
+            (KV_TREE, &self.kv),
+            (POLICY_TREE, &self.policy),
+            (BINDINGS_TREE, &self.bindings),
+            (GRANTS_TREE, &self.grants),
+            (EPOCHS_TREE, &self.epochs),
+            (VERSIONS_TREE, &self.versions),
+            (VERSION_HEADS_TREE, &self.heads),
+            (RECORDS_TREE, &self.records),
+        ]
+    }
+
     /// Reads and decodes the value at `key` of [`META_TREE`].
     fn read_meta<T: serde::de::DeserializeOwned>(
         &self,
@@ -238,24 +311,55 @@ impl SledStateMachine {
             )
         })?;
         let _guard = self.lock();
-        let result = (&self.meta, &self.nodes, &self.kv).transaction(|(meta, nodes, kv)| {
-            let mut responses = Vec::with_capacity(entries.len());
-            for entry in entries {
-                let response = match &entry.payload {
-                    EntryPayload::Blank => Response::Ok,
-                    EntryPayload::Normal(request) => apply_request(nodes, kv, entry.log_id, request)?,
-                    EntryPayload::Membership(membership) => {
-                        let stored = Membership::new(Some(entry.log_id), membership.clone());
-                        let bytes = codec::encode(&stored).map_err(|e| abort_codec(entry.log_id, META_TREE, e))?;
-                        meta.insert(MEMBERSHIP_KEY, bytes)?;
-                        Response::Ok
-                    }
-                };
-                responses.push(response);
-            }
-            meta.insert(LAST_APPLIED_KEY, last_applied.as_slice())?;
-            Ok(responses)
-        });
+        let trees = (
+            &self.meta,
+            &self.nodes,
+            &self.kv,
+            &self.policy,
+            &self.bindings,
+            &self.grants,
+            &self.epochs,
+            &self.versions,
+            &self.heads,
+            &self.records,
+        );
+        let result = trees.transaction(
+            |(meta, nodes, kv, policy, bindings, grants, epochs, versions, heads, records)| {
+                let mut responses = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    let tx = ApplyTx {
+                        log_id: entry.log_id,
+                        nodes,
+                        kv,
+                        policy,
+                        bindings,
+                        grants,
+                        epochs,
+                        versions,
+                        heads,
+                        records,
+                    };
+                    let response = match &entry.payload {
+                        EntryPayload::Blank => Response::Ok,
+                        EntryPayload::Normal(request) => tx.apply_request(request)?,
+                        EntryPayload::Membership(membership) => {
+                            let stored = Membership::new(Some(entry.log_id), membership.clone());
+                            let bytes = codec::encode(&stored).map_err(|e| {
+                                sled::transaction::ConflictableTransactionError::Abort(ApplyAbort {
+                                    log_id: entry.log_id,
+                                    source: codec_err(META_TREE)(e),
+                                })
+                            })?;
+                            meta.insert(MEMBERSHIP_KEY, bytes)?;
+                            Response::Ok
+                        }
+                    };
+                    responses.push(response);
+                }
+                meta.insert(LAST_APPLIED_KEY, last_applied.as_slice())?;
+                Ok(responses)
+            },
+        );
         result.map_err(|e| match e {
             TransactionError::Abort(ApplyAbort { log_id, source }) => {
                 raft_err(ErrorSubject::Apply(log_id), ErrorVerb::Write, &source)
@@ -272,60 +376,6 @@ impl SledStateMachine {
     pub(super) async fn flush(&self, subject: ErrorSubject<u64>, verb: ErrorVerb) -> Result<(), RaftStorageError> {
         self.store.flush_async().await.map_err(|e| raft_err(subject, verb, &e))
     }
-}
-
-/// Applies one request inside the apply transaction.
-///
-/// A request this build cannot apply is answered [`Response::Rejected`] and changes nothing; only
-/// I/O and encoding failures abort the transaction.
-fn apply_request(
-    nodes: &TransactionalTree,
-    kv: &TransactionalTree,
-    log_id: LogId<u64>,
-    request: &Request,
-) -> Result<Response, ConflictableTransactionError<ApplyAbort>> {
-    if request.schema > SCHEMA_VERSION {
-        return Ok(Response::Rejected {
-            reason: format!(
-                "request schema {} is newer than version {SCHEMA_VERSION} that this node supports",
-                request.schema
-            ),
-        });
-    }
-    let nul_namespace = || Response::Rejected {
-        reason: "namespace contains a NUL byte".to_owned(),
-    };
-    match &request.command {
-        Command::Noop => {}
-        Command::UpsertNode {
-            node_id,
-            info,
-            eligible,
-        } => {
-            let record = NodeRecord {
-                info: info.clone(),
-                eligible: *eligible,
-            };
-            let bytes = codec::encode(&record).map_err(|e| abort_codec(log_id, NODES_TREE, e))?;
-            nodes.insert(u64_key(*node_id).as_slice(), bytes)?;
-        }
-        Command::RemoveNode { node_id } => {
-            nodes.remove(u64_key(*node_id).as_slice())?;
-        }
-        Command::SetKv { namespace, key, value } => {
-            let Some(k) = kv_key(namespace, key) else {
-                return Ok(nul_namespace());
-            };
-            kv.insert(k, value.as_slice())?;
-        }
-        Command::DeleteKv { namespace, key } => {
-            let Some(k) = kv_key(namespace, key) else {
-                return Ok(nul_namespace());
-            };
-            kv.remove(k)?;
-        }
-    }
-    Ok(Response::Ok)
 }
 
 impl RaftStateMachine<TypeConfig> for SledStateMachine {
@@ -372,8 +422,8 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
     ) -> Result<(), RaftStorageError> {
         let subject = || ErrorSubject::Snapshot(Some(meta.signature()));
         let data = snapshot.into_inner();
-        let body = super::snapshot::decode(meta, &data).map_err(|e| raft_err(subject(), ErrorVerb::Read, &e))?;
-        self.replace_state(meta, &body, data)
+        let state = super::snapshot::decode(meta, &data).map_err(|e| raft_err(subject(), ErrorVerb::Read, &e))?;
+        self.replace_state(meta, state, &data)
             .map_err(|e| raft_err(subject(), ErrorVerb::Write, &e))?;
         self.flush(subject(), ErrorVerb::Write).await
     }
