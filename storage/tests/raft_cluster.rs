@@ -70,6 +70,7 @@ async fn each_command_applies_and_is_readable() -> TestResult {
     assert_eq!(sm.current_epoch("qa")?, None, "expected qa without epochs");
     let dev2 = sm.role_epoch("dev", 2)?.ok_or("expected epoch 2 of dev")?;
     assert_eq!(dev2.created_at_ms, 21, "expected the epoch's time from the command");
+    assert_eq!(dev2.public_key, [2; 32], "expected the epoch's public key from the command");
     let members: Vec<&Vec<u8>> = dev2.sealed.keys().collect();
     assert_eq!(members, vec![&peer("a"), &peer("c")], "expected sealed keys of a and c");
     assert_eq!(
@@ -256,6 +257,7 @@ async fn rejections_name_the_problem_and_change_nothing() -> TestResult {
             Command::SetRoleEpoch {
                 role: "qa".to_owned(),
                 epoch: 1,
+                public_key: [1; 32],
                 sealed: BTreeMap::from([(peer("a"), vec![0; 513])]),
                 at_ms: 1,
             },
@@ -265,6 +267,7 @@ async fn rejections_name_the_problem_and_change_nothing() -> TestResult {
             Command::SetRoleEpoch {
                 role: "qa".to_owned(),
                 epoch: 1,
+                public_key: [1; 32],
                 sealed: BTreeMap::from([(Vec::new(), vec![0; 8])]),
                 at_ms: 1,
             },

@@ -125,9 +125,10 @@ impl ApplyTx<'_> {
             Command::SetRoleEpoch {
                 role,
                 epoch,
+                public_key,
                 sealed,
                 at_ms,
-            } => self.set_role_epoch(role, *epoch, sealed, *at_ms),
+            } => self.set_role_epoch(role, *epoch, public_key, sealed, *at_ms),
             Command::AddSealedKey {
                 role,
                 epoch,
@@ -201,6 +202,7 @@ impl ApplyTx<'_> {
         &self,
         role: &str,
         epoch: u64,
+        public_key: &[u8; 32],
         sealed: &BTreeMap<Vec<u8>, Vec<u8>>,
         at_ms: u64,
     ) -> TxResult<Response> {
@@ -228,6 +230,7 @@ impl ApplyTx<'_> {
         let record = RoleEpochRecord {
             role: role.to_owned(),
             epoch,
+            public_key: *public_key,
             sealed: sealed.clone(),
             created_at_ms: at_ms,
         };

@@ -199,6 +199,8 @@ pub struct RoleEpochRecord {
     pub role: String,
     /// The epoch number; a role's epochs are 1, 2, ... and the highest is current.
     pub epoch: u64,
+    /// The epoch's public key (X25519): writers wrap data keys to it; members hold the secret.
+    pub public_key: [u8; 32],
     /// The sealed epoch key of each member, by peer id bytes.
     pub sealed: BTreeMap<Vec<u8>, Vec<u8>>,
     /// When the epoch was created, in milliseconds since the Unix epoch (from the command).

@@ -76,7 +76,7 @@ pub mod state_machine;
 
 pub use cluster::{
     GrantRecord, GrantSource, KeyBindingRecord, NewVersion, PolicyError, RecordRef, RoleDef, RoleEpochRecord,
-    RolePolicy, VersionEntry,
+    RolePolicy, VersionEntry, validate_role_name,
 };
 pub use log_store::SledLogStore;
 pub use state_machine::SledStateMachine;
@@ -203,6 +203,8 @@ pub enum Command {
         role: String,
         /// The new epoch number.
         epoch: u64,
+        /// The epoch's public key (X25519, 32 bytes): writers wrap data keys to it.
+        public_key: [u8; 32],
         /// The epoch key sealed to each member, by peer id bytes (at most
         /// [`cluster::MAX_SEALED_KEYS_PER_EPOCH`]).
         sealed: BTreeMap<Vec<u8>, Vec<u8>>,

@@ -131,6 +131,7 @@ pub fn epoch(role: &str, epoch: u64, members: &[&str], at_ms: u64) -> Command {
     Command::SetRoleEpoch {
         role: role.to_owned(),
         epoch,
+        public_key: [epoch as u8; 32],
         sealed: members
             .iter()
             .map(|m| (peer(m), format!("sealed-{role}-{epoch}-{m}").into_bytes()))
