@@ -1,7 +1,11 @@
 //! Compiles the wire schemas with protox (pure Rust, no system protoc) and prost.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/bzzz/v1/envelope.proto", "proto/bzzz/v1/raft.proto"];
+    let files = [
+        "proto/bzzz/v1/envelope.proto",
+        "proto/bzzz/v1/raft.proto",
+        "proto/bzzz/v1/context.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -67,6 +67,10 @@ pub struct Config {
     pub health: HealthConfig,
     /// Admin election (Raft).
     pub election: ElectionConfig,
+    /// Encrypted, replicated context (UCXL).
+    pub context: ContextConfig,
+    /// Roles and who reads whose context: the seed of the cluster's role policy.
+    pub roles: RolesConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -302,6 +306,101 @@ impl Default for ElectionConfig {
             heartbeat_interval_ms: 1_000,
             dead_voter_timeout_ms: 30_000,
         }
+    }
+}
+
+/// Encrypted, replicated context.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContextConfig {
+    /// Live copies of every context record the cluster keeps (R); the admin re-replicates
+    /// records that fall below it.
+    pub replication_factor: u32,
+    /// Copies a write waits for before it returns (at most `replication_factor`).
+    pub write_quorum: u32,
+    /// How often the admin checks replication, in milliseconds.
+    pub repair_interval_ms: u64,
+    /// Longest a context read or write may take, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ContextConfig {
+    fn default() -> Self {
+        Self {
+            replication_factor: 3,
+            write_quorum: 3,
+            repair_interval_ms: 30_000,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// One role of the policy seed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Authority level: a role reads the context of every role with a lower level.
+    pub authority: u32,
+    /// Whether the admin grants this role to any node that asks (`agent.role`); otherwise an
+    /// operator grants it.
+    pub self_service: bool,
+    /// Roles whose context this role reads besides those of lower authority.
+    pub can_read: Vec<String>,
+}
+
+/// Roles and who reads whose context. The first admin writes this policy into the cluster state
+/// when the cluster has none; after that the cluster's policy is authoritative.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolesConfig {
+    /// Role name → definition.
+    pub policy: std::collections::BTreeMap<String, RoleConfig>,
+}
+
+impl Default for RolesConfig {
+    fn default() -> Self {
+        let mut policy = std::collections::BTreeMap::new();
+        policy.insert(
+            "agent".to_string(),
+            RoleConfig {
+                authority: 10,
+                self_service: true,
+                can_read: Vec::new(),
+            },
+        );
+        policy.insert(
+            "operator".to_string(),
+            RoleConfig {
+                authority: 100,
+                self_service: false,
+                can_read: Vec::new(),
+            },
+        );
+        Self { policy }
+    }
+}
+
+impl RolesConfig {
+    /// The policy in the cluster state's form, validated.
+    pub fn to_policy(&self) -> Result<bzzz_storage::raft::RolePolicy, ConfigError> {
+        let policy = bzzz_storage::raft::RolePolicy {
+            roles: self
+                .policy
+                .iter()
+                .map(|(name, r)| {
+                    (
+                        name.clone(),
+                        bzzz_storage::raft::RoleDef {
+                            authority: r.authority,
+                            self_service: r.self_service,
+                            can_read: r.can_read.iter().cloned().collect(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        policy.validate().map_err(|e| invalid("roles.policy", e.to_string()))?;
+        Ok(policy)
     }
 }
 
@@ -586,6 +685,22 @@ impl Config {
             86_400_000,
         )?;
 
+        let c = &self.context;
+        range("context.replication_factor", c.replication_factor as u64, 1, 20)?;
+        range(
+            "context.write_quorum",
+            c.write_quorum as u64,
+            1,
+            c.replication_factor as u64,
+        )?;
+        range("context.repair_interval_ms", c.repair_interval_ms, 1_000, 86_400_000)?;
+        range("context.request_timeout_ms", c.request_timeout_ms, 100, 600_000)?;
+        if self.roles.policy.is_empty() {
+            return Err(invalid("roles.policy", "must define at least one role"));
+        }
+        self.roles.to_policy()?;
+        bzzz_storage::raft::validate_role_name(&self.agent.role).map_err(|e| invalid("agent.role", e.to_string()))?;
+
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid(
                 "log.format",
@@ -674,6 +789,50 @@ mod tests {
         let text = include_str!("../../docs/config.example.yaml");
         let c = Config::from_yaml(text).expect("docs/config.example.yaml parses");
         c.validate().expect("docs/config.example.yaml validates");
+        let d = Config::default();
+        assert_eq!(c.election, d.election, "the example documents the election defaults");
+        assert_eq!(c.context, d.context, "the example documents the context defaults");
+        assert_eq!(c.roles, d.roles, "the example documents the default role policy");
+    }
+
+    /// Context and role settings are checked, and errors name the field.
+    #[test]
+    fn context_and_roles_are_validated() {
+        let mut c = Config::default();
+        c.context.write_quorum = 4;
+        let e = c.validate().expect_err("quorum above R");
+        assert!(e.to_string().contains("context.write_quorum"), "got {e}");
+
+        let mut c = Config::default();
+        c.context.replication_factor = 0;
+        let e = c.validate().expect_err("R = 0");
+        assert!(e.to_string().contains("context.replication_factor"), "got {e}");
+
+        let c = Config::from_yaml("roles:\n  policy:\n    dev:\n      authority: 1\n      can_read: [ghost]\n")
+            .expect("parses");
+        let e = c.validate().expect_err("unknown can_read role");
+        assert!(
+            e.to_string().contains("roles.policy") && e.to_string().contains("ghost"),
+            "got {e}"
+        );
+
+        let e = Config::from_yaml("roles:\n  policy:\n    dev:\n      authorty: 1\n").expect_err("typo");
+        assert!(e.to_string().contains("authorty"), "got {e}");
+
+        let mut c = Config::default();
+        c.roles.policy.clear();
+        let e = c.validate().expect_err("empty policy");
+        assert!(e.to_string().contains("roles.policy"), "got {e}");
+
+        let mut c = Config::default();
+        c.agent.role = "any".into();
+        let e = c.validate().expect_err("reserved role name");
+        assert!(e.to_string().contains("agent.role"), "got {e}");
+
+        let c = Config::from_yaml("roles:\n  policy:\n    dev:\n      authority: 5\n      self_service: true\n")
+            .expect("parses");
+        let policy = c.roles.to_policy().expect("valid");
+        assert!(policy.roles["dev"].self_service);
     }
 
     /// Unknown fields, bad values and bad addresses are errors that name the field.

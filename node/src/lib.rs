@@ -24,6 +24,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod consensus;
+pub mod crypto;
 pub mod dev;
 pub mod health;
 pub mod identity;

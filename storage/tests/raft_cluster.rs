@@ -70,7 +70,10 @@ async fn each_command_applies_and_is_readable() -> TestResult {
     assert_eq!(sm.current_epoch("qa")?, None, "expected qa without epochs");
     let dev2 = sm.role_epoch("dev", 2)?.ok_or("expected epoch 2 of dev")?;
     assert_eq!(dev2.created_at_ms, 21, "expected the epoch's time from the command");
-    assert_eq!(dev2.public_key, [2; 32], "expected the epoch's public key from the command");
+    assert_eq!(
+        dev2.public_key, [2; 32],
+        "expected the epoch's public key from the command"
+    );
     let members: Vec<&Vec<u8>> = dev2.sealed.keys().collect();
     assert_eq!(members, vec![&peer("a"), &peer("c")], "expected sealed keys of a and c");
     assert_eq!(

@@ -1,0 +1,1580 @@
+//! Envelope-encrypted context records with split signatures (DESIGN 6, with the version bound by
+//! the record key instead of the header; ADR 0006). The format, the associated data and the signed
+//! bytes are specified in the [module docs](super#context-records-design-6-envelope-encryption).
+//!
+//! Writer: [`seal_record`] → encode → [`record_key`] / [`dht_key`] → DHT put → Raft append.
+//! Storing node: [`verify_record`], then its own policy on [`VerifiedRecord::keys_signer`] and the
+//! UCXL parser on [`VerifiedRecord::address`].
+//! Reader: [`verify_record`] on the fetched bytes, compare [`VerifiedRecord::record_key`] with the
+//! Raft index, then [`open_verified`]; or [`open_record`] for both steps.
+//! Admin, on key rotation: [`verify_record`] → [`rewrap_record`] → store and re-point the version.
+
+use std::collections::{HashMap, HashSet};
+
+use bzzz_protocol::wire::{ContextRecord, RecordHeader, WrappedKey};
+use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::XNonce;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use libp2p::PeerId;
+use libp2p::identity::Keypair;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::canonical::Canonical;
+use super::seal::{EphemeralSeal, RoleKey, RolePublicKey, SEALED_CIPHERTEXT_LEN, Secret, X25519_PUBLIC_LEN, seal_to};
+use super::{
+    CONTENT_SIGNATURE_TAG, CryptoError, DEK_WRAP_TAG, DHT_KEY_PREFIX, KEY_LEN, KEYS_SIGNATURE_TAG, NONCE_LEN,
+    SIGNATURE_LEN, TAG_LEN, public_key_of, random_array, random_secret,
+};
+
+/// The record format this build writes and reads.
+pub const RECORD_FORMAT: u32 = 1;
+/// Most wrapped keys (reader role epochs) one record may carry.
+pub const MAX_WRAPPED_KEYS: usize = 64;
+/// Longest role name, in bytes (the UCXL `ident` limit).
+pub const MAX_ROLE_LEN: usize = 64;
+/// Longest address, in bytes (the UCXL address limit).
+pub const MAX_ADDRESS_LEN: usize = 1024;
+/// Length of a record's random write id, in bytes.
+pub const WRITE_ID_LEN: usize = 16;
+/// Length of a wrapped DEK (32-byte key plus tag), in bytes.
+pub const WRAPPED_DEK_LEN: usize = SEALED_CIPHERTEXT_LEN;
+/// A reasonable default for [`verify_record`]'s `max_size`: 1 MiB of content plus room for the
+/// header and wrapped keys, in bytes. The daemon's configured limit takes precedence.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024 + 64 * 1024;
+
+/// One reader of a new record: a role, its key epoch, and that role's public key at that epoch.
+pub type Reader<'a> = (&'a str, u64, &'a RolePublicKey);
+
+/// What the writer says about a new record; the author and the write id are filled in by
+/// [`seal_record`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewRecord<'a> {
+    /// Canonical UCXL base address, without a temporal part (checked by the caller).
+    pub address: &'a str,
+    /// The writer's role.
+    pub role: &'a str,
+    /// The key epoch of the writer's role.
+    pub epoch: u64,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// True if this version deletes the address.
+    pub tombstone: bool,
+}
+
+/// Finds the secret key of a role at an epoch, if this node holds it. Implemented by
+/// [`RoleKeySet`] and by slices of `(role, epoch, &RoleKey)`.
+pub trait RoleKeyLookup {
+    /// The key of `role` at `epoch`, if held.
+    fn role_key(&self, role: &str, epoch: u64) -> Option<&RoleKey>;
+}
+
+impl RoleKeyLookup for [(&str, u64, &RoleKey)] {
+    fn role_key(&self, role: &str, epoch: u64) -> Option<&RoleKey> {
+        self.iter()
+            .find(|(r, e, _)| *r == role && *e == epoch)
+            .map(|(_, _, k)| *k)
+    }
+}
+
+/// The role keys a node holds, by (role, epoch).
+#[derive(Debug, Default, Clone)]
+pub struct RoleKeySet {
+    keys: HashMap<(String, u64), RoleKey>,
+}
+
+impl RoleKeySet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces the key of `role` at `epoch`.
+    pub fn insert(&mut self, role: impl Into<String>, epoch: u64, key: RoleKey) {
+        self.keys.insert((role.into(), epoch), key);
+    }
+
+    /// Removes the key of `role` at `epoch` (a retired epoch, a revoked role).
+    pub fn remove(&mut self, role: &str, epoch: u64) -> Option<RoleKey> {
+        self.keys.remove(&(role.to_owned(), epoch))
+    }
+
+    /// How many keys are held.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True if no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl RoleKeyLookup for RoleKeySet {
+    fn role_key(&self, role: &str, epoch: u64) -> Option<&RoleKey> {
+        self.keys.get(&(role.to_owned(), epoch))
+    }
+}
+
+/// `H`, the canonical header bytes: the associated data of the content, the prefix of every
+/// wrapped key's associated data, and part of the bytes the author signs.
+pub fn canonical_header(h: &RecordHeader) -> Vec<u8> {
+    Canonical::default()
+        .u32(h.format)
+        .str(&h.address)
+        .str(&h.role)
+        .u64(h.epoch)
+        .bytes(&h.author)
+        .u64(h.created_ms)
+        .bool(h.tombstone)
+        .bytes(&h.write_id)
+        .finish()
+}
+
+/// Associated data of a wrapped key: `A = H || lp(role) || u64be(epoch)`.
+fn wrap_aad(header: &[u8], role: &str, epoch: u64) -> Vec<u8> {
+    Canonical::starting_with(header).str(role).u64(epoch).finish()
+}
+
+/// HKDF info of a wrapped key: `"bzzz/dek-wrap/v1" || A`.
+fn wrap_info(aad: &[u8]) -> Vec<u8> {
+    Canonical::starting_with(DEK_WRAP_TAG).fixed(aad).finish()
+}
+
+/// `S_c`, the bytes the author signs:
+/// `"bzzz/ctx-content/v1" || H || lp(nonce) || lp(ciphertext)`.
+pub fn content_signed_bytes(header: &RecordHeader, nonce: &[u8], ciphertext: &[u8]) -> Vec<u8> {
+    Canonical::starting_with(CONTENT_SIGNATURE_TAG)
+        .fixed(&canonical_header(header))
+        .bytes(nonce)
+        .bytes(ciphertext)
+        .finish()
+}
+
+/// The bytes the keys signer signs: `"bzzz/ctx-keys/v1" || SHA-256(S_c) || lp(keys_signer) ||
+/// u64be(count) || for each wrapped key: lp(role) || u64be(epoch) || lp(ephemeral_public) ||
+/// lp(nonce) || lp(wrapped_dek)`, with `content_signed` = `S_c` ([`content_signed_bytes`]).
+pub fn keys_signed_bytes(content_signed: &[u8], keys_signer: &[u8], wrapped_keys: &[WrappedKey]) -> Vec<u8> {
+    let mut c = Canonical::starting_with(KEYS_SIGNATURE_TAG)
+        .fixed(&Sha256::digest(content_signed))
+        .bytes(keys_signer)
+        .u64(wrapped_keys.len() as u64);
+    for w in wrapped_keys {
+        c = c
+            .str(&w.role)
+            .u64(w.epoch)
+            .bytes(&w.ephemeral_public)
+            .bytes(&w.nonce)
+            .bytes(&w.wrapped_dek);
+    }
+    c.finish()
+}
+
+/// `SHA-256` of an encoded record: its name in the DHT and in the Raft version index.
+pub fn record_key(encoded: &[u8]) -> [u8; 32] {
+    Sha256::digest(encoded).into()
+}
+
+/// The DHT key of a record: `"/bzzz/ctx/1/" || lowercase_hex(record_key)` (76 bytes).
+pub fn dht_key(record_key: &[u8; 32]) -> Vec<u8> {
+    let mut key = DHT_KEY_PREFIX.to_vec();
+    key.extend_from_slice(hex::encode(record_key).as_bytes());
+    key
+}
+
+/// The record key named by a DHT key, if it is a context record key (lowercase hex only).
+pub fn parse_dht_key(key: &[u8]) -> Option<[u8; 32]> {
+    let hex_part = key.strip_prefix(DHT_KEY_PREFIX)?;
+    if hex_part.len() != 64 || hex_part.iter().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_part, &mut out).ok()?;
+    Some(out)
+}
+
+/// Encrypts `content` for the `readers` (role, epoch, role public key) and signs the record as
+/// `author`, both the content part and the key list (the author is the keys signer).
+///
+/// A fresh random DEK encrypts the content (associated data: the canonical header) and is wrapped
+/// to every reader's public key (HKDF info and associated data bind header, role and epoch); the
+/// DEK is zeroized before returning. The writer needs no secret of the reader roles, so it can
+/// write for roles above its own without being able to read their records. Per DESIGN 6 the
+/// readers are the writer's role and the roles above it in the policy, each at its current epoch;
+/// which roles those are, and that their public keys are authentic, is the caller's part.
+///
+/// Errors: [`CryptoError::InvalidInput`] for no readers, more than [`MAX_WRAPPED_KEYS`], a
+/// duplicate (role, epoch), an empty or over-long role or address, or an author identity that is
+/// not ed25519; [`CryptoError::LowOrderPoint`] for a low-order role public key;
+/// [`CryptoError::Signing`] if the identity cannot sign.
+pub fn seal_record(
+    content: &[u8],
+    new: &NewRecord<'_>,
+    readers: &[Reader<'_>],
+    author: &Keypair,
+) -> Result<ContextRecord, CryptoError> {
+    let invalid = |m: String| CryptoError::InvalidInput(m);
+    check_address(new.address).map_err(invalid)?;
+    check_role(new.role).map_err(|m| invalid(format!("writer role: {m}")))?;
+    check_readers(readers)?;
+    let author_id = ed25519_id(author, "author")?;
+
+    let header = RecordHeader {
+        format: RECORD_FORMAT,
+        address: new.address.to_owned(),
+        role: new.role.to_owned(),
+        epoch: new.epoch,
+        author: author_id.to_bytes(),
+        created_ms: new.created_ms,
+        tombstone: new.tombstone,
+        write_id: random_array::<WRITE_ID_LEN>().to_vec(),
+    };
+    let h = canonical_header(&header);
+
+    let dek = random_secret::<KEY_LEN>();
+    let nonce: [u8; NONCE_LEN] = random_array();
+    let ciphertext = XChaCha20Poly1305::new((&*dek).into())
+        .encrypt(&XNonce::from(nonce), Payload { msg: content, aad: &h })
+        .map_err(|_| invalid("content is too large to encrypt".into()))?;
+    let content_signed = content_signed_bytes(&header, &nonce, &ciphertext);
+    let author_signature = author.sign(&content_signed)?;
+    let keys = wrap_and_sign(&dek, &h, &content_signed, readers, author, author_id)?;
+    drop(dek);
+    Ok(ContextRecord {
+        header: Some(header),
+        nonce: nonce.to_vec(),
+        ciphertext,
+        author_signature,
+        wrapped_keys: keys.wrapped_keys,
+        keys_signer: keys.signer,
+        keys_signature: keys.signature,
+    })
+}
+
+/// Re-wraps the DEK of a verified record to `new_readers` and signs the new key list as `signer`
+/// (the admin, on key rotation, DESIGN 7); the author is not needed.
+///
+/// The header, content nonce, ciphertext and author signature are kept byte for byte; the wrapped
+/// keys, keys signer and keys signature are replaced. The DEK is taken from the first wrapped key
+/// that `keys` holds and that unwraps, and must decrypt the content (so a re-wrap never spreads a
+/// DEK that does not open the record); DEK and plaintext are zeroized before returning. The result
+/// is a new record with a new [`record_key`]: the caller stores it and re-points the version at it
+/// (ADR 0006).
+///
+/// Errors: [`CryptoError::InvalidInput`] for unusable `new_readers` or a non-ed25519 `signer`
+/// (as for [`seal_record`]), [`CryptoError::LowOrderPoint`] for a low-order role public key,
+/// [`CryptoError::NoReadableKey`] if `keys` opens no wrapped key, [`CryptoError::Decrypt`] or
+/// [`CryptoError::LowOrderPoint`] if none of those that it holds opens the record,
+/// [`CryptoError::Signing`].
+pub fn rewrap_record<K>(
+    verified: &VerifiedRecord,
+    keys: &K,
+    new_readers: &[Reader<'_>],
+    signer: &Keypair,
+) -> Result<ContextRecord, CryptoError>
+where
+    K: RoleKeyLookup + ?Sized,
+{
+    check_readers(new_readers)?;
+    let signer_id = ed25519_id(signer, "keys signer")?;
+    let (dek, content, _, _) = open_dek(verified, keys)?;
+    drop(Zeroizing::new(content));
+    let record = &verified.record;
+    let h = canonical_header(&verified.header);
+    let content_signed = content_signed_bytes(&verified.header, &record.nonce, &record.ciphertext);
+    let keys = wrap_and_sign(&dek, &h, &content_signed, new_readers, signer, signer_id)?;
+    drop(dek);
+    Ok(ContextRecord {
+        wrapped_keys: keys.wrapped_keys,
+        keys_signer: keys.signer,
+        keys_signature: keys.signature,
+        ..record.clone()
+    })
+}
+
+/// A signed key list.
+struct KeyList {
+    wrapped_keys: Vec<WrappedKey>,
+    signer: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+/// Wraps `dek` to every reader and signs the list as `signer` (whose peer id is `signer_id`).
+fn wrap_and_sign(
+    dek: &[u8; KEY_LEN],
+    h: &[u8],
+    content_signed: &[u8],
+    readers: &[Reader<'_>],
+    signer: &Keypair,
+    signer_id: PeerId,
+) -> Result<KeyList, CryptoError> {
+    let mut wrapped_keys = Vec::with_capacity(readers.len());
+    for (role, epoch, public) in readers {
+        let aad = wrap_aad(h, role, *epoch);
+        let sealed = seal_to(public.as_bytes(), &wrap_info(&aad), &aad, dek, "reader role public key")?;
+        wrapped_keys.push(WrappedKey {
+            role: (*role).to_owned(),
+            epoch: *epoch,
+            ephemeral_public: sealed.ephemeral_public.to_vec(),
+            nonce: sealed.nonce.to_vec(),
+            wrapped_dek: sealed.ciphertext,
+        });
+    }
+    let signer_bytes = signer_id.to_bytes();
+    let signature = signer.sign(&keys_signed_bytes(content_signed, &signer_bytes, &wrapped_keys))?;
+    Ok(KeyList {
+        wrapped_keys,
+        signer: signer_bytes,
+        signature,
+    })
+}
+
+/// A record that passed [`verify_record`]: well-formed, its content signed by the author in its
+/// header and its key list signed by its keys signer. Only [`verify_record`] makes one, so holding
+/// one means those checks ran.
+#[derive(Debug, Clone)]
+pub struct VerifiedRecord {
+    record: ContextRecord,
+    header: RecordHeader,
+    author: PeerId,
+    keys_signer: PeerId,
+    record_key: [u8; 32],
+}
+
+impl VerifiedRecord {
+    /// The signed header.
+    pub fn header(&self) -> &RecordHeader {
+        &self.header
+    }
+
+    /// The address the record claims; the caller checks its syntax with the UCXL parser.
+    pub fn address(&self) -> &str {
+        &self.header.address
+    }
+
+    /// The author, whose signature over the header and content was verified.
+    pub fn author(&self) -> PeerId {
+        self.author
+    }
+
+    /// Who signed the key list (its signature was verified): the author on a normal write, the
+    /// admin after a re-wrap. [`verify_record`] accepts any signer; a storing node or reader that
+    /// accepts only the author or the admin checks it here.
+    pub fn keys_signer(&self) -> PeerId {
+        self.keys_signer
+    }
+
+    /// True if the author also signed the key list (a record as written, not re-wrapped).
+    pub fn keys_signed_by_author(&self) -> bool {
+        self.keys_signer == self.author
+    }
+
+    /// `SHA-256` of the verified bytes; compare with the Raft version index.
+    pub fn record_key(&self) -> [u8; 32] {
+        self.record_key
+    }
+
+    /// The key the record must be stored under in the DHT; a storing node compares it with the
+    /// key of the put.
+    pub fn dht_key(&self) -> Vec<u8> {
+        dht_key(&self.record_key)
+    }
+
+    /// The (role, epoch) pairs the record is readable by, in record order.
+    pub fn readers(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.record.wrapped_keys.iter().map(|w| (w.role.as_str(), w.epoch))
+    }
+
+    /// Length of the encrypted content (plaintext length plus the 16-byte tag), in bytes.
+    pub fn ciphertext_len(&self) -> usize {
+        self.record.ciphertext.len()
+    }
+
+    /// The decoded record.
+    pub fn record(&self) -> &ContextRecord {
+        &self.record
+    }
+
+    /// The decoded record, consuming the verified wrapper.
+    pub fn into_record(self) -> ContextRecord {
+        self.record
+    }
+}
+
+/// What a storing node runs before accepting a record, and a reader before opening one: the size
+/// bound, decoding, canonical encoding, format, field lengths and bounds, then the author's
+/// signature over the content part and the keys signer's signature over the key list (the full
+/// order is in the [module docs](super#checks-in-order)). Nothing is decrypted.
+///
+/// Any keys signer with an ed25519 peer id is accepted; see [`VerifiedRecord::keys_signer`].
+///
+/// Errors: [`CryptoError::Oversized`], [`CryptoError::Malformed`],
+/// [`CryptoError::UnsupportedFormat`], [`CryptoError::NoEmbeddedKey`] (malformed kind), and
+/// [`CryptoError::BadSignature`] (tampered kind).
+pub fn verify_record(bytes: &[u8], max_size: usize) -> Result<VerifiedRecord, CryptoError> {
+    if bytes.len() > max_size {
+        return Err(CryptoError::Oversized {
+            size: bytes.len(),
+            max: max_size,
+        });
+    }
+    let record = ContextRecord::decode(bytes).map_err(|_| CryptoError::malformed("record", "does not decode"))?;
+    // Exactly one encoding per record, so the record key names one record and nothing outside the
+    // signed fields (unknown fields, a bool encoded as 2) can be changed.
+    if record.encoded_len() != bytes.len() || record.encode_to_vec() != bytes {
+        return Err(CryptoError::malformed("record", "not in canonical encoding"));
+    }
+    let header = record
+        .header
+        .clone()
+        .ok_or_else(|| CryptoError::malformed("record", "no header"))?;
+    if header.format != RECORD_FORMAT {
+        return Err(CryptoError::UnsupportedFormat(header.format));
+    }
+    check_address(&header.address).map_err(|m| CryptoError::malformed("record address", m))?;
+    check_role(&header.role).map_err(|m| CryptoError::malformed("record role", m))?;
+    let author =
+        PeerId::from_bytes(&header.author).map_err(|_| CryptoError::malformed("record author", "not a peer id"))?;
+    check_len("record write id", &header.write_id, WRITE_ID_LEN)?;
+    check_len("record nonce", &record.nonce, NONCE_LEN)?;
+    if record.ciphertext.len() < TAG_LEN {
+        return Err(CryptoError::malformed(
+            "record ciphertext",
+            format!("{} bytes, shorter than the {TAG_LEN}-byte tag", record.ciphertext.len()),
+        ));
+    }
+    check_len("record author signature", &record.author_signature, SIGNATURE_LEN)?;
+    let n = record.wrapped_keys.len();
+    if n == 0 || n > MAX_WRAPPED_KEYS {
+        return Err(CryptoError::malformed(
+            "record",
+            format!("{n} wrapped keys, expected 1 to {MAX_WRAPPED_KEYS}"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, w) in record.wrapped_keys.iter().enumerate() {
+        check_role(&w.role).map_err(|m| CryptoError::malformed(format!("wrapped key {i} role"), m))?;
+        check_len(
+            &format!("wrapped key {i} ephemeral public key"),
+            &w.ephemeral_public,
+            X25519_PUBLIC_LEN,
+        )?;
+        check_len(&format!("wrapped key {i} nonce"), &w.nonce, NONCE_LEN)?;
+        check_len(&format!("wrapped key {i} wrapped DEK"), &w.wrapped_dek, WRAPPED_DEK_LEN)?;
+        if !seen.insert((w.role.as_str(), w.epoch)) {
+            return Err(CryptoError::malformed(
+                format!("wrapped key {i}"),
+                format!("{}@{} appears twice", w.role, w.epoch),
+            ));
+        }
+    }
+    let keys_signer = PeerId::from_bytes(&record.keys_signer)
+        .map_err(|_| CryptoError::malformed("record keys signer", "not a peer id"))?;
+    check_len("record keys signature", &record.keys_signature, SIGNATURE_LEN)?;
+
+    let author_key = public_key_of(&author)?;
+    let keys_signer_key = public_key_of(&keys_signer)?;
+    let content_signed = content_signed_bytes(&header, &record.nonce, &record.ciphertext);
+    if !author_key.verify(&content_signed, &record.author_signature) {
+        return Err(CryptoError::BadSignature {
+            what: "record content",
+            signer: author,
+        });
+    }
+    let keys_signed = keys_signed_bytes(&content_signed, &record.keys_signer, &record.wrapped_keys);
+    if !keys_signer_key.verify(&keys_signed, &record.keys_signature) {
+        return Err(CryptoError::BadSignature {
+            what: "record key list",
+            signer: keys_signer,
+        });
+    }
+    Ok(VerifiedRecord {
+        record,
+        header,
+        author,
+        keys_signer,
+        record_key: record_key(bytes),
+    })
+}
+
+/// A decrypted record. `Debug` shows the content's length, not the content.
+#[derive(Clone)]
+pub struct Opened {
+    /// The plaintext content.
+    pub content: Vec<u8>,
+    /// The signed header.
+    pub header: RecordHeader,
+    /// The verified author.
+    pub author: PeerId,
+    /// The verified signer of the key list (the author, or the admin after a re-wrap).
+    pub keys_signer: PeerId,
+    /// The role whose key opened the record.
+    pub opened_role: String,
+    /// The epoch of that role's key (old epochs show records still to be re-wrapped).
+    pub opened_epoch: u64,
+    /// `SHA-256` of the encoded record.
+    pub record_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("content_len", &self.content.len())
+            .field("header", &self.header)
+            .field("author", &self.author)
+            .field("keys_signer", &self.keys_signer)
+            .field("opened_role", &self.opened_role)
+            .field("opened_epoch", &self.opened_epoch)
+            .field("record_key", &hex::encode(self.record_key))
+            .finish()
+    }
+}
+
+/// Decrypts a verified record for a reader who asked for `expected_address` and holds `keys`.
+///
+/// Checks, in order: the signed header's address is `expected_address` (else
+/// [`CryptoError::WrongAddress`]); some wrapped key is for a (role, epoch) in `keys` (else
+/// [`CryptoError::NoReadableKey`], the forbidden kind); it unwraps (else [`CryptoError::Decrypt`],
+/// or [`CryptoError::LowOrderPoint`] for a low-order ephemeral key) and the content decrypts (else
+/// [`CryptoError::Decrypt`] of `content`). Readable wrapped keys are tried in record order until
+/// one unwraps; the first failure is reported if none does.
+pub fn open_verified<K>(verified: &VerifiedRecord, expected_address: &str, keys: &K) -> Result<Opened, CryptoError>
+where
+    K: RoleKeyLookup + ?Sized,
+{
+    let header = &verified.header;
+    if header.address != expected_address {
+        return Err(CryptoError::WrongAddress {
+            expected: expected_address.to_owned(),
+            found: header.address.clone(),
+        });
+    }
+    let (dek, content, role, epoch) = open_dek(verified, keys)?;
+    drop(dek);
+    Ok(Opened {
+        content,
+        header: header.clone(),
+        author: verified.author,
+        keys_signer: verified.keys_signer,
+        opened_role: role.to_owned(),
+        opened_epoch: epoch,
+        record_key: verified.record_key,
+    })
+}
+
+/// [`verify_record`] then [`open_verified`]: both signatures are checked before anything else is
+/// trusted.
+pub fn open_record<K>(bytes: &[u8], max_size: usize, expected_address: &str, keys: &K) -> Result<Opened, CryptoError>
+where
+    K: RoleKeyLookup + ?Sized,
+{
+    let verified = verify_record(bytes, max_size)?;
+    open_verified(&verified, expected_address, keys)
+}
+
+/// The DEK and the content of a verified record, with the (role, epoch) whose key unwrapped it:
+/// the first wrapped key in record order that `keys` holds and that unwraps.
+fn open_dek<'r, K>(verified: &'r VerifiedRecord, keys: &K) -> Result<(Secret, Vec<u8>, &'r str, u64), CryptoError>
+where
+    K: RoleKeyLookup + ?Sized,
+{
+    let record = &verified.record;
+    let h = canonical_header(&verified.header);
+    let mut first_failure = None;
+    for w in &record.wrapped_keys {
+        let Some(key) = keys.role_key(&w.role, w.epoch) else {
+            continue;
+        };
+        match unwrap_dek(key, w, &h) {
+            Ok(dek) => {
+                let content = decrypt_content(&dek, record, &h)?;
+                return Ok((dek, content, &w.role, w.epoch));
+            }
+            Err(e) => {
+                first_failure.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_failure.unwrap_or_else(|| CryptoError::NoReadableKey {
+        readers: verified
+            .readers()
+            .map(|(r, e)| format!("{r}@{e}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }))
+}
+
+/// Unwraps the DEK of one wrapped key with the secret of its (role, epoch).
+fn unwrap_dek(key: &RoleKey, w: &WrappedKey, header: &[u8]) -> Result<Secret, CryptoError> {
+    let what = || format!("wrapped key for role {} epoch {}", w.role, w.epoch);
+    let fail = || CryptoError::Decrypt { what: what() };
+    let sealed = EphemeralSeal {
+        ephemeral_public: w.ephemeral_public.as_slice().try_into().map_err(|_| fail())?,
+        nonce: w.nonce.as_slice().try_into().map_err(|_| fail())?,
+        ciphertext: &w.wrapped_dek,
+    };
+    let aad = wrap_aad(header, &w.role, w.epoch);
+    key.open(&sealed, &wrap_info(&aad), &aad)
+        .map_err(|f| f.into_error(what))
+}
+
+fn decrypt_content(dek: &[u8; KEY_LEN], record: &ContextRecord, header: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let fail = || CryptoError::Decrypt { what: "content".into() };
+    let nonce: [u8; NONCE_LEN] = record.nonce.as_slice().try_into().map_err(|_| fail())?;
+    XChaCha20Poly1305::new(dek.into())
+        .decrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: &record.ciphertext,
+                aad: header,
+            },
+        )
+        .map_err(|_| fail())
+}
+
+/// The peer id of an identity that signs records, which must be ed25519 (so verifiers can recover
+/// its key from the peer id); `who` names it in the error.
+fn ed25519_id(identity: &Keypair, who: &str) -> Result<PeerId, CryptoError> {
+    let id = identity.public().to_peer_id();
+    public_key_of(&id).map_err(|_| CryptoError::InvalidInput(format!("the {who} identity must be an ed25519 key")))?;
+    Ok(id)
+}
+
+/// 1 to [`MAX_WRAPPED_KEYS`] readers, roles 1 to [`MAX_ROLE_LEN`] bytes, no (role, epoch) twice.
+fn check_readers(readers: &[Reader<'_>]) -> Result<(), CryptoError> {
+    let invalid = |m: String| CryptoError::InvalidInput(m);
+    if readers.is_empty() || readers.len() > MAX_WRAPPED_KEYS {
+        return Err(invalid(format!(
+            "{} reader roles, expected 1 to {MAX_WRAPPED_KEYS}",
+            readers.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    for (role, epoch, _) in readers {
+        check_role(role).map_err(|m| invalid(format!("reader role: {m}")))?;
+        if !seen.insert((*role, *epoch)) {
+            return Err(invalid(format!("reader {role}@{epoch} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+fn check_len(what: &str, bytes: &[u8], want: usize) -> Result<(), CryptoError> {
+    if bytes.len() != want {
+        return Err(CryptoError::malformed(
+            what,
+            format!("{} bytes, expected {want}", bytes.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_role(role: &str) -> Result<(), String> {
+    if role.is_empty() || role.len() > MAX_ROLE_LEN {
+        return Err(format!("{} bytes, expected 1 to {MAX_ROLE_LEN}", role.len()));
+    }
+    Ok(())
+}
+
+fn check_address(address: &str) -> Result<(), String> {
+    if address.is_empty() || address.len() > MAX_ADDRESS_LEN {
+        return Err(format!(
+            "address is {} bytes, expected 1 to {MAX_ADDRESS_LEN}",
+            address.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::ErrorKind;
+    use crate::crypto::seal::low_order_points;
+
+    const ADDR: &str = "ucxl://alice:dev@bzzz:issue-4/docs/design.md";
+
+    /// A writer, an admin identity, the role key pairs of epoch "now" (dev@1, lead@4, admin@2) and
+    /// of the next epoch after a rotation (dev@2, admin@3; lead has no key in the new epoch list).
+    struct Fixture {
+        author: Keypair,
+        admin_id: Keypair,
+        dev: RoleKey,
+        lead: RoleKey,
+        admin: RoleKey,
+        dev2: RoleKey,
+        admin3: RoleKey,
+        publics: [RolePublicKey; 5],
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let [dev, lead, admin, dev2, admin3] = std::array::from_fn(|_| RoleKey::generate());
+            let publics = [&dev, &lead, &admin, &dev2, &admin3].map(RoleKey::public);
+            Self {
+                author: Keypair::generate_ed25519(),
+                admin_id: Keypair::generate_ed25519(),
+                dev,
+                lead,
+                admin,
+                dev2,
+                admin3,
+                publics,
+            }
+        }
+
+        /// What a writer needs for the first `n` of dev@1, lead@4, admin@2: public keys only.
+        fn readers(&self, n: usize) -> Vec<Reader<'_>> {
+            [
+                ("dev", 1, &self.publics[0]),
+                ("lead", 4, &self.publics[1]),
+                ("admin", 2, &self.publics[2]),
+            ][..n]
+                .to_vec()
+        }
+
+        /// The secrets of the first `n` of dev@1, lead@4, admin@2.
+        fn keys(&self, n: usize) -> Vec<(&str, u64, &RoleKey)> {
+            [
+                ("dev", 1, &self.dev),
+                ("lead", 4, &self.lead),
+                ("admin", 2, &self.admin),
+            ][..n]
+                .to_vec()
+        }
+
+        /// The readers of the new epoch: dev@2 and admin@3 (public keys).
+        fn new_readers(&self) -> Vec<Reader<'_>> {
+            vec![("dev", 2, &self.publics[3]), ("admin", 3, &self.publics[4])]
+        }
+
+        /// The secrets of the new epoch.
+        fn new_keys(&self) -> Vec<(&str, u64, &RoleKey)> {
+            vec![("dev", 2, &self.dev2), ("admin", 3, &self.admin3)]
+        }
+
+        fn seal(&self, content: &[u8], readers: usize) -> ContextRecord {
+            seal_record(content, &new_record(ADDR), &self.readers(readers), &self.author).expect("seal")
+        }
+
+        /// The record re-wrapped to the new epoch by the admin identity, which holds admin@2.
+        fn rewrap(&self, record: &ContextRecord) -> ContextRecord {
+            let verified = verify(record).expect("the original verifies");
+            rewrap_record(
+                &verified,
+                &[("admin", 2, &self.admin)][..],
+                &self.new_readers(),
+                &self.admin_id,
+            )
+            .expect("rewrap")
+        }
+    }
+
+    fn new_record(address: &str) -> NewRecord<'_> {
+        NewRecord {
+            address,
+            role: "dev",
+            epoch: 1,
+            created_ms: 1_790_000_000_000,
+            tombstone: false,
+        }
+    }
+
+    fn verify(record: &ContextRecord) -> Result<VerifiedRecord, CryptoError> {
+        verify_record(&record.encode_to_vec(), DEFAULT_MAX_RECORD_BYTES)
+    }
+
+    fn content_signed(record: &ContextRecord) -> Vec<u8> {
+        let header = record.header.as_ref().expect("test records have a header");
+        content_signed_bytes(header, &record.nonce, &record.ciphertext)
+    }
+
+    /// Signs the content part with `key`, keeping the author named in the header.
+    fn sign_content(record: &mut ContextRecord, key: &Keypair) {
+        record.author_signature = key.sign(&content_signed(record)).expect("ed25519 signs");
+    }
+
+    /// Signs the key list with `key` as whatever `keys_signer` the record names (a forger's move
+    /// if that is not `key`).
+    fn sign_keys_as_named(record: &mut ContextRecord, key: &Keypair) {
+        let signed = keys_signed_bytes(&content_signed(record), &record.keys_signer, &record.wrapped_keys);
+        record.keys_signature = key.sign(&signed).expect("ed25519 signs");
+    }
+
+    /// Names `key` as the keys signer and signs the key list with it.
+    fn sign_keys(record: &mut ContextRecord, key: &Keypair) {
+        record.keys_signer = key.public().to_peer_id().to_bytes();
+        sign_keys_as_named(record, key);
+    }
+
+    /// Re-signs a (modified) record's content and key list with `key`, as a malicious author or a
+    /// forger would.
+    fn re_sign(record: &mut ContextRecord, key: &Keypair) {
+        sign_content(record, key);
+        sign_keys(record, key);
+    }
+
+    fn bad_signature_of(err: &CryptoError) -> Option<&'static str> {
+        match err {
+            CryptoError::BadSignature { what, .. } => Some(what),
+            _ => None,
+        }
+    }
+
+    /// Content of `len` bytes that is not all one value, so misplaced bytes would show.
+    fn content(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + 7) as u8).collect()
+    }
+
+    /// Every reader role opens records of 0 B, 1 B, 64 KiB and 1 MiB sealed for 1 and 3 roles,
+    /// through encode, verify and open, and gets the exact content and header back.
+    #[test]
+    fn seal_open_round_trip_for_all_sizes_and_readers() {
+        let f = Fixture::new();
+        for len in [0, 1, 64 * 1024, 1024 * 1024] {
+            let plain = content(len);
+            for n in [1, 3] {
+                let record = f.seal(&plain, n);
+                let bytes = record.encode_to_vec();
+                let verified = verify_record(&bytes, DEFAULT_MAX_RECORD_BYTES)
+                    .unwrap_or_else(|e| panic!("{len} B, {n} readers: verify failed: {e}"));
+                assert_eq!(verified.author(), f.author.public().to_peer_id());
+                assert_eq!(
+                    verified.keys_signer(),
+                    verified.author(),
+                    "a new record's keys signer is its author"
+                );
+                assert!(verified.keys_signed_by_author());
+                assert_eq!(verified.address(), ADDR);
+                assert_eq!(verified.record_key(), record_key(&bytes));
+                assert_eq!(verified.readers().count(), n);
+                for (role, epoch, key) in f.keys(n) {
+                    let only_this_role = [(role, epoch, key)];
+                    let opened = open_verified(&verified, ADDR, &only_this_role[..])
+                        .unwrap_or_else(|e| panic!("{len} B, {n} readers: {role} cannot open: {e}"));
+                    assert!(opened.content == plain, "{len} B, {n} readers, {role}: content differs");
+                    assert_eq!(opened.header, *verified.header());
+                    assert_eq!(opened.keys_signer, verified.author());
+                    assert_eq!((opened.opened_role.as_str(), opened.opened_epoch), (role, epoch));
+                    assert_eq!(opened.header.format, RECORD_FORMAT);
+                    assert_eq!(opened.header.write_id.len(), WRITE_ID_LEN);
+                }
+            }
+        }
+    }
+
+    /// The ciphertext is not the plaintext, and two seals of the same content differ everywhere
+    /// (fresh DEK, ephemeral keys, nonces and write id), so their record keys differ.
+    #[test]
+    fn sealing_is_randomised_and_hides_content() {
+        let f = Fixture::new();
+        let plain = b"the launch codes are in the left drawer".to_vec();
+        let a = f.seal(&plain, 2);
+        let b = f.seal(&plain, 2);
+        assert!(
+            !a.ciphertext.windows(plain.len()).any(|w| w == plain),
+            "ciphertext contains the plaintext"
+        );
+        assert_ne!(a.ciphertext, b.ciphertext, "ciphertext repeated");
+        assert_ne!(a.nonce, b.nonce, "content nonce repeated");
+        assert_ne!(
+            a.wrapped_keys[0].wrapped_dek, b.wrapped_keys[0].wrapped_dek,
+            "wrapped DEK repeated"
+        );
+        assert_ne!(
+            a.wrapped_keys[0].ephemeral_public, a.wrapped_keys[1].ephemeral_public,
+            "ephemeral key reused across readers"
+        );
+        assert_ne!(
+            a.wrapped_keys[0].ephemeral_public, b.wrapped_keys[0].ephemeral_public,
+            "ephemeral key reused across records"
+        );
+        assert_ne!(
+            a.header.as_ref().map(|h| &h.write_id),
+            b.header.as_ref().map(|h| &h.write_id)
+        );
+        assert_ne!(record_key(&a.encode_to_vec()), record_key(&b.encode_to_vec()));
+    }
+
+    /// A reader holding only an unrelated role gets the forbidden error; so does one holding the
+    /// right role at another epoch; the right role and epoch with the wrong key fails to decrypt.
+    #[test]
+    fn readers_without_the_right_role_epoch_key_cannot_open() {
+        let f = Fixture::new();
+        let verified = verify(&f.seal(b"secret", 3)).expect("verify");
+
+        let unrelated = RoleKey::generate();
+        let err = open_verified(&verified, ADDR, &[("ops", 1, &unrelated)][..]).expect_err("unrelated role");
+        assert!(
+            matches!(err, CryptoError::NoReadableKey { .. }),
+            "unrelated role: {err}"
+        );
+        assert_eq!(err.kind(), ErrorKind::Forbidden);
+        assert!(
+            err.to_string().contains("dev@1"),
+            "error should list the readers: {err}"
+        );
+
+        let err = open_verified(&verified, ADDR, &RoleKeySet::new()).expect_err("no keys at all");
+        assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
+
+        // dev's key of epoch 2 (after a rotation) does not open a record wrapped for dev@1.
+        let err = open_verified(&verified, ADDR, &[("dev", 2, &f.dev2)][..]).expect_err("other epoch");
+        assert_eq!(err.kind(), ErrorKind::Forbidden, "other epoch: {err}");
+
+        // A different key registered as dev@1 is not dev@1's key.
+        let err = open_verified(&verified, ADDR, &[("dev", 1, &unrelated)][..]).expect_err("wrong key");
+        assert!(matches!(err, CryptoError::Decrypt { .. }), "wrong key bytes: {err}");
+        assert_eq!(err.kind(), ErrorKind::Tampered);
+    }
+
+    /// A reader with a bad key for one readable role still opens with another role it holds.
+    #[test]
+    fn a_failing_wrapped_key_does_not_hide_a_good_one() {
+        let f = Fixture::new();
+        let verified = verify(&f.seal(b"x", 3)).expect("verify");
+        let wrong = RoleKey::generate();
+        let mut keys = RoleKeySet::new();
+        keys.insert("dev", 1, wrong);
+        keys.insert("admin", 2, f.admin.clone());
+        let opened = open_verified(&verified, ADDR, &keys).expect("admin key opens");
+        assert_eq!(opened.content, b"x");
+        assert_eq!(opened.opened_role, "admin");
+    }
+
+    /// The point of asymmetric role keys: a dev writer holding its own secret and only the public
+    /// keys of lead and admin writes for all three, reads its own record through dev, cannot read
+    /// a record written for lead and admin only, and its own secret does not stand in for theirs.
+    #[test]
+    fn a_writer_with_public_keys_only_seals_for_higher_roles_it_cannot_open() {
+        let f = Fixture::new();
+        let mut writer_keys = RoleKeySet::new();
+        writer_keys.insert("dev", 1, f.dev.clone());
+
+        let everyone = verify(&f.seal(b"for dev and up", 3)).expect("verify");
+        let opened = open_verified(&everyone, ADDR, &writer_keys).expect("the writer reads through dev");
+        assert_eq!(opened.opened_role, "dev");
+        for (role, epoch, key) in [("lead", 4, &f.lead), ("admin", 2, &f.admin)] {
+            let opened = open_verified(&everyone, ADDR, &[(role, epoch, key)][..]).expect("higher role opens");
+            assert_eq!(opened.content, b"for dev and up", "{role}");
+        }
+
+        let higher_only = [("lead", 4, &f.publics[1]), ("admin", 2, &f.publics[2])];
+        let record = seal_record(b"above dev", &new_record(ADDR), &higher_only, &f.author).expect("seal");
+        let verified = verify(&record).expect("verify");
+        let err = open_verified(&verified, ADDR, &writer_keys).expect_err("the writer holds no higher key");
+        assert!(matches!(err, CryptoError::NoReadableKey { .. }), "{err}");
+        let err = open_verified(&verified, ADDR, &[("admin", 2, &f.dev)][..]).expect_err("dev's secret as admin");
+        assert!(matches!(err, CryptoError::Decrypt { .. }), "{err}");
+        let opened = open_verified(&verified, ADDR, &f.keys(3)[..]).expect("the higher roles open it");
+        assert_eq!(
+            (opened.content.as_slice(), opened.opened_role.as_str()),
+            (&b"above dev"[..], "lead")
+        );
+    }
+
+    /// Flipping any bit pattern in any single byte of an encoded record, as written or re-wrapped
+    /// by the admin, or truncating it anywhere, never yields an opened record: decoding,
+    /// verification or decryption fails, and nothing panics.
+    #[test]
+    fn every_single_byte_change_is_detected() {
+        let f = Fixture::new();
+        // A tombstone, so the bool field is on the wire too (a byte that decodes as `true` whatever
+        // non-zero value it holds: only the canonical-encoding check catches those flips).
+        let new = NewRecord {
+            tombstone: true,
+            ..new_record(ADDR)
+        };
+        let record = seal_record(b"small record content", &new, &f.readers(3), &f.author).expect("seal");
+        let rewrapped = f.rewrap(&record);
+        let mut keys = f.keys(3);
+        keys.extend(f.new_keys());
+        for (case, record) in [("written", record), ("re-wrapped", rewrapped)] {
+            let bytes = record.encode_to_vec();
+            open_record(&bytes, DEFAULT_MAX_RECORD_BYTES, ADDR, &keys[..]).expect("the unmodified record opens");
+            for i in 0..bytes.len() {
+                for flip in [0x01u8, 0x02, 0x80, 0xff] {
+                    let mut bad = bytes.clone();
+                    bad[i] ^= flip;
+                    if let Ok(opened) = open_record(&bad, DEFAULT_MAX_RECORD_BYTES, ADDR, &keys[..]) {
+                        panic!(
+                            "{case}: byte {i} of {} xor {flip:#04x} still opened ({} content bytes)",
+                            bytes.len(),
+                            opened.content.len()
+                        );
+                    }
+                }
+            }
+            for len in 0..bytes.len() {
+                assert!(
+                    open_record(&bytes[..len], DEFAULT_MAX_RECORD_BYTES, ADDR, &keys[..]).is_err(),
+                    "{case}: record truncated to {len} bytes still opened"
+                );
+            }
+        }
+    }
+
+    /// The author's signature covers header, nonce and ciphertext; the keys signature covers the
+    /// key list, the keys signer and (through S_c) the content part. Changing anything without
+    /// the signers' keys breaks the signature that covers it.
+    #[test]
+    fn signatures_cover_every_field() {
+        let f = Fixture::new();
+        let record = f.seal(b"signed", 3);
+        let other_peer = Keypair::generate_ed25519().public().to_peer_id().to_bytes();
+        type Edit = Box<dyn Fn(&mut ContextRecord)>;
+        let content_edits: [(&str, Edit); 6] = [
+            (
+                "move the address",
+                Box::new(|r| r.header.as_mut().expect("header").address.push('x')),
+            ),
+            (
+                "backdate",
+                Box::new(|r| r.header.as_mut().expect("header").created_ms -= 1),
+            ),
+            (
+                "tombstone",
+                Box::new(|r| r.header.as_mut().expect("header").tombstone = true),
+            ),
+            ("swap nonce", Box::new(|r| r.nonce.reverse())),
+            ("flip ciphertext", Box::new(|r| r.ciphertext[0] ^= 1)),
+            ("damage author signature", Box::new(|r| r.author_signature[5] ^= 1)),
+        ];
+        for (case, edit) in content_edits {
+            let mut bad = record.clone();
+            edit(&mut bad);
+            let err = verify(&bad).expect_err(case);
+            assert_eq!(bad_signature_of(&err), Some("record content"), "{case}: {err}");
+            assert_eq!(err.kind(), ErrorKind::Tampered, "{case}");
+        }
+        let key_edits: [(&str, Edit); 7] = [
+            (
+                "drop a wrapped key",
+                Box::new(|r| {
+                    r.wrapped_keys.pop();
+                }),
+            ),
+            ("reorder wrapped keys", Box::new(|r| r.wrapped_keys.swap(0, 1))),
+            ("relabel a wrapped key", Box::new(|r| r.wrapped_keys[2].epoch += 1)),
+            (
+                "swap ephemeral keys",
+                Box::new(|r| {
+                    let e = r.wrapped_keys[0].ephemeral_public.clone();
+                    r.wrapped_keys[0].ephemeral_public = std::mem::replace(&mut r.wrapped_keys[1].ephemeral_public, e);
+                }),
+            ),
+            (
+                "flip a wrapped DEK",
+                Box::new(|r| r.wrapped_keys[1].wrapped_dek[3] ^= 1),
+            ),
+            (
+                "name another keys signer",
+                Box::new(move |r| r.keys_signer = other_peer.clone()),
+            ),
+            ("damage keys signature", Box::new(|r| r.keys_signature[7] ^= 1)),
+        ];
+        for (case, edit) in key_edits {
+            let mut bad = record.clone();
+            edit(&mut bad);
+            let err = verify(&bad).expect_err(case);
+            assert_eq!(bad_signature_of(&err), Some("record key list"), "{case}: {err}");
+            assert_eq!(err.kind(), ErrorKind::Tampered, "{case}");
+        }
+    }
+
+    /// A record cannot be moved to another address: asking for another address fails, and an
+    /// author who re-signs the header with another address gets a record that does not decrypt.
+    #[test]
+    fn records_cannot_be_moved_to_another_address() {
+        let f = Fixture::new();
+        let record = f.seal(b"pinned", 1);
+        let keys = f.keys(1);
+        let other = "ucxl://alice:dev@bzzz:issue-5/docs/design.md";
+
+        let err = open_verified(&verify(&record).expect("verify"), other, &keys[..]).expect_err("other address");
+        assert!(matches!(err, CryptoError::WrongAddress { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Tampered);
+
+        let mut moved = record.clone();
+        moved.header.as_mut().expect("header").address = other.into();
+        re_sign(&mut moved, &f.author);
+        let verified = verify(&moved).expect("re-signed by its author, the moved record is authentic");
+        let err = open_verified(&verified, other, &keys[..]).expect_err("moved record must not decrypt");
+        assert!(matches!(err, CryptoError::Decrypt { .. }), "{err}");
+        let err = open_verified(&verified, ADDR, &keys[..]).expect_err("and it is not at the old address");
+        assert!(matches!(err, CryptoError::WrongAddress { .. }), "{err}");
+    }
+
+    /// The content itself is bound to the header: even an author who re-wraps the record's own DEK
+    /// correctly for a moved header (so the wrapped key opens) gets a content decryption failure.
+    #[test]
+    fn content_is_bound_to_the_header() {
+        let f = Fixture::new();
+        let record = f.seal(b"pinned content", 1);
+        let old_h = canonical_header(record.header.as_ref().expect("header"));
+        let dek = unwrap_dek(&f.dev, &record.wrapped_keys[0], &old_h).expect("author's own DEK unwraps");
+
+        let other = "ucxl://alice:dev@bzzz:issue-5/docs/design.md";
+        let mut moved = record.clone();
+        moved.header.as_mut().expect("header").address = other.into();
+        let new_h = canonical_header(moved.header.as_ref().expect("header"));
+        let w = &mut moved.wrapped_keys[0];
+        let aad = wrap_aad(&new_h, &w.role, w.epoch);
+        let sealed = seal_to(f.publics[0].as_bytes(), &wrap_info(&aad), &aad, &dek, "test").expect("re-wrap");
+        (w.ephemeral_public, w.nonce, w.wrapped_dek) = (
+            sealed.ephemeral_public.to_vec(),
+            sealed.nonce.to_vec(),
+            sealed.ciphertext,
+        );
+        re_sign(&mut moved, &f.author);
+        let verified = verify(&moved).expect("verify");
+        let err = open_verified(&verified, other, &f.keys(1)[..]).expect_err("moved");
+        match err {
+            CryptoError::Decrypt { what } => assert_eq!(what, "content", "the content, not the key, must fail"),
+            other => panic!("expected a content decryption failure, got {other}"),
+        }
+    }
+
+    /// Changing any other header field and re-signing (a different writer role, epoch, time,
+    /// tombstone flag or write id) also breaks decryption: the whole header is associated data.
+    #[test]
+    fn every_header_field_is_bound_to_the_ciphertext() {
+        let f = Fixture::new();
+        let record = f.seal(b"bound", 1);
+        let keys = f.keys(1);
+        type Edit = fn(&mut RecordHeader);
+        let edits: [(&str, Edit); 5] = [
+            ("role", |h| h.role = "lead".into()),
+            ("epoch", |h| h.epoch += 1),
+            ("created_ms", |h| h.created_ms += 1),
+            ("tombstone", |h| h.tombstone = !h.tombstone),
+            ("write_id", |h| h.write_id[0] ^= 1),
+        ];
+        for (field, edit) in edits {
+            let mut changed = record.clone();
+            edit(changed.header.as_mut().expect("header"));
+            re_sign(&mut changed, &f.author);
+            let verified = verify(&changed).unwrap_or_else(|e| panic!("{field}: re-signed record must verify: {e}"));
+            let err = open_verified(&verified, ADDR, &keys[..]).expect_err(field);
+            assert!(matches!(err, CryptoError::Decrypt { .. }), "{field}: {err}");
+        }
+    }
+
+    /// A content signature by anyone but the author named in the header is rejected;
+    /// re-attributing a record to another author (and signing as them) breaks decryption; authors
+    /// and keys signers must be ed25519 peer ids.
+    #[test]
+    fn only_the_header_author_can_sign_the_content() {
+        let f = Fixture::new();
+        let mallory = Keypair::generate_ed25519();
+        let record = f.seal(b"authored", 1);
+
+        let mut forged = record.clone();
+        sign_content(&mut forged, &mallory);
+        sign_keys_as_named(&mut forged, &f.author);
+        let err = verify(&forged).expect_err("content signature by another identity");
+        assert_eq!(bad_signature_of(&err), Some("record content"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Tampered);
+
+        let mut stolen = record.clone();
+        stolen.header.as_mut().expect("header").author = mallory.public().to_peer_id().to_bytes();
+        re_sign(&mut stolen, &mallory);
+        let verified = verify(&stolen).expect("mallory's signatures over mallory's header verify");
+        let err = open_verified(&verified, ADDR, &f.keys(1)[..]).expect_err("re-attributed record");
+        assert!(matches!(err, CryptoError::Decrypt { .. }), "{err}");
+
+        let mut no_key = record.clone();
+        no_key.header.as_mut().expect("header").author = PeerId::random().to_bytes();
+        let err = verify(&no_key).expect_err("author without an embedded key");
+        assert!(matches!(err, CryptoError::NoEmbeddedKey { .. }), "{err}");
+
+        let mut signer_no_key = record.clone();
+        signer_no_key.keys_signer = PeerId::random().to_bytes();
+        let err = verify(&signer_no_key).expect_err("keys signer without an embedded key");
+        assert!(matches!(err, CryptoError::NoEmbeddedKey { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Malformed);
+    }
+
+    /// A wrapped key relabelled to another role or epoch, given another wrapped key's ephemeral
+    /// key, or moved in from another record, does not unwrap even when the author re-signs; a
+    /// low-order ephemeral key is refused.
+    #[test]
+    fn wrapped_keys_are_bound_to_role_epoch_and_record() {
+        let f = Fixture::new();
+        let record = f.seal(b"wrapped", 2);
+
+        let mut relabelled = record.clone();
+        relabelled.wrapped_keys[0].role = "admin".into();
+        re_sign(&mut relabelled, &f.author);
+        let err = open_verified(&verify(&relabelled).expect("verify"), ADDR, &[("admin", 1, &f.dev)][..])
+            .expect_err("relabelled role");
+        assert!(matches!(err, CryptoError::Decrypt { .. }), "{err}");
+
+        let mut re_epoched = record.clone();
+        re_epoched.wrapped_keys[0].epoch = 9;
+        re_sign(&mut re_epoched, &f.author);
+        let err = open_verified(&verify(&re_epoched).expect("verify"), ADDR, &[("dev", 9, &f.dev)][..])
+            .expect_err("relabelled epoch");
+        assert!(matches!(err, CryptoError::Decrypt { .. }), "{err}");
+
+        let mut swapped = record.clone();
+        let lead_e = swapped.wrapped_keys[1].ephemeral_public.clone();
+        swapped.wrapped_keys[0].ephemeral_public = lead_e;
+        re_sign(&mut swapped, &f.author);
+        let err = open_verified(&verify(&swapped).expect("verify"), ADDR, &f.keys(1)[..])
+            .expect_err("another wrapped key's ephemeral key");
+        assert!(matches!(err, CryptoError::Decrypt { .. }), "{err}");
+
+        let donor = f.seal(b"other record", 2);
+        let mut spliced = record.clone();
+        spliced.wrapped_keys = donor.wrapped_keys.clone();
+        re_sign(&mut spliced, &f.author);
+        let err = open_verified(&verify(&spliced).expect("verify"), ADDR, &f.keys(2)[..])
+            .expect_err("wrapped key from another record");
+        assert!(matches!(err, CryptoError::Decrypt { .. }), "{err}");
+
+        for point in low_order_points() {
+            let mut low = record.clone();
+            low.wrapped_keys[0].ephemeral_public = point.to_vec();
+            re_sign(&mut low, &f.author);
+            let err = open_verified(&verify(&low).expect("verify"), ADDR, &f.keys(1)[..])
+                .expect_err("low-order ephemeral key");
+            assert!(matches!(err, CryptoError::LowOrderPoint { .. }), "{err}");
+        }
+    }
+
+    /// The admin, holding admin@2 only, re-wraps a record to dev@2 and admin@3 without the author:
+    /// the new epoch's secrets open it, lead (absent from the new list) and the old epochs do not,
+    /// and the keys signer is reported as the admin, not the author.
+    #[test]
+    fn admin_rewrap_opens_with_the_new_epoch_only() {
+        let f = Fixture::new();
+        let original = f.seal(b"rotate me", 3);
+        let rewrapped = f.rewrap(&original);
+        let verified = verify(&rewrapped).expect("a re-wrapped record verifies");
+        assert_eq!(
+            verified.author(),
+            f.author.public().to_peer_id(),
+            "the author stays the author"
+        );
+        assert_eq!(verified.keys_signer(), f.admin_id.public().to_peer_id());
+        assert!(!verified.keys_signed_by_author());
+        assert_eq!(verified.readers().collect::<Vec<_>>(), [("dev", 2), ("admin", 3)]);
+
+        for (role, epoch, key) in f.new_keys() {
+            let opened = open_verified(&verified, ADDR, &[(role, epoch, key)][..]).expect("new epoch opens");
+            assert_eq!(opened.content, b"rotate me", "{role}@{epoch}");
+            assert_eq!((opened.opened_role.as_str(), opened.opened_epoch), (role, epoch));
+            assert_eq!(opened.keys_signer, f.admin_id.public().to_peer_id());
+        }
+        for (role, epoch, key) in f.keys(3) {
+            let err = open_verified(&verified, ADDR, &[(role, epoch, key)][..]).expect_err("old epoch or dropped role");
+            assert!(
+                matches!(err, CryptoError::NoReadableKey { .. }),
+                "{role}@{epoch}: {err}"
+            );
+            assert_eq!(err.kind(), ErrorKind::Forbidden);
+        }
+        // lead's secret registered as admin@3 does not open admin@3's wrapped key.
+        let err = open_verified(&verified, ADDR, &[("admin", 3, &f.lead)][..]).expect_err("lead posing as admin@3");
+        assert!(matches!(err, CryptoError::Decrypt { .. }), "{err}");
+    }
+
+    /// Re-wrapping leaves the author's part untouched: header, nonce, ciphertext and author
+    /// signature are the same bytes, and that signature still verifies under the author's key;
+    /// only the key list changes, and with it the record key.
+    #[test]
+    fn author_signature_still_verifies_after_rewrap() {
+        let f = Fixture::new();
+        let original = f.seal(b"content", 3);
+        let rewrapped = f.rewrap(&original);
+        assert_eq!(rewrapped.header, original.header);
+        assert_eq!(rewrapped.nonce, original.nonce);
+        assert_eq!(rewrapped.ciphertext, original.ciphertext);
+        assert_eq!(rewrapped.author_signature, original.author_signature);
+        assert_ne!(rewrapped.wrapped_keys, original.wrapped_keys);
+        assert_ne!(rewrapped.keys_signature, original.keys_signature);
+        let author_key = public_key_of(&f.author.public().to_peer_id()).expect("ed25519 author");
+        assert!(
+            author_key.verify(&content_signed(&rewrapped), &rewrapped.author_signature),
+            "the author's signature must verify over the re-wrapped record's content part"
+        );
+        assert_ne!(
+            record_key(&rewrapped.encode_to_vec()),
+            record_key(&original.encode_to_vec()),
+            "a re-wrapped record is a new record key"
+        );
+        // Re-wrapping a re-wrapped record (the next rotation) works the same way.
+        let verified = verify(&rewrapped).expect("verify");
+        let dev3 = RoleKey::generate();
+        let again = rewrap_record(&verified, &f.new_keys()[..], &[("dev", 3, &dev3.public())], &f.admin_id)
+            .expect("re-wrap again");
+        assert_eq!(again.author_signature, original.author_signature);
+        let opened = open_record(
+            &again.encode_to_vec(),
+            DEFAULT_MAX_RECORD_BYTES,
+            ADDR,
+            &[("dev", 3, &dev3)][..],
+        )
+        .expect("opens with the next epoch");
+        assert_eq!(opened.content, b"content");
+    }
+
+    /// The key list of a re-wrapped record verifies only under the keys signer it names: signed by
+    /// anyone else (another identity, or the author) while still naming the admin, it fails.
+    #[test]
+    fn a_rewrapped_key_list_signed_by_someone_else_fails() {
+        let f = Fixture::new();
+        let rewrapped = f.rewrap(&f.seal(b"x", 3));
+        let mallory = Keypair::generate_ed25519();
+        for (case, key) in [("mallory", &mallory), ("the author", &f.author)] {
+            let mut forged = rewrapped.clone();
+            sign_keys_as_named(&mut forged, key);
+            let err = verify(&forged).expect_err(case);
+            assert_eq!(bad_signature_of(&err), Some("record key list"), "{case}: {err}");
+            assert_eq!(err.kind(), ErrorKind::Tampered, "{case}");
+        }
+        // The admin's key list with mallory's wrapped keys (mallory re-wraps nothing it can read,
+        // but tries to claim the admin's authority for a list of its own).
+        let mut mallorys = rewrapped.clone();
+        mallorys.wrapped_keys.truncate(1);
+        sign_keys_as_named(&mut mallorys, &mallory);
+        let err = verify(&mallorys).expect_err("mallory's list naming the admin");
+        assert_eq!(bad_signature_of(&err), Some("record key list"), "{err}");
+    }
+
+    /// Anyone with an ed25519 identity can sign a key list as themselves and it verifies: the keys
+    /// signer is reported, and accepting only the author or the admin is the caller's policy.
+    #[test]
+    fn a_key_list_signed_by_another_identity_is_reported_not_hidden() {
+        let f = Fixture::new();
+        let mallory = Keypair::generate_ed25519();
+        let mut record = f.seal(b"x", 3);
+        record.wrapped_keys.remove(0);
+        sign_keys(&mut record, &mallory);
+        let verified = verify(&record).expect("a self-signed key list verifies");
+        assert_eq!(verified.keys_signer(), mallory.public().to_peer_id());
+        assert!(
+            !verified.keys_signed_by_author(),
+            "a storing node can refuse it on this"
+        );
+        assert_eq!(verified.author(), f.author.public().to_peer_id());
+    }
+
+    /// A key list cannot be moved between records, even two by the same author with the same
+    /// readers: the keys signature binds the list to the content part through SHA-256(S_c), and
+    /// the wrapped keys are bound to the header.
+    #[test]
+    fn key_lists_cannot_be_swapped_between_records() {
+        let f = Fixture::new();
+        let a = f.seal(b"record a", 3);
+        let b = f.seal(b"record b", 3);
+        let swap = |to: &ContextRecord, from: &ContextRecord| ContextRecord {
+            wrapped_keys: from.wrapped_keys.clone(),
+            keys_signer: from.keys_signer.clone(),
+            keys_signature: from.keys_signature.clone(),
+            ..to.clone()
+        };
+        for (case, bad) in [
+            ("b's list on a", swap(&a, &b)),
+            ("a's list on b", swap(&b, &a)),
+            ("a re-wrapped list of b on a", swap(&a, &f.rewrap(&b))),
+        ] {
+            let err = verify(&bad).expect_err(case);
+            assert_eq!(bad_signature_of(&err), Some("record key list"), "{case}: {err}");
+        }
+    }
+
+    /// rewrap_record needs a key that opens the record, usable new readers and an ed25519 signer.
+    #[test]
+    fn rewrap_rejects_unreadable_records_and_bad_input() {
+        let f = Fixture::new();
+        let verified = verify(&f.seal(b"x", 2)).expect("verify");
+        let new = f.new_readers();
+        let holds_admin = [("admin", 2, &f.admin)];
+
+        let err = rewrap_record(&verified, &holds_admin[..], &new, &f.admin_id).expect_err("admin@2 is not a reader");
+        assert!(matches!(err, CryptoError::NoReadableKey { .. }), "{err}");
+        let err = rewrap_record(&verified, &[("dev", 1, &f.admin)][..], &new, &f.admin_id).expect_err("wrong secret");
+        assert!(matches!(err, CryptoError::Decrypt { .. }), "{err}");
+
+        let keys = f.keys(1);
+        let dup = [new[0], new[0]];
+        for (case, readers) in [("no readers", &[][..]), ("duplicate reader", &dup[..])] {
+            let err = rewrap_record(&verified, &keys[..], readers, &f.admin_id).expect_err(case);
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{case}: {err}");
+        }
+        for point in low_order_points() {
+            let low = RolePublicKey::from_bytes(point);
+            let err = rewrap_record(&verified, &keys[..], &[("dev", 2, &low)], &f.admin_id).expect_err("low order");
+            assert!(matches!(err, CryptoError::LowOrderPoint { .. }), "{err}");
+        }
+    }
+
+    /// verify_record refuses oversized, non-canonical and structurally wrong records, each with a
+    /// malformed-kind error, even when they are correctly signed.
+    #[test]
+    fn verify_rejects_malformed_records() {
+        let f = Fixture::new();
+        let good = f.seal(b"shape", 2);
+        let bytes = good.encode_to_vec();
+
+        let err = verify_record(&bytes, bytes.len() - 1).expect_err("oversized");
+        assert!(matches!(err, CryptoError::Oversized { .. }), "{err}");
+        verify_record(&bytes, bytes.len()).expect("exactly at the limit is fine");
+
+        let mut unknown_field = bytes.clone();
+        unknown_field.extend_from_slice(&[0x78, 0x01]); // field 15, varint 1
+        let err = verify_record(&unknown_field, DEFAULT_MAX_RECORD_BYTES).expect_err("unknown field");
+        assert_eq!(err.kind(), ErrorKind::Malformed, "{err}");
+
+        let err = verify_record(b"\xff\xff\xff", DEFAULT_MAX_RECORD_BYTES).expect_err("garbage");
+        assert_eq!(err.kind(), ErrorKind::Malformed, "{err}");
+
+        type Edit = fn(&mut ContextRecord);
+        let edits: [(&str, Edit); 17] = [
+            ("no header", |r| r.header = None),
+            ("format 2", |r| r.header.as_mut().expect("header").format = 2),
+            ("empty address", |r| r.header.as_mut().expect("header").address.clear()),
+            ("long role", |r| {
+                r.header.as_mut().expect("header").role = "r".repeat(MAX_ROLE_LEN + 1)
+            }),
+            ("author not a peer id", |r| {
+                r.header.as_mut().expect("header").author = vec![0xff; 4]
+            }),
+            ("short write id", |r| {
+                r.header.as_mut().expect("header").write_id.pop();
+            }),
+            ("long nonce", |r| r.nonce.push(0)),
+            ("short ciphertext", |r| r.ciphertext.truncate(TAG_LEN - 1)),
+            ("no wrapped keys", |r| r.wrapped_keys.clear()),
+            ("too many wrapped keys", |r| {
+                let w = r.wrapped_keys[0].clone();
+                r.wrapped_keys = (0..=MAX_WRAPPED_KEYS as u64)
+                    .map(|e| WrappedKey { epoch: e, ..w.clone() })
+                    .collect();
+            }),
+            ("duplicate wrapped key", |r| {
+                let w = r.wrapped_keys[0].clone();
+                r.wrapped_keys.push(w);
+            }),
+            ("short wrapped DEK", |r| {
+                r.wrapped_keys[1].wrapped_dek.pop();
+            }),
+            ("long ephemeral key", |r| r.wrapped_keys[0].ephemeral_public.push(0)),
+            ("short wrapped nonce", |r| {
+                r.wrapped_keys[1].nonce.pop();
+            }),
+            ("empty wrapped role", |r| r.wrapped_keys[0].role.clear()),
+            ("keys signer not a peer id", |r| r.keys_signer.clear()),
+            ("long role of a wrapped key", |r| {
+                r.wrapped_keys[1].role = "r".repeat(MAX_ROLE_LEN + 1)
+            }),
+        ];
+        for (case, edit) in edits {
+            let mut bad = good.clone();
+            edit(&mut bad);
+            if bad.header.is_some() {
+                sign_content(&mut bad, &f.author);
+                if !bad.keys_signer.is_empty() {
+                    sign_keys_as_named(&mut bad, &f.author);
+                }
+            }
+            let err = verify(&bad).expect_err(case);
+            assert_eq!(err.kind(), ErrorKind::Malformed, "{case}: {err}");
+            if case == "format 2" {
+                assert!(matches!(err, CryptoError::UnsupportedFormat(2)), "{case}: {err}");
+            }
+        }
+
+        for (case, edit) in [
+            ("no author signature", (|r| r.author_signature.clear()) as Edit),
+            ("short keys signature", |r| {
+                r.keys_signature.pop();
+            }),
+        ] {
+            let mut bad = good.clone();
+            edit(&mut bad);
+            assert_eq!(verify(&bad).expect_err(case).kind(), ErrorKind::Malformed, "{case}");
+        }
+    }
+
+    /// seal_record refuses inputs that would produce a record no node accepts, and low-order role
+    /// public keys (the DEK would be readable by anyone).
+    #[test]
+    fn seal_rejects_bad_input() {
+        let f = Fixture::new();
+        let k = &f.publics[0];
+        let many: Vec<(String, u64)> = (0..=MAX_WRAPPED_KEYS).map(|i| (format!("r{i}"), 1)).collect();
+        let too_many: Vec<Reader<'_>> = many.iter().map(|(r, e)| (r.as_str(), *e, k)).collect();
+        let long_addr = "a".repeat(MAX_ADDRESS_LEN + 1);
+        let long_role = "r".repeat(MAX_ROLE_LEN + 1);
+        let cases: [(&str, NewRecord<'_>, Vec<Reader<'_>>); 8] = [
+            ("no readers", new_record(ADDR), vec![]),
+            ("too many readers", new_record(ADDR), too_many),
+            ("duplicate reader", new_record(ADDR), vec![("dev", 1, k), ("dev", 1, k)]),
+            ("empty reader role", new_record(ADDR), vec![("", 1, k)]),
+            ("long reader role", new_record(ADDR), vec![(&long_role, 1, k)]),
+            ("empty address", new_record(""), vec![("dev", 1, k)]),
+            ("long address", new_record(&long_addr), vec![("dev", 1, k)]),
+            (
+                "empty writer role",
+                NewRecord {
+                    role: "",
+                    ..new_record(ADDR)
+                },
+                vec![("dev", 1, k)],
+            ),
+        ];
+        for (case, new, readers) in cases {
+            let err = seal_record(b"x", &new, &readers, &f.author).expect_err(case);
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{case}: {err}");
+        }
+        for point in low_order_points() {
+            let low = RolePublicKey::from_bytes(point);
+            let err = seal_record(b"x", &new_record(ADDR), &[("dev", 1, k), ("lead", 4, &low)], &f.author)
+                .expect_err("low-order role public key");
+            assert!(matches!(err, CryptoError::LowOrderPoint { .. }), "{err}");
+        }
+    }
+
+    /// The DHT key is the documented prefix plus lowercase hex, and parses back; other keys do not.
+    #[test]
+    fn dht_keys_round_trip() {
+        let f = Fixture::new();
+        let bytes = f.seal(b"k", 1).encode_to_vec();
+        let rk = record_key(&bytes);
+        assert_eq!(
+            rk,
+            <[u8; 32]>::from(Sha256::digest(&bytes)),
+            "record key is SHA-256 of the bytes"
+        );
+        let key = dht_key(&rk);
+        assert_eq!(key.len(), 76);
+        assert!(key.starts_with(b"/bzzz/ctx/1/"), "{}", String::from_utf8_lossy(&key));
+        assert_eq!(&key[12..], hex::encode(rk).as_bytes());
+        assert_eq!(parse_dht_key(&key), Some(rk));
+        assert_eq!(
+            verify_record(&bytes, DEFAULT_MAX_RECORD_BYTES)
+                .expect("verify")
+                .dht_key(),
+            key
+        );
+        let upper = [&b"/bzzz/ctx/1/"[..], hex::encode_upper(rk).as_bytes()].concat();
+        assert_eq!(parse_dht_key(&upper), None, "uppercase hex is not canonical");
+        assert_eq!(parse_dht_key(&key[..75]), None, "short key");
+        assert_eq!(parse_dht_key(b"/bzzz/other/1/00"), None, "other prefix");
+    }
+
+    /// Debug of an opened record does not print its content.
+    #[test]
+    fn opened_debug_hides_content() {
+        let f = Fixture::new();
+        let bytes = f.seal(b"top-secret-words", 1).encode_to_vec();
+        let opened = open_record(&bytes, DEFAULT_MAX_RECORD_BYTES, ADDR, &f.keys(1)[..]).expect("open");
+        let shown = format!("{opened:?}");
+        assert!(!shown.contains("top-secret"), "{shown}");
+        assert!(shown.contains("content_len: 16"), "{shown}");
+    }
+}
