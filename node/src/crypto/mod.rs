@@ -44,6 +44,7 @@
 //! | [`BINDING_TAG`] | `bzzz/x25519-binding/v1` | signed message of a [`KeyBinding`] |
 //! | [`ROLE_KEY_SEAL_TAG`] | `bzzz/role-key-seal/v1` | HKDF info and AEAD associated data of a sealed role key |
 //! | [`DEK_WRAP_TAG`] | `bzzz/dek-wrap/v1` | HKDF info of a DEK wrapped to a role public key |
+//! | [`DEK_COMMIT_TAG`] | `bzzz/dek-commit/v1` | hash input of a record's DEK commitment |
 //! | [`CONTENT_SIGNATURE_TAG`] | `bzzz/ctx-content/v1` | message the author signs (header and content) |
 //! | [`KEYS_SIGNATURE_TAG`] | `bzzz/ctx-keys/v1` | message the keys signer signs (key list) |
 //! | [`DHT_KEY_PREFIX`] | `/bzzz/ctx/1/` | DHT key of a context record (not signed; a name space) |
@@ -103,15 +104,17 @@
 //!
 //! ```text
 //! H = u32be(format) || lp(address) || lp(role) || u64be(epoch) || lp(author)
-//!     || u64be(created_ms) || u8(tombstone) || lp(write_id)
+//!     || u64be(created_ms) || u8(tombstone) || lp(write_id) || lp(dek_commitment)
 //! ```
 //!
 //! with `format = 1`, `address` the canonical UCXL base address (no temporal part), `role` and
 //! `epoch` the writer's role and its key epoch at writing, `author` the author's peer id bytes,
-//! and `write_id` 16 random bytes. Sealing ([`seal_record`]):
+//! `write_id` 16 random bytes and `dek_commitment` the 32-byte commitment to the DEK below.
+//! Sealing ([`seal_record`]):
 //!
 //! ```text
 //! DEK = 32 random bytes, fresh per record, zeroized after use
+//! dek_commitment = SHA-256("bzzz/dek-commit/v1" || DEK)                 (in the header, so in H)
 //! ciphertext = XChaCha20-Poly1305(key DEK, nonce n (24 random), aad H, content)
 //! S_c = "bzzz/ctx-content/v1" || H || lp(n) || lp(ciphertext)
 //! author_signature = ed25519_sign(author identity key, S_c)
@@ -130,9 +133,18 @@
 //! key list can be changed, added, removed, reordered or moved to another record without the keys
 //! signer's key (the list is bound to `SHA-256(S_c)`).
 //!
+//! **Key commitment.** XChaCha20-Poly1305 is not key-committing: a malicious author could craft
+//! a ciphertext that authenticates under two DEKs and wrap a different one to different roles, so
+//! that roles see different content (and a re-wrap spreads whichever the admin opened). The
+//! header's `dek_commitment` (author-signed, and in the associated data of the content and of
+//! every wrapped key) fixes the one DEK: every DEK unwrapped, on opening or re-wrapping, must hash
+//! to it before the content is decrypted, else it is refused as tampered and the next wrapped key
+//! the reader holds is tried.
+//!
 //! **Re-wrapping** ([`rewrap_record`], DESIGN 7 rotation): whoever holds a readable role secret
-//! and an identity (the admin) unwraps the DEK, checks it decrypts the content, wraps it to the
-//! new readers and signs a new key list as keys signer. Header, nonce, ciphertext and
+//! and an identity (the admin) unwraps the DEK, checks it against the commitment and that it
+//! decrypts the content, wraps it to the new readers and signs a new key list as keys signer.
+//! Header, nonce, ciphertext and
 //! `author_signature` are kept, so the author need not take part and the content stays
 //! attributable to it. [`verify_record`] accepts any keys signer; the caller accepts only the
 //! author or the admin ([`VerifiedRecord::keys_signer`], [`VerifiedRecord::keys_signed_by_author`]).
@@ -156,16 +168,17 @@
 //!
 //! [`verify_record`] (what a storing node runs before accepting a record; nothing is decrypted):
 //! size bound, decodes, canonical encoding, header present, format known, address and role
-//! lengths bounded, author is a peer id, field lengths exact (write id 16, content nonce 24,
-//! ciphertext at least the 16-byte tag, author signature 64), 1 to [`MAX_WRAPPED_KEYS`] wrapped
-//! keys each with a bounded role, ephemeral key 32, nonce 24 and wrapped DEK 48 bytes and no
-//! duplicate (role, epoch), keys signer is a peer id, keys signature 64; then both peer ids embed
+//! lengths bounded, author is a peer id, field lengths exact (write id 16, DEK commitment 32,
+//! content nonce 24, ciphertext at least the 16-byte tag, author signature 64), 1 to
+//! [`MAX_WRAPPED_KEYS`] wrapped keys each with a bounded role, ephemeral key 32, nonce 24 and
+//! wrapped DEK 48 bytes and no duplicate (role, epoch), keys signer is a peer id, keys signature
+//! 64; then both peer ids embed
 //! an ed25519 key, the author signature verifies over `S_c`, the keys signature over `S_k`. The
 //! address syntax is the caller's to check with the UCXL parser ([`VerifiedRecord::address`]).
 //!
 //! [`open_verified`] (a reader, after [`verify_record`]): the header address equals the expected
 //! one, a wrapped key exists for a (role, epoch) the reader holds, its ephemeral key is not of low
-//! order, it unwraps, the content decrypts.
+//! order, it unwraps, the DEK matches the header's commitment, the content decrypts.
 //!
 //! # Errors
 //!
@@ -208,6 +221,9 @@ pub const BINDING_TAG: &[u8] = b"bzzz/x25519-binding/v1";
 pub const ROLE_KEY_SEAL_TAG: &[u8] = b"bzzz/role-key-seal/v1";
 /// Tag that starts the HKDF info of a data key wrapped to a reader role's public key.
 pub const DEK_WRAP_TAG: &[u8] = b"bzzz/dek-wrap/v1";
+/// Tag that starts the hash input of a context record's DEK commitment,
+/// `SHA-256("bzzz/dek-commit/v1" || DEK)`.
+pub const DEK_COMMIT_TAG: &[u8] = b"bzzz/dek-commit/v1";
 /// Tag that starts the message an author signs over a context record's header and content.
 pub const CONTENT_SIGNATURE_TAG: &[u8] = b"bzzz/ctx-content/v1";
 /// Tag that starts the message the keys signer signs over a context record's key list.
@@ -301,6 +317,7 @@ mod tests {
             BINDING_TAG,
             ROLE_KEY_SEAL_TAG,
             DEK_WRAP_TAG,
+            DEK_COMMIT_TAG,
             CONTENT_SIGNATURE_TAG,
             KEYS_SIGNATURE_TAG,
             DHT_KEY_PREFIX,

@@ -24,8 +24,8 @@ use zeroize::Zeroizing;
 use super::canonical::Canonical;
 use super::seal::{EphemeralSeal, RoleKey, RolePublicKey, SEALED_CIPHERTEXT_LEN, Secret, X25519_PUBLIC_LEN, seal_to};
 use super::{
-    CONTENT_SIGNATURE_TAG, CryptoError, DEK_WRAP_TAG, DHT_KEY_PREFIX, KEY_LEN, KEYS_SIGNATURE_TAG, NONCE_LEN,
-    SIGNATURE_LEN, TAG_LEN, public_key_of, random_array, random_secret,
+    CONTENT_SIGNATURE_TAG, CryptoError, DEK_COMMIT_TAG, DEK_WRAP_TAG, DHT_KEY_PREFIX, KEY_LEN, KEYS_SIGNATURE_TAG,
+    NONCE_LEN, SIGNATURE_LEN, TAG_LEN, public_key_of, random_array, random_secret,
 };
 
 /// The record format this build writes and reads.
@@ -38,6 +38,8 @@ pub const MAX_ROLE_LEN: usize = 64;
 pub const MAX_ADDRESS_LEN: usize = 1024;
 /// Length of a record's random write id, in bytes.
 pub const WRITE_ID_LEN: usize = 16;
+/// Length of a record's DEK commitment (a SHA-256 digest), in bytes.
+pub const DEK_COMMITMENT_LEN: usize = 32;
 /// Length of a wrapped DEK (32-byte key plus tag), in bytes.
 pub const WRAPPED_DEK_LEN: usize = SEALED_CIPHERTEXT_LEN;
 /// A reasonable default for [`verify_record`]'s `max_size`: 1 MiB of content plus room for the
@@ -129,7 +131,19 @@ pub fn canonical_header(h: &RecordHeader) -> Vec<u8> {
         .u64(h.created_ms)
         .bool(h.tombstone)
         .bytes(&h.write_id)
+        .bytes(&h.dek_commitment)
         .finish()
+}
+
+/// The commitment to a DEK carried in the header: `SHA-256("bzzz/dek-commit/v1" || DEK)`.
+/// XChaCha20-Poly1305 does not commit to its key, so this is what makes every reader use the one
+/// DEK the author signed for.
+pub fn dek_commitment(dek: &[u8; KEY_LEN]) -> [u8; DEK_COMMITMENT_LEN] {
+    Sha256::new()
+        .chain_update(DEK_COMMIT_TAG)
+        .chain_update(dek)
+        .finalize()
+        .into()
 }
 
 /// Associated data of a wrapped key: `A = H || lp(role) || u64be(epoch)`.
@@ -197,8 +211,8 @@ pub fn parse_dht_key(key: &[u8]) -> Option<[u8; 32]> {
 /// Encrypts `content` for the `readers` (role, epoch, role public key) and signs the record as
 /// `author`, both the content part and the key list (the author is the keys signer).
 ///
-/// A fresh random DEK encrypts the content (associated data: the canonical header) and is wrapped
-/// to every reader's public key (HKDF info and associated data bind header, role and epoch); the
+/// A fresh random DEK encrypts the content (associated data: the canonical header, which carries
+/// the DEK's commitment [`dek_commitment`]) and is wrapped to every reader's public key (HKDF info and associated data bind header, role and epoch); the
 /// DEK is zeroized before returning. The writer needs no secret of the reader roles, so it can
 /// write for roles above its own without being able to read their records. Per DESIGN 6 the
 /// readers are the writer's role and the roles above it in the policy, each at its current epoch;
@@ -220,6 +234,7 @@ pub fn seal_record(
     check_readers(readers)?;
     let author_id = ed25519_id(author, "author")?;
 
+    let dek = random_secret::<KEY_LEN>();
     let header = RecordHeader {
         format: RECORD_FORMAT,
         address: new.address.to_owned(),
@@ -229,10 +244,10 @@ pub fn seal_record(
         created_ms: new.created_ms,
         tombstone: new.tombstone,
         write_id: random_array::<WRITE_ID_LEN>().to_vec(),
+        dek_commitment: dek_commitment(&dek).to_vec(),
     };
     let h = canonical_header(&header);
 
-    let dek = random_secret::<KEY_LEN>();
     let nonce: [u8; NONCE_LEN] = random_array();
     let ciphertext = XChaCha20Poly1305::new((&*dek).into())
         .encrypt(&XNonce::from(nonce), Payload { msg: content, aad: &h })
@@ -257,15 +272,16 @@ pub fn seal_record(
 ///
 /// The header, content nonce, ciphertext and author signature are kept byte for byte; the wrapped
 /// keys, keys signer and keys signature are replaced. The DEK is taken from the first wrapped key
-/// that `keys` holds and that unwraps, and must decrypt the content (so a re-wrap never spreads a
-/// DEK that does not open the record); DEK and plaintext are zeroized before returning. The result
+/// that `keys` holds, that unwraps and whose DEK matches the header's commitment, and must decrypt
+/// the content (so a re-wrap never spreads a DEK other than the one the author committed to); DEK and plaintext are zeroized before returning. The result
 /// is a new record with a new [`record_key`]: the caller stores it and re-points the version at it
 /// (ADR 0006).
 ///
 /// Errors: [`CryptoError::InvalidInput`] for unusable `new_readers` or a non-ed25519 `signer`
 /// (as for [`seal_record`]), [`CryptoError::LowOrderPoint`] for a low-order role public key,
-/// [`CryptoError::NoReadableKey`] if `keys` opens no wrapped key, [`CryptoError::Decrypt`] or
-/// [`CryptoError::LowOrderPoint`] if none of those that it holds opens the record,
+/// [`CryptoError::NoReadableKey`] if `keys` opens no wrapped key, [`CryptoError::Decrypt`] (a
+/// wrapped key, the DEK commitment or the content) or [`CryptoError::LowOrderPoint`] if none of
+/// those that it holds opens the record,
 /// [`CryptoError::Signing`].
 pub fn rewrap_record<K>(
     verified: &VerifiedRecord,
@@ -437,6 +453,7 @@ pub fn verify_record(bytes: &[u8], max_size: usize) -> Result<VerifiedRecord, Cr
     let author =
         PeerId::from_bytes(&header.author).map_err(|_| CryptoError::malformed("record author", "not a peer id"))?;
     check_len("record write id", &header.write_id, WRITE_ID_LEN)?;
+    check_len("record DEK commitment", &header.dek_commitment, DEK_COMMITMENT_LEN)?;
     check_len("record nonce", &record.nonce, NONCE_LEN)?;
     if record.ciphertext.len() < TAG_LEN {
         return Err(CryptoError::malformed(
@@ -536,9 +553,11 @@ impl std::fmt::Debug for Opened {
 /// Checks, in order: the signed header's address is `expected_address` (else
 /// [`CryptoError::WrongAddress`]); some wrapped key is for a (role, epoch) in `keys` (else
 /// [`CryptoError::NoReadableKey`], the forbidden kind); it unwraps (else [`CryptoError::Decrypt`],
-/// or [`CryptoError::LowOrderPoint`] for a low-order ephemeral key) and the content decrypts (else
-/// [`CryptoError::Decrypt`] of `content`). Readable wrapped keys are tried in record order until
-/// one unwraps; the first failure is reported if none does.
+/// or [`CryptoError::LowOrderPoint`] for a low-order ephemeral key); the DEK matches the header's
+/// commitment (else [`CryptoError::Decrypt`] of `data key commitment ...`); and the content
+/// decrypts (else [`CryptoError::Decrypt`] of `content`). Readable wrapped keys are tried in
+/// record order until one unwraps to the committed DEK; the first failure is reported if none
+/// does.
 pub fn open_verified<K>(verified: &VerifiedRecord, expected_address: &str, keys: &K) -> Result<Opened, CryptoError>
 where
     K: RoleKeyLookup + ?Sized,
@@ -574,22 +593,33 @@ where
 }
 
 /// The DEK and the content of a verified record, with the (role, epoch) whose key unwrapped it:
-/// the first wrapped key in record order that `keys` holds and that unwraps.
+/// the first wrapped key in record order that `keys` holds, that unwraps, and whose DEK matches
+/// the header's commitment (checked before the content is decrypted).
 fn open_dek<'r, K>(verified: &'r VerifiedRecord, keys: &K) -> Result<(Secret, Vec<u8>, &'r str, u64), CryptoError>
 where
     K: RoleKeyLookup + ?Sized,
 {
     let record = &verified.record;
     let h = canonical_header(&verified.header);
+    // verify_record checked the length; a wrong one can only fail every comparison below.
+    let committed: Option<[u8; DEK_COMMITMENT_LEN]> = verified.header.dek_commitment.as_slice().try_into().ok();
     let mut first_failure = None;
     for w in &record.wrapped_keys {
         let Some(key) = keys.role_key(&w.role, w.epoch) else {
             continue;
         };
         match unwrap_dek(key, w, &h) {
-            Ok(dek) => {
+            Ok(dek) if committed == Some(dek_commitment(&dek)) => {
                 let content = decrypt_content(&dek, record, &h)?;
                 return Ok((dek, content, &w.role, w.epoch));
+            }
+            Ok(_) => {
+                first_failure.get_or_insert(CryptoError::Decrypt {
+                    what: format!(
+                        "data key commitment (wrapped key for role {} epoch {})",
+                        w.role, w.epoch
+                    ),
+                });
             }
             Err(e) => {
                 first_failure.get_or_insert(e);
@@ -943,6 +973,101 @@ mod tests {
         assert_eq!(opened.opened_role, "admin");
     }
 
+    /// The header commits to the DEK as documented: SHA-256("bzzz/dek-commit/v1" || DEK), and the
+    /// DEK every reader unwraps hashes to it.
+    #[test]
+    fn the_header_commits_to_the_dek() {
+        let f = Fixture::new();
+        let record = f.seal(b"committed", 3);
+        let header = record.header.as_ref().expect("header");
+        let h = canonical_header(header);
+        assert!(
+            h.ends_with(&[&32u64.to_be_bytes()[..], &header.dek_commitment].concat()),
+            "H ends with lp(dek_commitment)"
+        );
+        for (i, (_, _, key)) in f.keys(3).into_iter().enumerate() {
+            let dek = unwrap_dek(key, &record.wrapped_keys[i], &h).expect("unwraps");
+            let want: [u8; 32] = Sha256::digest([&b"bzzz/dek-commit/v1"[..], &dek[..]].concat()).into();
+            assert_eq!(dek_commitment(&dek), want, "documented formula");
+            assert_eq!(header.dek_commitment, want, "wrapped key {i} holds the committed DEK");
+        }
+    }
+
+    /// A malicious author's record whose wrapped key for dev@1 holds a different DEK than the one
+    /// the header commits to (correctly wrapped and signed, so it verifies and unwraps): dev@1 is
+    /// refused with the commitment error before the content is decrypted, the other roles still
+    /// open it, and a reader holding dev@1 and lead@4 opens it through lead.
+    #[test]
+    fn a_wrapped_key_holding_another_dek_fails_the_commitment() {
+        let f = Fixture::new();
+        let forged = forge_other_dek(&f, f.seal(b"one content for all", 3), 0, &f.publics[0]);
+        let verified = verify(&forged).expect("the author's forged record verifies");
+
+        let err = open_verified(&verified, ADDR, &f.keys(1)[..]).expect_err("dev@1 holds another DEK");
+        assert_commitment_error(&err, "dev", 1);
+        for (role, epoch, key) in f.keys(3).into_iter().skip(1) {
+            let opened = open_verified(&verified, ADDR, &[(role, epoch, key)][..]).expect("committed DEK opens");
+            assert_eq!(opened.content, b"one content for all", "{role}@{epoch}");
+        }
+        let opened = open_verified(&verified, ADDR, &f.keys(2)[..]).expect("a bad key does not hide a good one");
+        assert_eq!((opened.opened_role.as_str(), opened.opened_epoch), ("lead", 4));
+    }
+
+    /// rewrap_record refuses a DEK that does not match the header's commitment, and with another
+    /// held key that does, spreads only the committed DEK.
+    #[test]
+    fn rewrap_refuses_a_dek_that_does_not_match_the_commitment() {
+        let f = Fixture::new();
+        let forged = forge_other_dek(&f, f.seal(b"rotate me", 3), 2, &f.publics[2]);
+        let verified = verify(&forged).expect("verify");
+
+        let err = rewrap_record(&verified, &[("admin", 2, &f.admin)][..], &f.new_readers(), &f.admin_id)
+            .expect_err("admin@2 holds another DEK");
+        assert_commitment_error(&err, "admin", 2);
+
+        let held = [("admin", 2, &f.admin), ("dev", 1, &f.dev)];
+        let rewrapped =
+            rewrap_record(&verified, &held[..], &f.new_readers(), &f.admin_id).expect("dev@1 holds the committed DEK");
+        let opened = open_record(
+            &rewrapped.encode_to_vec(),
+            DEFAULT_MAX_RECORD_BYTES,
+            ADDR,
+            &f.new_keys()[..],
+        )
+        .expect("the new epoch opens");
+        assert_eq!(opened.content, b"rotate me");
+    }
+
+    /// Replaces wrapped key `i` of `record` with a fresh random DEK wrapped to `public` (correctly,
+    /// for the record's header, role and epoch) and re-signs the key list as the author: what a
+    /// malicious author would do to show different roles different DEKs.
+    fn forge_other_dek(f: &Fixture, mut record: ContextRecord, i: usize, public: &RolePublicKey) -> ContextRecord {
+        let h = canonical_header(record.header.as_ref().expect("header"));
+        let other_dek = random_secret::<KEY_LEN>();
+        let w = &mut record.wrapped_keys[i];
+        let aad = wrap_aad(&h, &w.role, w.epoch);
+        let sealed = seal_to(public.as_bytes(), &wrap_info(&aad), &aad, &other_dek, "test").expect("wrap");
+        (w.ephemeral_public, w.nonce, w.wrapped_dek) = (
+            sealed.ephemeral_public.to_vec(),
+            sealed.nonce.to_vec(),
+            sealed.ciphertext,
+        );
+        sign_keys(&mut record, &f.author);
+        record
+    }
+
+    fn assert_commitment_error(err: &CryptoError, role: &str, epoch: u64) {
+        match err {
+            CryptoError::Decrypt { what } => assert_eq!(
+                what,
+                &format!("data key commitment (wrapped key for role {role} epoch {epoch})"),
+                "the commitment, not the content, must fail"
+            ),
+            other => panic!("expected the DEK commitment error, got {other}"),
+        }
+        assert_eq!(err.kind(), ErrorKind::Tampered);
+    }
+
     /// The point of asymmetric role keys: a dev writer holding its own secret and only the public
     /// keys of lead and admin writes for all three, reads its own record through dev, cannot read
     /// a record written for lead and admin only, and its own secret does not stand in for theirs.
@@ -987,11 +1112,17 @@ mod tests {
             ..new_record(ADDR)
         };
         let record = seal_record(b"small record content", &new, &f.readers(3), &f.author).expect("seal");
+        let commitment = record.header.as_ref().expect("header").dek_commitment.clone();
+        assert_eq!(commitment.len(), DEK_COMMITMENT_LEN);
         let rewrapped = f.rewrap(&record);
         let mut keys = f.keys(3);
         keys.extend(f.new_keys());
         for (case, record) in [("written", record), ("re-wrapped", rewrapped)] {
             let bytes = record.encode_to_vec();
+            assert!(
+                bytes.windows(DEK_COMMITMENT_LEN).any(|w| w == commitment.as_slice()),
+                "{case}: the DEK commitment must be among the bytes flipped below"
+            );
             open_record(&bytes, DEFAULT_MAX_RECORD_BYTES, ADDR, &keys[..]).expect("the unmodified record opens");
             for i in 0..bytes.len() {
                 for flip in [0x01u8, 0x02, 0x80, 0xff] {
@@ -1144,12 +1275,13 @@ mod tests {
         let record = f.seal(b"bound", 1);
         let keys = f.keys(1);
         type Edit = fn(&mut RecordHeader);
-        let edits: [(&str, Edit); 5] = [
+        let edits: [(&str, Edit); 6] = [
             ("role", |h| h.role = "lead".into()),
             ("epoch", |h| h.epoch += 1),
             ("created_ms", |h| h.created_ms += 1),
             ("tombstone", |h| h.tombstone = !h.tombstone),
             ("write_id", |h| h.write_id[0] ^= 1),
+            ("dek_commitment", |h| h.dek_commitment[31] ^= 1),
         ];
         for (field, edit) in edits {
             let mut changed = record.clone();
@@ -1433,7 +1565,7 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Malformed, "{err}");
 
         type Edit = fn(&mut ContextRecord);
-        let edits: [(&str, Edit); 17] = [
+        let edits: [(&str, Edit); 19] = [
             ("no header", |r| r.header = None),
             ("format 2", |r| r.header.as_mut().expect("header").format = 2),
             ("empty address", |r| r.header.as_mut().expect("header").address.clear()),
@@ -1445,6 +1577,12 @@ mod tests {
             }),
             ("short write id", |r| {
                 r.header.as_mut().expect("header").write_id.pop();
+            }),
+            ("short DEK commitment", |r| {
+                r.header.as_mut().expect("header").dek_commitment.pop();
+            }),
+            ("long DEK commitment", |r| {
+                r.header.as_mut().expect("header").dek_commitment.push(0)
             }),
             ("long nonce", |r| r.nonce.push(0)),
             ("short ciphertext", |r| r.ciphertext.truncate(TAG_LEN - 1)),
