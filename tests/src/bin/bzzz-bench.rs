@@ -87,6 +87,19 @@ enum Scenario {
         #[arg(long)]
         bzzz: Option<PathBuf>,
     },
+    /// Context record seal/open throughput (bzzz's crypto layer), next to
+    /// `openssl speed -evp chacha20-poly1305` on the same machine in the same run.
+    Crypto {
+        /// Content sizes in bytes.
+        #[arg(long, value_delimiter = ',', default_values_t = [65536usize, 1048576])]
+        sizes: Vec<usize>,
+        /// Reader roles each record is wrapped for.
+        #[arg(long, default_value_t = 3)]
+        readers: usize,
+        /// Seconds to spend per size (split over seal and open).
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
     /// Every scenario with its defaults.
     All,
 }
@@ -605,6 +618,52 @@ impl Drop for Load {
     }
 }
 
+/// Seal/open throughput of context records, and openssl's ChaCha20-Poly1305 for comparison.
+fn crypto(sizes: &[usize], readers: usize, seconds: u64) -> Result<()> {
+    for &size in sizes {
+        // Calibrate the iteration count to roughly `seconds` of work.
+        let probe = bzzz_node::crypto::bench::seal_open_throughput(size, readers, 3)?;
+        let per_iter = (probe.seal_time + probe.open_time).as_secs_f64() / 3.0;
+        let iterations = ((seconds as f64 / per_iter.max(1e-6)) as u32).clamp(5, 100_000);
+        let t = bzzz_node::crypto::bench::seal_open_throughput(size, readers, iterations)?;
+        let openssl = openssl_chacha(size, seconds);
+        let ratio = |ours: f64| match openssl {
+            Some(o) if o > 0.0 => format!(" ({:.0}% of openssl)", 100.0 * ours / o),
+            _ => String::new(),
+        };
+        println!(
+            "crypto  size={size} readers={readers} n={iterations}: seal {:.0} MB/s{}, open {:.0} MB/s{}; \
+             openssl chacha20-poly1305 {}",
+            t.seal_bytes_per_sec / 1e6,
+            ratio(t.seal_bytes_per_sec),
+            t.open_bytes_per_sec / 1e6,
+            ratio(t.open_bytes_per_sec),
+            openssl.map_or("not available".to_string(), |o| format!("{:.0} MB/s", o / 1e6)),
+        );
+    }
+    Ok(())
+}
+
+/// `openssl speed -evp chacha20-poly1305` for one block size, in bytes per second.
+fn openssl_chacha(size: usize, seconds: u64) -> Option<f64> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-evp", "chacha20-poly1305", "-seconds"])
+        .arg(seconds.to_string())
+        .arg("-bytes")
+        .arg(size.to_string())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The last line reads "ChaCha20-Poly1305  3327897.60k" (thousands of bytes per second).
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.to_ascii_lowercase().starts_with("chacha20"))?;
+    let k = last.split_whitespace().last()?.strip_suffix('k')?;
+    k.parse::<f64>().ok().map(|v| v * 1000.0)
+}
+
 fn machine() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
@@ -663,6 +722,11 @@ async fn main() -> Result<()> {
                 failover(v, trials, idle_secs, &bin, load).await?;
             }
         }
+        Scenario::Crypto {
+            sizes,
+            readers,
+            seconds,
+        } => crypto(&sizes, readers, seconds)?,
         Scenario::All => {
             gossip(10, 200).await?;
             gossip(50, 200).await?;
@@ -672,6 +736,7 @@ async fn main() -> Result<()> {
             let bin = bzzz_binary(None)?;
             failover(3, 20, 60, &bin, false).await?;
             failover(5, 20, 60, &bin, false).await?;
+            crypto(&[65536, 1048576], 3, 3)?;
         }
     }
     Ok(())
