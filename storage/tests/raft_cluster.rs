@@ -96,7 +96,7 @@ async fn each_command_applies_and_is_readable() -> TestResult {
     let versions: Vec<(u64, Vec<u8>)> = sm
         .versions("ucxl://a")?
         .into_iter()
-        .map(|v| (v.version, v.record_key))
+        .map(|v| (v.version, v.written.record_key))
         .collect();
     let want = vec![(1, record_key(1)), (2, record_key(2)), (3, record_key(4))];
     assert_eq!(versions, want, "expected versions 1..3 of a, got {versions:?}");

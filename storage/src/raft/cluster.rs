@@ -226,40 +226,19 @@ pub struct NewVersion {
     pub tombstone: bool,
 }
 
-/// One version in the index of an address.
+/// One version in the index of an address: the version number and what the writer proposed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VersionEntry {
     /// The version number: 1 for the first version of an address, then one more each time.
     pub version: u64,
-    /// The DHT key of the version's record, [`RECORD_KEY_LEN`] bytes.
-    pub record_key: Vec<u8>,
-    /// The author's peer id bytes.
-    pub author: Vec<u8>,
-    /// When it was written, in milliseconds since the Unix epoch (from the writer).
-    pub time_ms: u64,
-    /// Size of the content, in bytes.
-    pub size: u64,
-    /// The role it was written under.
-    pub role: String,
-    /// The key epoch of that role it is encrypted for.
-    pub epoch: u64,
-    /// Whether this version deletes the content.
-    pub tombstone: bool,
+    /// The record key, author, time, size, role, epoch and tombstone flag of the version.
+    pub written: NewVersion,
 }
 
 impl VersionEntry {
     /// The entry `new` becomes as version `version`.
     pub fn new(version: u64, new: NewVersion) -> Self {
-        Self {
-            version,
-            record_key: new.record_key,
-            author: new.author,
-            time_ms: new.time_ms,
-            size: new.size,
-            role: new.role,
-            epoch: new.epoch,
-            tombstone: new.tombstone,
-        }
+        Self { version, written: new }
     }
 }
 

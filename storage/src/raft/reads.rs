@@ -221,11 +221,11 @@ impl SledStateMachine {
             let (key, value) = row.map_err(io(VERSIONS_TREE, "iterate versions"))?;
             let (address, entry) = decode_version(&key, &value)?;
             Ok(RecordRef {
-                record_key: entry.record_key,
+                record_key: entry.written.record_key,
                 address,
                 version: entry.version,
-                role: entry.role,
-                epoch: entry.epoch,
+                role: entry.written.role,
+                epoch: entry.written.epoch,
             })
         })
     }
