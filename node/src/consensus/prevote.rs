@@ -87,8 +87,7 @@ pub async fn answer(responder: &Responder, request: PreVoteRequest) -> PreVoteRe
         Ok(l) => l,
         Err(e) => return deny(format!("undecodable last_log_id: {e}")),
     };
-    let m = responder.raft.metrics().borrow().clone();
-    if m.state == ServerState::Leader {
+    if responder.raft.metrics().borrow().state == ServerState::Leader {
         return deny("this node is the leader");
     }
     let Some((committed, utime)) = vote_state(&responder.raft).await else {
@@ -119,6 +118,11 @@ pub(super) async fn campaign_loop(consensus: Consensus, responder: Responder, sh
     let started = Instant::now();
     let mut wait_extra = jitter();
     let mut not_before = started;
+    // The vote `not_before` was computed under; `None` holds until `not_before` whatever happens.
+    // A deadline only moves later while the vote stays the same (the leader refreshes it), so
+    // openraft's state is only asked again at the deadline or when the vote changes.
+    let mut deadline_vote: Option<openraft::Vote<u64>> = None;
+    let metrics = responder.raft.metrics();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -126,14 +130,17 @@ pub(super) async fn campaign_loop(consensus: Consensus, responder: Responder, sh
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let m = responder.raft.metrics().borrow().clone();
         let me = consensus.inner.node_id;
-        let membership = m.membership_config.membership().clone();
-        if m.state == ServerState::Leader || !membership.voter_ids().any(|v| v == me) {
+        let (candidate_ok, vote, term) = {
+            let m = metrics.borrow();
+            let voter = m.membership_config.membership().voter_ids().any(|v| v == me);
+            (m.state != ServerState::Leader && voter, m.vote, m.current_term)
+        };
+        if !candidate_ok {
             continue;
         }
         let now = Instant::now();
-        if now < not_before {
+        if now < not_before && deadline_vote.is_none_or(|v| v == vote) {
             continue;
         }
         let Some((committed, utime)) = vote_state(&responder.raft).await else {
@@ -149,8 +156,12 @@ pub(super) async fn campaign_loop(consensus: Consensus, responder: Responder, sh
             min + wait_extra
         };
         if now < base + wait {
+            not_before = base + wait;
+            deadline_vote = Some(vote);
             continue;
         }
+        deadline_vote = None;
+        let membership = metrics.borrow().membership_config.membership().clone();
         let won = pre_vote_round(&consensus, &responder, &membership, min).await;
         let label = OutcomeLabel {
             outcome: if won { "won" } else { "lost" }.into(),
@@ -163,7 +174,7 @@ pub(super) async fn campaign_loop(consensus: Consensus, responder: Responder, sh
             .inc();
         wait_extra = jitter();
         if won {
-            tracing::info!(term = m.current_term, "pre-vote won; starting an election");
+            tracing::info!(term, "pre-vote won; starting an election");
             if let Err(e) = responder.raft.trigger().elect().await {
                 tracing::warn!(error = %e, "could not start an election");
             }
