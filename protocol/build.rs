@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/bzzz/v1/envelope.proto",
         "proto/bzzz/v1/raft.proto",
         "proto/bzzz/v1/context.proto",
+        "proto/bzzz/v1/context_rpc.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

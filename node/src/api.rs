@@ -43,8 +43,35 @@ pub struct AppState {
     pub metrics: MetricsHandle,
     /// Bootstrap progress.
     pub join: watch::Receiver<JoinStatus>,
+    /// The context service.
+    pub context: crate::context::ContextService,
+    /// The operator token, if configured. Never shown.
+    pub operator_token: Option<OperatorToken>,
     /// Static facts about the node.
     pub info: Arc<NodeInfo>,
+}
+
+/// The operator token: `Debug` never shows it, and comparisons go through digests.
+#[derive(Clone)]
+pub struct OperatorToken(String);
+
+impl OperatorToken {
+    /// Wraps a token read from its file.
+    pub fn new(token: String) -> Self {
+        Self(token)
+    }
+
+    /// Whether `presented` is this token (compares SHA-256 digests, so timing says nothing).
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::Digest;
+        sha2::Sha256::digest(presented.as_bytes()) == sha2::Sha256::digest(self.0.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for OperatorToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperatorToken(<redacted>)")
+    }
 }
 
 /// Facts about the node that do not change while it runs.
@@ -144,6 +171,7 @@ pub fn api_router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/dht/records/{key}", get(get_record).put(put_record))
         .route("/api/election/trigger", post(trigger_election))
         .with_state(state.clone())
+        .merge(crate::ucxi::router(state.clone()))
         .merge(health_router(state))
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }

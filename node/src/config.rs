@@ -235,6 +235,10 @@ pub struct ApiConfig {
     pub max_concurrent_requests: usize,
     /// Longest a request may take, in seconds.
     pub request_timeout_secs: u64,
+    /// File holding the operator token (e.g. a Docker secret). When set, operator actions
+    /// (`POST /api/roles/{role}/grant`) need `Authorization: Bearer <token>`, and the admin
+    /// checks the token forwarded with a grant against its own. Unset: no token is asked for.
+    pub operator_token_file: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -244,6 +248,7 @@ impl Default for ApiConfig {
             max_body_bytes: 2 * 1024 * 1024,
             max_concurrent_requests: 256,
             request_timeout_secs: 30,
+            operator_token_file: None,
         }
     }
 }

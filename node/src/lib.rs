@@ -24,6 +24,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod consensus;
+pub mod context;
 pub mod crypto;
 pub mod dev;
 pub mod health;
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod probe;
+pub mod ucxi;
 
 pub use config::Config;
 pub use node::{Node, NodeError};

@@ -164,7 +164,42 @@ pub struct Metrics {
     pub raft_commit_latency_seconds: Histogram,
     /// On the admin: log entries each follower is behind.
     pub raft_replication_lag: Family<FollowerLabel, Gauge>,
+    /// Context writes through this node's API, by outcome ([`CONTEXT_OUTCOMES`]).
+    pub context_puts: Family<OutcomeLabel, Counter>,
+    /// Context reads through this node's API, by outcome ([`CONTEXT_OUTCOMES`]).
+    pub context_gets: Family<OutcomeLabel, Counter>,
+    /// Fetched context records that failed verification or decryption on this node.
+    pub context_decrypt_failures: Counter,
+    /// Context records this node refused to store, by where they came from (`rpc`, `dht_put`).
+    pub context_records_rejected: Family<ReasonLabel, Counter>,
+    /// On the admin, at its last replication check: indexed records with fewer than R live holders.
+    pub context_records_below_r: Gauge,
+    /// Copies of context records the admin's replication check made.
+    pub context_repairs: Counter,
+    /// On the admin, at its last replication check: average live holders of the indexed records.
+    pub dht_replication_factor: Gauge<f64, AtomicU64>,
+    /// Provider records in this node's DHT store (its own announcements and other peers').
+    pub dht_provider_records: Gauge,
+    /// Current key epoch of each role this node knows.
+    pub role_key_epoch: Family<RoleLabel, Gauge>,
 }
+
+/// Label set with one `role` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabel {
+    /// A role name of the policy (bounded by the policy's role limit).
+    pub role: String,
+}
+
+/// The `outcome` values of `bzzz_context_puts_total` and `bzzz_context_gets_total`.
+pub const CONTEXT_OUTCOMES: [&str; 6] = [
+    "success",
+    "bad_request",
+    "forbidden",
+    "not_found",
+    "unavailable",
+    "failure",
+];
 
 impl Metrics {
     /// Creates every metric and registers it in `registry`.
@@ -196,6 +231,15 @@ impl Metrics {
             election_prevote_rounds: Family::default(),
             raft_commit_latency_seconds: latency_histogram(),
             raft_replication_lag: Family::default(),
+            context_puts: Family::default(),
+            context_gets: Family::default(),
+            context_decrypt_failures: Counter::default(),
+            context_records_rejected: Family::default(),
+            context_records_below_r: Gauge::default(),
+            context_repairs: Counter::default(),
+            dht_replication_factor: Gauge::default(),
+            dht_provider_records: Gauge::default(),
+            role_key_epoch: Family::default(),
         };
         let r = registry;
         r.register(
@@ -324,6 +368,63 @@ impl Metrics {
             "On the admin: log entries each follower is behind",
             m.raft_replication_lag.clone(),
         );
+        r.register(
+            "bzzz_context_puts",
+            "Context writes through this node's API, by outcome",
+            m.context_puts.clone(),
+        );
+        r.register(
+            "bzzz_context_gets",
+            "Context reads through this node's API, by outcome",
+            m.context_gets.clone(),
+        );
+        r.register(
+            "bzzz_context_decrypt_failures",
+            "Fetched context records that failed verification or decryption on this node",
+            m.context_decrypt_failures.clone(),
+        );
+        r.register(
+            "bzzz_context_records_rejected",
+            "Context records this node refused to store, by source (rpc, dht_put)",
+            m.context_records_rejected.clone(),
+        );
+        r.register(
+            "bzzz_context_records_below_replication",
+            "On the admin, at its last replication check: indexed context records with fewer than R live holders",
+            m.context_records_below_r.clone(),
+        );
+        r.register(
+            "bzzz_context_repairs",
+            "Copies of context records made by the admin's replication check",
+            m.context_repairs.clone(),
+        );
+        r.register(
+            "bzzz_dht_replication_factor",
+            "On the admin, at its last replication check: average live holders of the indexed context records",
+            m.dht_replication_factor.clone(),
+        );
+        r.register(
+            "bzzz_dht_provider_records",
+            "Provider records in this node's DHT store",
+            m.dht_provider_records.clone(),
+        );
+        r.register(
+            "bzzz_role_key_epoch",
+            "Current key epoch of each role this node knows",
+            m.role_key_epoch.clone(),
+        );
+        for outcome in CONTEXT_OUTCOMES {
+            let l = OutcomeLabel {
+                outcome: outcome.into(),
+            };
+            m.context_puts.get_or_create(&l).get();
+            m.context_gets.get_or_create(&l).get();
+        }
+        for source in ["rpc", "dht_put"] {
+            m.context_records_rejected
+                .get_or_create(&ReasonLabel { reason: source.into() })
+                .get();
+        }
         for reason in bzzz_protocol::RejectReason::ALL {
             m.pubsub_rejected
                 .get_or_create(&ReasonLabel {
@@ -387,6 +488,13 @@ impl Metrics {
                 topic: topic_label(topic).into(),
                 outcome: outcome.into(),
             })
+            .inc();
+    }
+
+    /// Counts a context record refused from `source` (`rpc` or `dht_put`).
+    pub fn context_record_rejected(&self, source: &str) {
+        self.context_records_rejected
+            .get_or_create(&ReasonLabel { reason: source.into() })
             .inc();
     }
 

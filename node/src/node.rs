@@ -68,6 +68,17 @@ pub enum NodeError {
     /// The election subsystem could not start.
     #[error(transparent)]
     Consensus(#[from] ConsensusError),
+    /// The X25519 keyring could not be loaded or created.
+    #[error("keyring: {0}")]
+    Keyring(#[from] crate::crypto::CryptoError),
+    /// The operator token file could not be read.
+    #[error("cannot read operator token file {path}: {reason}")]
+    OperatorToken {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The P2P listeners did not come up.
     #[error("p2p listeners did not report an address within {0:?}")]
     ListenTimeout(Duration),
@@ -85,6 +96,7 @@ pub struct Node {
     health: Health,
     checker: Checker,
     consensus: Consensus,
+    context: crate::context::ContextService,
     duties: DutyRegistry,
     metrics: MetricsHandle,
     store: Store,
@@ -107,6 +119,25 @@ impl Node {
             source,
         })?;
         let key = crate::identity::load_or_create(&config.node.data_dir, config.node.identity_key_file.as_deref())?;
+        let keyring = crate::crypto::Keyring::load_or_create(&config.node.data_dir)?;
+        let operator_token = match &config.api.operator_token_file {
+            None => None,
+            Some(path) => {
+                let token = std::fs::read_to_string(path).map_err(|e| NodeError::OperatorToken {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                let token = token.trim().to_owned();
+                if token.is_empty() {
+                    return Err(NodeError::OperatorToken {
+                        path: path.clone(),
+                        reason: "the file is empty".into(),
+                    });
+                }
+                Some(crate::api::OperatorToken::new(token))
+            }
+        };
+        let policy_seed = config.roles.to_policy()?;
         let peer_id = key.public().to_peer_id();
         let store = Store::open(&config.node.data_dir.join("db"))?;
 
@@ -180,10 +211,28 @@ impl Node {
             duties: duties.clone(),
         })
         .await?;
+        let context = crate::context::ContextService::start(
+            crate::context::ContextArgs {
+                client: client.clone(),
+                consensus: consensus.clone(),
+                keyring,
+                config: config.context.clone(),
+                requested_roles: vec![config.agent.role.clone()],
+                policy_seed,
+                operator_token: operator_token.clone(),
+                max_record_bytes: config.dht.max_record_bytes,
+                metrics: metrics.clone(),
+            },
+            &duties,
+            &services.1,
+            services.0.clone(),
+        );
         // Route network events to the services that handle them.
         {
             let mut events = net.events;
             let prober = prober.clone();
+            let context = context.clone();
+            let tracker = services.1.clone();
             let token = services.0.clone();
             services.1.spawn(async move {
                 loop {
@@ -198,6 +247,7 @@ impl Node {
                                 tracing::debug!(%from, "join request dropped: queue full");
                             }
                         }
+                        network::Event::Context(inbound) => context.handle_inbound(&tracker, inbound),
                     }
                 }
             });
@@ -282,6 +332,7 @@ impl Node {
                         _ = tick.tick() => {
                             let s = store_stats.stats();
                             m.dht_records_stored.set(s.records as i64);
+                            m.dht_provider_records.set(s.provider_records as i64);
                             let rejected = |reason: &str| m.dht_records_rejected.get_or_create(&crate::metrics::ReasonLabel { reason: reason.into() }).clone();
                             rejected("too_large").inc_by(s.rejected_too_large.saturating_sub(too_large));
                             rejected("store_full").inc_by(s.rejected_full.saturating_sub(full));
@@ -308,6 +359,8 @@ impl Node {
             health: health.clone(),
             metrics: metrics_handle.clone(),
             join: join_rx.clone(),
+            context: context.clone(),
+            operator_token,
             info: Arc::new(NodeInfo {
                 peer_id: peer_id.to_string(),
                 agent_id,
@@ -354,6 +407,7 @@ impl Node {
             health,
             checker,
             consensus,
+            context,
             duties,
             metrics: metrics_handle,
             store,
@@ -412,6 +466,11 @@ impl Node {
     /// The election subsystem.
     pub fn consensus(&self) -> &Consensus {
         &self.consensus
+    }
+
+    /// The context service.
+    pub fn context(&self) -> &crate::context::ContextService {
+        &self.context
     }
 
     /// Duties run while this node is admin; register before it becomes admin.

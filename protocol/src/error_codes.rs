@@ -11,6 +11,10 @@ pub enum ErrorCode {
     BadRequest,
     /// The request body is larger than the API accepts.
     PayloadTooLarge,
+    /// An operator action without a valid operator token.
+    Unauthorized,
+    /// The node or caller may not do this.
+    Forbidden,
     /// The thing asked for does not exist.
     NotFound,
     /// The node cannot do this now (not joined, no peers, shutting down); retry later.
@@ -27,6 +31,8 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => 400,
             ErrorCode::NotFound => 404,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::ServiceUnavailable => 503,
             ErrorCode::Timeout => 504,
@@ -39,6 +45,8 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => "BZZZ-400-BAD_REQUEST",
             ErrorCode::NotFound => "BZZZ-404-NOT_FOUND",
+            ErrorCode::Unauthorized => "BZZZ-401-UNAUTHORIZED",
+            ErrorCode::Forbidden => "BZZZ-403-FORBIDDEN",
             ErrorCode::PayloadTooLarge => "BZZZ-413-PAYLOAD_TOO_LARGE",
             ErrorCode::ServiceUnavailable => "BZZZ-503-SERVICE_UNAVAILABLE",
             ErrorCode::Timeout => "BZZZ-504-TIMEOUT",
@@ -63,6 +71,8 @@ mod tests {
         for c in [
             ErrorCode::BadRequest,
             ErrorCode::PayloadTooLarge,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
             ErrorCode::NotFound,
             ErrorCode::ServiceUnavailable,
             ErrorCode::Timeout,

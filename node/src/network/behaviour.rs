@@ -105,7 +105,10 @@ impl Behaviour {
             .set_replication_factor(cfg.kad_replication)
             .set_query_timeout(cfg.kad_query_timeout)
             .set_record_ttl(cfg.record_ttl)
-            .set_max_packet_size(cfg.kad_max_packet);
+            .set_max_packet_size(cfg.kad_max_packet)
+            // Inbound records and provider records reach the event loop first, which validates
+            // context records before storing anything (`EventLoop::on_inbound_put`).
+            .set_record_filtering(kad::StoreInserts::FilterBoth);
         let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
         // Client mode (the default until an external address is confirmed) makes puts fail with
         // QuorumFailed on small meshes: every bzzz node serves the DHT.

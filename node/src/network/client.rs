@@ -7,6 +7,7 @@ use bzzz_protocol::envelope::{self, NONCE_LEN};
 use bzzz_protocol::wire::{Kind, RaftRequest, RaftResponse, RpcRequest, RpcResponse};
 use libp2p::identity::Keypair;
 use libp2p::kad::Quorum;
+use libp2p::kad::Record;
 use libp2p::{Multiaddr, PeerId};
 use prost::Message;
 use serde::Serialize;
@@ -153,6 +154,31 @@ pub(crate) enum Command {
         peer: PeerId,
         request: RpcRequest,
         reply: oneshot::Sender<Result<RpcResponse, NetworkError>>,
+    },
+    RespondRpc {
+        channel: libp2p::request_response::ResponseChannel<RpcResponse>,
+        response: RpcResponse,
+    },
+    StoreLocal {
+        record: Record,
+        provide: bool,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    LocalGet {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
+    LocalHas {
+        keys: Vec<Vec<u8>>,
+        reply: oneshot::Sender<Vec<bool>>,
+    },
+    ClosestPeers {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    GetProviders {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetworkError>>,
     },
     SendRaft {
         peer: PeerId,
@@ -315,6 +341,55 @@ impl Client {
     /// Sends a direct request on `/bzzz/rpc/1`.
     pub async fn send_rpc(&self, peer: PeerId, request: RpcRequest) -> Result<RpcResponse, NetworkError> {
         self.call(|reply| Command::SendRpc { peer, request, reply }).await?
+    }
+
+    /// Answers an inbound request on `/bzzz/rpc/1` that the event loop handed to a service.
+    pub async fn respond_rpc(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<RpcResponse>,
+        response: RpcResponse,
+    ) -> Result<(), NetworkError> {
+        self.commands
+            .send(Command::RespondRpc { channel, response })
+            .await
+            .map_err(|_| NetworkError::Shutdown)
+    }
+
+    /// Keeps `value` under `key` in this node's DHT store with no expiry (publisher: this node),
+    /// and with `provide`, announces this node as a provider of the key. The caller has validated
+    /// the value. Also the tool tests use to plant a corrupted copy.
+    pub async fn store_local(&self, key: Vec<u8>, value: Vec<u8>, provide: bool) -> Result<(), NetworkError> {
+        if value.len() > self.max_record_bytes {
+            return Err(NetworkError::RecordTooLarge {
+                size: value.len(),
+                limit: self.max_record_bytes,
+            });
+        }
+        let mut record = Record::new(key, value);
+        record.publisher = Some(self.peer_id);
+        self.call(|reply| Command::StoreLocal { record, provide, reply })
+            .await?
+    }
+
+    /// The value under `key` in this node's own DHT store, if any (no network query).
+    pub async fn local_get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, NetworkError> {
+        self.call(|reply| Command::LocalGet { key, reply }).await
+    }
+
+    /// Which of `keys` this node's own DHT store holds, in order.
+    pub async fn local_has(&self, keys: Vec<Vec<u8>>) -> Result<Vec<bool>, NetworkError> {
+        self.call(|reply| Command::LocalHas { keys, reply }).await
+    }
+
+    /// This node and the peers of its routing table, nearest to `key` (Kademlia XOR distance)
+    /// first.
+    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetworkError> {
+        self.call(|reply| Command::ClosestPeers { key, reply }).await
+    }
+
+    /// The peers that announce they hold `key` (a Kademlia provider query, this node included).
+    pub async fn get_providers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetworkError> {
+        self.call(|reply| Command::GetProviders { key, reply }).await?
     }
 
     /// Sends a Raft RPC on `/bzzz/raft/1`, dialling `addrs` if the peer is not connected.

@@ -5,12 +5,13 @@
 //! It never awaits anything that could wait on itself: deliveries to subscribers and events to
 //! the node use `try_send` and count what they drop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bzzz_protocol::envelope::{self, EnvelopeLimits, RejectReason};
 use bzzz_protocol::wire::{
-    Ack, JoinCluster, Probe, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request, rpc_response,
+    Ack, ContextRequest, JoinCluster, Probe, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request,
+    rpc_response,
 };
 use bzzz_protocol::{ReplayWindow, topics};
 use futures::StreamExt;
@@ -56,6 +57,19 @@ pub enum Event {
         /// Its node id and addresses.
         join: JoinCluster,
     },
+    /// A context-service request, to be answered with [`super::Client::respond_rpc`].
+    Context(InboundContext),
+}
+
+/// A context-service request from a peer.
+#[derive(Debug)]
+pub struct InboundContext {
+    /// Who sent it (authenticated by the transport).
+    pub peer: PeerId,
+    /// The request.
+    pub request: ContextRequest,
+    /// Where the answer goes.
+    pub channel: request_response::ResponseChannel<RpcResponse>,
 }
 
 /// A Raft RPC from a peer, to be answered with [`super::Client::respond_raft`].
@@ -98,6 +112,8 @@ pub(crate) struct LoopSettings {
     pub replay_window: usize,
     /// TTL of records put by this node.
     pub record_ttl: Option<Duration>,
+    /// Largest context record accepted from a peer, in bytes.
+    pub max_record_bytes: usize,
 }
 
 /// Owns the swarm. Built by [`super::new`]; run with [`EventLoop::run`].
@@ -109,12 +125,14 @@ pub struct EventLoop {
     p2p_metrics: libp2p::metrics::Metrics,
     limits: EnvelopeLimits,
     record_ttl: Option<Duration>,
+    max_record_bytes: usize,
     replay: ReplayWindow,
     subscribers: HashMap<String, Vec<mpsc::Sender<GossipMessage>>>,
     peers: HashMap<PeerId, PeerState>,
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, String>>>,
     pending_puts: HashMap<QueryId, (oneshot::Sender<Result<PutOutcome, NetworkError>>, Instant)>,
     pending_gets: HashMap<QueryId, PendingGet>,
+    pending_providers: HashMap<QueryId, PendingProviders>,
     pending_rpcs: Pending<RpcResponse>,
     pending_raft: Pending<RaftResponse>,
     raft_inbound: mpsc::Sender<InboundRaft>,
@@ -145,12 +163,14 @@ impl EventLoop {
             p2p_metrics,
             limits: settings.limits,
             record_ttl: settings.record_ttl,
+            max_record_bytes: settings.max_record_bytes,
             replay: ReplayWindow::new(settings.replay_window),
             subscribers: HashMap::new(),
             peers: HashMap::new(),
             pending_dials: HashMap::new(),
             pending_puts: HashMap::new(),
             pending_gets: HashMap::new(),
+            pending_providers: HashMap::new(),
             pending_rpcs: HashMap::new(),
             pending_raft: HashMap::new(),
             raft_inbound,
@@ -298,6 +318,70 @@ impl EventLoop {
                     .raft
                     .send_request_with_addresses(&peer, request, addrs);
                 self.pending_raft.insert(id, reply);
+            }
+            Command::RespondRpc { channel, response } => {
+                if self.swarm.behaviour_mut().rpc.send_response(channel, response).is_err() {
+                    tracing::debug!("rpc response not sent: stream closed");
+                }
+            }
+            Command::StoreLocal { record, provide, reply } => {
+                let key = record.key.clone();
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let mut result =
+                    libp2p::kad::store::RecordStore::put(kad.store_mut(), record).map_err(|e| NetworkError::Dht {
+                        operation: "store",
+                        reason: e.to_string(),
+                    });
+                if result.is_ok()
+                    && provide
+                    && let Err(e) = kad.start_providing(key)
+                {
+                    result = Err(NetworkError::Dht {
+                        operation: "provide",
+                        reason: e.to_string(),
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::LocalGet { key, reply } => {
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                let value = libp2p::kad::store::RecordStore::get(store, &RecordKey::new(&key)).map(|r| r.value.clone());
+                let _ = reply.send(value);
+            }
+            Command::LocalHas { keys, reply } => {
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                let held = keys
+                    .iter()
+                    .map(|k| libp2p::kad::store::RecordStore::get(store, &RecordKey::new(k)).is_some())
+                    .collect();
+                let _ = reply.send(held);
+            }
+            Command::ClosestPeers { key, reply } => {
+                let target = kad::KBucketKey::new(RecordKey::new(&key));
+                let local = *self.swarm.local_peer_id();
+                let me = kad::KBucketKey::from(local);
+                let mut peers: Vec<PeerId> = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_closest_local_peers(&target)
+                    .map(|k| *k.preimage())
+                    .collect();
+                let my_distance = me.distance(&target);
+                let at = peers
+                    .iter()
+                    .position(|p| kad::KBucketKey::from(*p).distance(&target) > my_distance)
+                    .unwrap_or(peers.len());
+                peers.insert(at, local);
+                let _ = reply.send(peers);
+            }
+            Command::GetProviders { key, reply } => {
+                if self.pending_providers.len() >= MAX_PENDING {
+                    let _ = reply.send(Err(NetworkError::Busy("dht providers")));
+                    return;
+                }
+                let id = self.swarm.behaviour_mut().kad.get_providers(RecordKey::new(&key));
+                self.pending_providers.insert(id, (reply, HashSet::new()));
             }
             Command::RespondRaft { channel, response } => {
                 if self
@@ -535,6 +619,25 @@ impl EventLoop {
                     }
                 }
                 QueryResult::GetRecord(r) => self.on_get_progress(id, r, step.last),
+                QueryResult::GetProviders(r) => {
+                    if let Some((_, found)) = self.pending_providers.get_mut(&id)
+                        && let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = &r
+                    {
+                        found.extend(providers.iter().copied());
+                    }
+                    if step.last
+                        && let Some((reply, found)) = self.pending_providers.remove(&id)
+                    {
+                        let answer = match r {
+                            Err(e) if found.is_empty() => Err(NetworkError::Dht {
+                                operation: "providers",
+                                reason: e.to_string(),
+                            }),
+                            _ => Ok(found.into_iter().collect()),
+                        };
+                        let _ = reply.send(answer);
+                    }
+                }
                 QueryResult::Bootstrap(Err(e)) => tracing::debug!(error = %e, "kademlia bootstrap step failed"),
                 _ => {}
             },
@@ -542,7 +645,52 @@ impl EventLoop {
                 let n = self.routing_table_size();
                 self.metrics.dht_routing_table_peers.set(n as i64);
             }
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            } => self.on_inbound_put(source, record),
+            kad::Event::InboundRequest {
+                request: kad::InboundRequest::AddProvider { record: Some(record) },
+            } => {
+                if let Err(e) =
+                    libp2p::kad::store::RecordStore::add_provider(self.swarm.behaviour_mut().kad.store_mut(), record)
+                {
+                    tracing::debug!(error = %e, "provider record not stored");
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// A record a peer put with Kademlia `PUT_VALUE` (filtered: nothing is stored unless this
+    /// accepts it). Context records (keys under `/bzzz/ctx/1/`) must be valid, signed records whose
+    /// hash is their key; they never expire here (the Raft index decides their life).
+    fn on_inbound_put(&mut self, source: PeerId, mut record: Record) {
+        if record.key.as_ref().starts_with(crate::crypto::DHT_KEY_PREFIX) {
+            let valid = crate::crypto::record::parse_dht_key(record.key.as_ref())
+                .ok_or_else(|| "malformed context record key".to_string())
+                .and_then(|key| {
+                    let v = crate::crypto::verify_record(&record.value, self.max_record_bytes)
+                        .map_err(|e| e.to_string())?;
+                    if v.record_key() == key {
+                        Ok(())
+                    } else {
+                        Err("record does not hash to its key".to_string())
+                    }
+                });
+            if let Err(reason) = valid {
+                self.metrics.context_record_rejected("dht_put");
+                tracing::debug!(peer = %source, %reason, "context record from a dht put rejected");
+                return;
+            }
+            record.expires = None;
+        }
+        if let Err(e) = libp2p::kad::store::RecordStore::put(self.swarm.behaviour_mut().kad.store_mut(), record) {
+            tracing::debug!(peer = %source, error = %e, "dht record from a peer not stored");
         }
     }
 
@@ -604,6 +752,15 @@ impl EventLoop {
 
     fn on_rpc(&mut self, event: request_response::Event<RpcRequest, RpcResponse>) {
         if let Some((peer, request, channel)) = split_event(event, &mut self.pending_rpcs, "rpc") {
+            if let Some(rpc_request::Body::Context(request)) = request.body {
+                let inbound = InboundContext { peer, request, channel };
+                if let Err(e) = self.events.try_send(Event::Context(inbound)) {
+                    // The request's stream closes unanswered; the sender sees a failure and retries.
+                    self.metrics.error("events_dropped");
+                    tracing::debug!(%peer, reason = %e, "context request dropped: queue full");
+                }
+                return;
+            }
             let response = self.on_rpc_request(peer, request);
             if self.swarm.behaviour_mut().rpc.send_response(channel, response).is_err() {
                 tracing::debug!(%peer, "rpc response not sent: stream closed");
@@ -636,6 +793,8 @@ impl EventLoop {
                 }
             }
             Some(rpc_request::Body::ProbeAck(_)) => rpc_error("bad_request", "probe id must be 16 bytes"),
+            // Routed to the context service before this; never answered here.
+            Some(rpc_request::Body::Context(_)) => rpc_error("unsupported", "context request not routed"),
             Some(rpc_request::Body::JoinCluster(join)) => {
                 if self.events.try_send(Event::JoinCluster { from: peer, join }).is_err() {
                     self.metrics.error("events_dropped");
@@ -648,6 +807,9 @@ impl EventLoop {
         }
     }
 }
+
+/// A provider lookup: who asked, and the providers found so far.
+type PendingProviders = (oneshot::Sender<Result<Vec<PeerId>, NetworkError>>, HashSet<PeerId>);
 
 type Pending<Resp> = HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, NetworkError>>>;
 

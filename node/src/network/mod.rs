@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
 pub use client::{Client, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PutOutcome};
-pub use event_loop::{Event, EventLoop, InboundRaft};
+pub use event_loop::{Event, EventLoop, InboundContext, InboundRaft};
 
 use crate::config::{Config, Resolved};
 use crate::metrics::Metrics;
@@ -149,6 +149,7 @@ pub fn new(
             limits,
             replay_window: config.gossip.replay_window,
             record_ttl: bcfg.record_ttl,
+            max_record_bytes: config.dht.max_record_bytes,
         },
         raft_tx,
     );

@@ -230,3 +230,36 @@ impl SledStateMachine {
         })
     }
 }
+
+impl SledStateMachine {
+    /// The value of `key` in the cluster key-value `namespace` ([`super::Command::SetKv`]).
+    pub fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let Some(k) = super::state_machine::kv_key(namespace, key) else {
+            return Ok(None);
+        };
+        Ok(self
+            .kv
+            .get(k)
+            .map_err(io(super::state_machine::KV_TREE, "get"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Up to `limit` (key, value) pairs of `namespace`, in key order.
+    pub fn kv_list(&self, namespace: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let Some(prefix) = super::state_machine::kv_key(namespace, "") else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for row in self.kv.scan_prefix(&prefix).take(limit) {
+            let (k, v) = row.map_err(io(super::state_machine::KV_TREE, "scan"))?;
+            let key = String::from_utf8(k[prefix.len()..].to_vec()).map_err(|_| {
+                corrupt(
+                    super::state_machine::KV_TREE,
+                    format!("key of {namespace:?} is not UTF-8"),
+                )
+            })?;
+            out.push((key, v.to_vec()));
+        }
+        Ok(out)
+    }
+}

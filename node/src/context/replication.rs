@@ -1,0 +1,234 @@
+//! The replication check: while admin, every `context.repair_interval_ms`, ask every known node
+//! which indexed records it holds, count the live holders of each record, and copy records whose
+//! live holders fell below R to the nearest nodes that do not hold them.
+//!
+//! "Live" means the node answered this round's holds query; a node that is down or cut off holds
+//! nothing this round. The check reads the index from the admin's state machine (every version of
+//! every address) and asks in batches of [`MAX_HOLDS_KEYS`], so one round costs
+//! `nodes × ceil(records / 1024)` requests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use bzzz_protocol::wire::{RecordKeys, context_request, context_response};
+use futures::future::join_all;
+use libp2p::PeerId;
+use serde::Serialize;
+
+use super::holder::{per_peer_timeout, store_on};
+use super::{ContextError, ContextService, MAX_HOLDS_KEYS};
+use crate::consensus::duties::DutyContext;
+use crate::crypto::dht_key;
+
+/// The result of one replication check.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// When it finished, ms since the Unix epoch.
+    pub finished_at_ms: u64,
+    /// How long it took, ms.
+    pub took_ms: u64,
+    /// Indexed records checked.
+    pub records: usize,
+    /// Nodes that answered.
+    pub live_nodes: usize,
+    /// Average live holders per record, before repair.
+    pub average_replicas: f64,
+    /// Records with fewer than R live holders, before repair.
+    pub below_r_before: usize,
+    /// Records still below R after repair.
+    pub below_r: usize,
+    /// Records no live node holds (lost until a holder returns).
+    pub unavailable: usize,
+    /// Copies made by this check.
+    pub copies_made: usize,
+    /// R.
+    pub replication_factor: u32,
+}
+
+/// Runs the check every repair interval while admin.
+pub(crate) async fn duty(service: ContextService, ctx: DutyContext) {
+    let every = Duration::from_millis(service.inner.config.repair_interval_ms.max(100));
+    // The first check waits one interval: a new admin's peers may still be (re)connecting.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ctx.token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match check(&service).await {
+            Ok(report) => {
+                let m = &service.inner.metrics;
+                m.dht_replication_factor.set(report.average_replicas);
+                m.context_records_below_r.set(report.below_r as i64);
+                if report.below_r > 0 || report.copies_made > 0 {
+                    tracing::info!(
+                        records = report.records,
+                        below_r_before = report.below_r_before,
+                        below_r = report.below_r,
+                        copies = report.copies_made,
+                        unavailable = report.unavailable,
+                        "replication check"
+                    );
+                }
+                *service.inner.replication.write().unwrap_or_else(|p| p.into_inner()) = Some(report);
+            }
+            Err(e) => tracing::warn!(error = %e, "replication check failed"),
+        }
+    }
+}
+
+/// One check and repair round.
+pub async fn check(service: &ContextService) -> Result<Report, ContextError> {
+    let started = Instant::now();
+    let inner = &service.inner;
+    let r = inner.config.replication_factor as usize;
+    let sm = inner
+        .consensus
+        .state_machine()
+        .ok_or_else(|| ContextError::unavailable("this node is not a voter"))?
+        .clone();
+    let mut keys: Vec<[u8; 32]> = Vec::new();
+    for row in sm.record_keys() {
+        let row = row?;
+        if let Ok(k) = <[u8; 32]>::try_from(row.record_key.as_slice()) {
+            keys.push(k);
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+
+    // Every node this one knows: itself and its routing table.
+    let nodes = match keys.first() {
+        Some(k) => inner.client.closest_peers(dht_key(k)).await?,
+        None => vec![inner.peer_id],
+    };
+    let answers = join_all(nodes.iter().map(|peer| holdings(service, *peer, &keys))).await;
+    let mut holders: BTreeMap<[u8; 32], BTreeSet<PeerId>> = BTreeMap::new();
+    let mut live: BTreeSet<PeerId> = BTreeSet::new();
+    for (peer, held) in nodes.iter().zip(answers) {
+        let Some(held) = held else { continue };
+        live.insert(*peer);
+        for (key, has) in keys.iter().zip(held) {
+            if has {
+                holders.entry(*key).or_default().insert(*peer);
+            }
+        }
+    }
+
+    let mut total_replicas = 0usize;
+    let mut below_before = 0usize;
+    let mut below_after = 0usize;
+    let mut unavailable = 0usize;
+    let mut copies = 0usize;
+    for key in &keys {
+        let have: BTreeSet<PeerId> = holders.remove(key).unwrap_or_default();
+        total_replicas += have.len();
+        if have.len() >= r {
+            continue;
+        }
+        below_before += 1;
+        if have.is_empty() {
+            unavailable += 1;
+            below_after += 1;
+            tracing::error!(record_key = %hex::encode(key), "no live node holds this context record");
+            continue;
+        }
+        let made = repair(service, key, &have, &live, r).await;
+        copies += made;
+        inner.metrics.context_repairs.inc_by(made as u64);
+        if have.len() + made < r {
+            below_after += 1;
+        }
+    }
+    Ok(Report {
+        finished_at_ms: super::now_ms(),
+        took_ms: started.elapsed().as_millis() as u64,
+        records: keys.len(),
+        live_nodes: live.len(),
+        average_replicas: if keys.is_empty() {
+            r as f64
+        } else {
+            total_replicas as f64 / keys.len() as f64
+        },
+        below_r_before: below_before,
+        below_r: below_after,
+        unavailable,
+        copies_made: copies,
+        replication_factor: inner.config.replication_factor,
+    })
+}
+
+/// Which of `keys` `peer` holds, or `None` if it did not answer every batch.
+async fn holdings(service: &ContextService, peer: PeerId, keys: &[[u8; 32]]) -> Option<Vec<bool>> {
+    if peer == service.inner.peer_id {
+        return service
+            .inner
+            .client
+            .local_has(keys.iter().map(dht_key).collect())
+            .await
+            .ok();
+    }
+    let mut held = Vec::with_capacity(keys.len());
+    // An empty index still probes liveness with one empty batch.
+    let batches: Vec<&[[u8; 32]]> = if keys.is_empty() {
+        vec![&[]]
+    } else {
+        keys.chunks(MAX_HOLDS_KEYS).collect()
+    };
+    for batch in batches {
+        let body = context_request::Body::Holds(RecordKeys {
+            keys: batch.iter().map(|k| k.to_vec()).collect(),
+        });
+        match service.request(peer, body, per_peer_timeout(service)).await {
+            Ok(context_response::Body::Held(h)) if h.held.len() == batch.len() => held.extend(h.held),
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "holds query failed; counting the node as down this round");
+                return None;
+            }
+        }
+    }
+    Some(held)
+}
+
+/// Copies the record to the nearest live nodes that lack it until it has `r` holders. Returns
+/// the copies made.
+async fn repair(
+    service: &ContextService,
+    key: &[u8; 32],
+    have: &BTreeSet<PeerId>,
+    live: &BTreeSet<PeerId>,
+    r: usize,
+) -> usize {
+    let inner = &service.inner;
+    let record = {
+        // Take the bytes from a live holder, checked like any read.
+        match super::holder::fetch_verified(service, key).await {
+            Ok(v) => prost::Message::encode_to_vec(v.record()),
+            Err(e) => {
+                tracing::warn!(record_key = %hex::encode(key), error = %e, "cannot fetch a record to repair it");
+                return 0;
+            }
+        }
+    };
+    if crate::crypto::record_key(&record) != *key {
+        // The canonical re-encoding must reproduce the stored bytes (verify_record checks that).
+        tracing::error!(record_key = %hex::encode(key), "re-encoded record does not match its key");
+        return 0;
+    }
+    let Ok(candidates) = inner.client.closest_peers(dht_key(key)).await else {
+        return 0;
+    };
+    let mut made = 0;
+    for peer in candidates.into_iter().filter(|p| live.contains(p) && !have.contains(p)) {
+        if have.len() + made >= r {
+            break;
+        }
+        match store_on(service, peer, record.clone()).await {
+            Ok(()) => made += 1,
+            Err(e) => tracing::debug!(%peer, error = %e, "repair copy refused"),
+        }
+    }
+    made
+}
