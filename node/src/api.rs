@@ -375,14 +375,42 @@ async fn test_dht_operations(State(s): State<AppState>, body: Bytes) -> Result<J
             "get returned a different value than was put",
         ));
     }
-    Ok(Json(json!({
+    let mut answer = json!({
         "key": key,
         "size_bytes": size,
         "put_ms": put_ms,
         "get_ms": get_ms,
         "replicated": put.replicated,
         "verified": verified,
-    })))
+    });
+    // The encrypted round trip: one self-test address per node (each run adds a version).
+    let address = format!(
+        "ucxl://selftest:{}@bzzz-selftest:dht-operations/{}",
+        s.info.role, s.info.peer_id
+    );
+    let started = Instant::now();
+    match s.context.put(&address, value.clone()).await {
+        Ok(put) => {
+            let put_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let started = Instant::now();
+            let at = address.replacen("dht-operations/", &format!("dht-operations/*~{}/", put.version), 1);
+            match s.context.get(&at).await {
+                Ok(got) => {
+                    answer["context"] = json!({
+                        "address": address,
+                        "version": put.version,
+                        "replicas": put.replicas,
+                        "put_ms": put_ms,
+                        "get_ms": started.elapsed().as_secs_f64() * 1000.0,
+                        "verified": got.content == value,
+                    });
+                }
+                Err(e) => answer["context_error"] = json!(format!("get: {e}")),
+            }
+        }
+        Err(e) => answer["context_error"] = json!(format!("put: {e}")),
+    }
+    Ok(Json(answer))
 }
 
 fn record_key(key: &str) -> Result<Vec<u8>, ApiError> {

@@ -57,12 +57,13 @@ pub struct CheckResult {
 }
 
 /// Names of the checks and the component each one scores.
-pub const CHECKS: [(&str, &str); 5] = [
+pub const CHECKS: [(&str, &str); 6] = [
     ("p2p-connectivity", "p2p"),
     ("pubsub-health", "pubsub"),
     ("dht-health", "dht"),
     ("storage-health", "storage"),
     ("election-health", "election"),
+    ("replication-health", "replication"),
 ];
 
 /// Shared, latest health of the node.
@@ -168,18 +169,21 @@ pub struct Checker {
     pub running: Arc<tokio::sync::Mutex<()>>,
     /// The election.
     pub consensus: crate::consensus::Consensus,
+    /// How often the admin checks context replication.
+    pub repair_interval: Duration,
 }
 
 impl Checker {
     /// Runs every check now, concurrently, and records the results and metrics.
     pub async fn run_once(&self) {
         let _one_at_a_time = self.running.lock().await;
-        let (p2p, pubsub, dht, storage, election) = tokio::join!(
+        let (p2p, pubsub, dht, storage, election, replication) = tokio::join!(
             timed(self.check_p2p()),
             timed(self.check_pubsub()),
             timed(self.check_dht()),
             timed(self.check_storage()),
             timed(async { self.check_election() }),
+            timed(async { self.check_replication() }),
         );
         for (name, (status, message, latency)) in [
             ("p2p-connectivity", p2p),
@@ -187,6 +191,7 @@ impl Checker {
             ("dht-health", dht),
             ("storage-health", storage),
             ("election-health", election),
+            ("replication-health", replication),
         ] {
             let label = CheckLabel { check: name.into() };
             if status == Status::Unhealthy {
@@ -227,6 +232,45 @@ impl Checker {
                 _ = self.run_once() => {}
             }
         }
+    }
+
+    /// Context replication as of the admin's last check (this node's own while admin, else the
+    /// one in the admin's heartbeat). Unhealthy while records stay below R after the admin's
+    /// repair; degraded when the last check is older than three repair intervals; healthy before
+    /// the first check and on a mesh with no admin (the election check reports that).
+    /// Also sets `bzzz_dht_replication_factor` and `bzzz_context_records_below_replication`.
+    fn check_replication(&self) -> (Status, String) {
+        let Some(s) = self.consensus.replication_summary() else {
+            return (
+                Status::Healthy,
+                "no replication check known yet (the admin checks every context.repair_interval_ms)".into(),
+            );
+        };
+        self.metrics.dht_replication_factor.set(s.average_replicas);
+        self.metrics.context_records_below_r.set(s.below_r as i64);
+        let age = Duration::from_millis(now_ms().saturating_sub(s.finished_at_ms));
+        if s.below_r > 0 {
+            return (
+                Status::Unhealthy,
+                format!(
+                    "{} of {} context records below R = {} after repair ({} with no live holder)",
+                    s.below_r, s.records, s.replication_factor, s.unavailable
+                ),
+            );
+        }
+        if age > self.repair_interval * 3 + Duration::from_secs(10) {
+            return (
+                Status::Degraded,
+                format!("the last replication check finished {} s ago", age.as_secs()),
+            );
+        }
+        (
+            Status::Healthy,
+            format!(
+                "{} context records, {:.2} live replicas on average (R = {})",
+                s.records, s.average_replicas, s.replication_factor
+            ),
+        )
     }
 
     fn alone_by_config(&self) -> bool {

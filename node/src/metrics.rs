@@ -390,7 +390,7 @@ impl Metrics {
         );
         r.register(
             "bzzz_context_records_below_replication",
-            "On the admin, at its last replication check: indexed context records with fewer than R live holders",
+            "Indexed context records still below R live holders after the admin's last replication check and repair",
             m.context_records_below_r.clone(),
         );
         r.register(
@@ -400,7 +400,7 @@ impl Metrics {
         );
         r.register(
             "bzzz_dht_replication_factor",
-            "On the admin, at its last replication check: average live holders of the indexed context records",
+            "Average live holders of the indexed context records at the admin's last replication check (every node reports the admin's figure)",
             m.dht_replication_factor.clone(),
         );
         r.register(

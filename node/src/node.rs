@@ -314,6 +314,7 @@ impl Node {
             probe_timeout: Duration::from_millis(config.health.probe_timeout_ms),
             running: Arc::default(),
             consensus: consensus.clone(),
+            repair_interval: Duration::from_millis(config.context.repair_interval_ms),
         };
         services.1.spawn(checker.clone().run(
             Duration::from_millis(config.health.check_interval_ms),

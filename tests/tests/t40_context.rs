@@ -710,3 +710,82 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Whether every running node's `replication-health` check has `status` now.
+async fn replication_health_is(cluster: &TestCluster, status: bzzz_node::health::Status) -> bool {
+    let mut all = true;
+    for (_, n) in cluster.running() {
+        n.check_health_now().await;
+        all &= n
+            .health()
+            .checks()
+            .get("replication-health")
+            .is_some_and(|c| c.status == status);
+    }
+    all
+}
+
+/// With R = 2, losing both holders of a record makes `replication-health` unhealthy on every
+/// node (the admin's figure travels in its heartbeat); a holder coming back lets the admin repair
+/// the record and the check turns healthy again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_health_follows_the_admins_check() -> Result<()> {
+    use bzzz_node::health::Status;
+    let _one_at_a_time = exclusive().await;
+    bounded(async {
+        let mut cluster = TestCluster::start_with(NODES, |i, c| {
+            mesh(1_000)(i, c);
+            c.election.eligible = i < 5;
+            c.election.bootstrap_expect = 5;
+            c.context.replication_factor = 2;
+            c.context.write_quorum = 2;
+        })
+        .await?;
+        wait_ready(&cluster).await?;
+        let put = cluster.node(5).context().put(&addr(1), b"kept twice".to_vec()).await?;
+        // A non-admin learns the admin's check from its heartbeat.
+        wait_for(
+            "every node reports 2 replicas on average, healthy",
+            Duration::from_secs(15),
+            || async {
+                replication_health_is(&cluster, Status::Healthy).await
+                    && cluster
+                        .running()
+                        .all(|(_, n)| (n.metrics().metrics.dht_replication_factor.get() - 2.0).abs() < 1e-9)
+            },
+        )
+        .await?;
+
+        let held = holders(&cluster, &put.record_key).await?;
+        ensure!(held.len() == 2, "two holders: {held:?}");
+        for h in &held {
+            cluster.kill(*h).await;
+        }
+        wait_for(
+            "replication-health unhealthy everywhere",
+            Duration::from_secs(20),
+            || replication_health_is(&cluster, Status::Unhealthy),
+        )
+        .await?;
+        let survivor = cluster.running().map(|(i, _)| i).next().context("a running node")?;
+        ensure!(
+            cluster.node(survivor).metrics().metrics.context_records_below_r.get() == 1,
+            "one record below R"
+        );
+
+        cluster.restart(held[0]).await?;
+        wait_for(
+            "repaired: replication-health healthy again",
+            Duration::from_secs(30),
+            || replication_health_is(&cluster, Status::Healthy),
+        )
+        .await?;
+        ensure!(
+            holders(&cluster, &put.record_key).await?.len() >= 2,
+            "back on 2 live holders"
+        );
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}

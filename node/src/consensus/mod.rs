@@ -23,7 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::{
-    AdminHeartbeat, AdminMessage, EligibleAnnounce, JoinCluster, Kind, RpcRequest, admin_message, rpc_request,
+    AdminHeartbeat, AdminMessage, EligibleAnnounce, JoinCluster, Kind, ReplicationSummary, RpcRequest, admin_message,
+    rpc_request,
 };
 use bzzz_storage::Store;
 use bzzz_storage::raft::{NodeInfo, SledLogStore, SledStateMachine, node_id_from_peer_bytes};
@@ -73,6 +74,7 @@ struct AdminSeen {
     last_heard: Instant,
     voters: Vec<u64>,
     learners: Vec<u64>,
+    replication: Option<ReplicationSummary>,
 }
 
 /// What `/api/election/status` shows.
@@ -116,6 +118,8 @@ struct Inner {
     metrics: Metrics,
     duties: duties::DutyRegistry,
     started: Instant,
+    /// This node's last replication check, published in its heartbeats while admin.
+    replication: RwLock<Option<ReplicationSummary>>,
 }
 
 /// Handle to the election subsystem. Cheap to clone.
@@ -213,6 +217,7 @@ impl Consensus {
             metrics: args.metrics.clone(),
             duties: args.duties,
             started: Instant::now(),
+            replication: RwLock::new(None),
         });
         let consensus = Consensus { inner };
 
@@ -398,6 +403,30 @@ impl Consensus {
         }
     }
 
+    /// Records this node's latest context replication check (the admin publishes it in its
+    /// heartbeats).
+    pub fn set_replication_summary(&self, summary: ReplicationSummary) {
+        if let Ok(mut r) = self.inner.replication.write() {
+            *r = Some(summary);
+        }
+    }
+
+    /// The latest replication check of the current admin: this node's own while it is the admin,
+    /// else the one the live admin published in its heartbeat.
+    pub fn replication_summary(&self) -> Option<ReplicationSummary> {
+        if self.status().is_admin {
+            return self.inner.replication.read().ok().and_then(|r| *r);
+        }
+        if !self.admin_is_fresh() {
+            return None;
+        }
+        self.inner
+            .admin
+            .read()
+            .ok()
+            .and_then(|a| a.as_ref().and_then(|a| a.replication))
+    }
+
     /// Forces an election with this node as candidate. Fails on a node that is not eligible.
     pub async fn trigger_election(&self) -> Result<(), ConsensusError> {
         let raft = self
@@ -441,6 +470,7 @@ impl Consensus {
             last_heard: Instant::now(),
             voters: hb.voters.clone(),
             learners: hb.learners.clone(),
+            replication: hb.replication,
         });
         self.inner.metrics.election_term.set(hb.term as i64);
     }
@@ -711,6 +741,7 @@ impl Consensus {
             voters: membership.voter_ids().collect(),
             learners: membership.learner_ids().collect(),
             committed_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            replication: self.inner.replication.read().ok().and_then(|r| *r),
         };
         self.record_admin(&hb);
         let payload = AdminMessage {

@@ -28,7 +28,11 @@ pub(crate) async fn member_loop(service: ContextService, shutdown: CancellationT
             _ = tokio::time::sleep(wait) => {}
             _ = service.inner.refresh.notified() => {}
         }
-        settled = match register_and_refresh(&service).await {
+        let round = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = register_and_refresh(&service) => r,
+        };
+        settled = match round {
             Ok(settled) => settled,
             Err(e) => {
                 tracing::debug!(error = %e, "role registration or refresh failed; retrying");

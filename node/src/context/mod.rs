@@ -119,6 +119,10 @@ pub(crate) struct Inner {
     pub reseal: std::sync::Mutex<BTreeSet<Vec<u8>>>,
     pub inbound: Arc<Semaphore>,
     pub replication: RwLock<Option<replication::Report>>,
+    /// The node's service tasks (background copies run here, so shutdown waits for them).
+    pub tracker: TaskTracker,
+    /// Cancelled at shutdown: retries stop.
+    pub shutdown: CancellationToken,
 }
 
 /// The context service of a node. Cheap to clone.
@@ -299,6 +303,8 @@ impl ContextService {
                 reseal: std::sync::Mutex::new(BTreeSet::new()),
                 inbound: Arc::new(Semaphore::new(MAX_INBOUND)),
                 replication: RwLock::new(None),
+                tracker: tracker.clone(),
+                shutdown: shutdown.clone(),
             }),
         };
         tracker.spawn(members::member_loop(service.clone(), shutdown));
@@ -441,10 +447,13 @@ impl ContextService {
                 },
                 None => ContextError::unavailable("no admin is known; the cluster is electing one or still forming"),
             };
-            if Instant::now() + delay >= deadline {
+            if Instant::now() + delay >= deadline || self.inner.shutdown.is_cancelled() {
                 return Err(err);
             }
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return Err(ContextError::unavailable("the node is shutting down")),
+                _ = tokio::time::sleep(delay) => {}
+            }
             delay = (delay * 2).min(Duration::from_millis(500));
         }
     }

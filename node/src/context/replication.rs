@@ -58,9 +58,17 @@ pub(crate) async fn duty(service: ContextService, ctx: DutyContext) {
         }
         match check(&service).await {
             Ok(report) => {
-                let m = &service.inner.metrics;
-                m.dht_replication_factor.set(report.average_replicas);
-                m.context_records_below_r.set(report.below_r as i64);
+                service
+                    .inner
+                    .consensus
+                    .set_replication_summary(bzzz_protocol::wire::ReplicationSummary {
+                        records: report.records as u64,
+                        average_replicas: report.average_replicas,
+                        below_r: report.below_r as u64,
+                        unavailable: report.unavailable as u64,
+                        finished_at_ms: report.finished_at_ms,
+                        replication_factor: report.replication_factor,
+                    });
                 if report.below_r > 0 || report.copies_made > 0 {
                     tracing::info!(
                         records = report.records,
