@@ -299,6 +299,16 @@ impl Consensus {
             && m.millis_since_quorum_ack.is_some_and(|ms| ms < lease)
     }
 
+    /// While this node is the acting admin (a quorum acknowledged it within the lease): the index
+    /// of the last entry in its log. No other admin can commit anything before the lease ends, so
+    /// once the state machine has applied this index a read of it is linearizable (a lease read,
+    /// ADR 0007). `None` when this node is not the acting admin.
+    pub fn lease_read_index(&self) -> Option<u64> {
+        let raft = self.inner.raft.as_ref()?;
+        let m = raft.metrics().borrow().clone();
+        self.acting(&m).then(|| m.last_log_index.unwrap_or(0))
+    }
+
     /// This node's Raft node id.
     pub fn node_id(&self) -> u64 {
         self.inner.node_id

@@ -369,7 +369,23 @@ pub(crate) async fn append(
 }
 
 /// Waits until this admin's state machine has applied everything committed before the call.
-async fn linearize(raft: &Raft) -> Result<(), ContextError> {
+/// Within the admin's lease this is a lease read: wait until the state machine has applied the
+/// last entry of the admin's own log (no other admin can have committed anything since). Outside
+/// it, openraft confirms leadership with a quorum round first.
+async fn linearize(service: &ContextService, raft: &Raft) -> Result<(), ContextError> {
+    if let Some(index) = service.inner.consensus.lease_read_index() {
+        let applied = raft.metrics().borrow().last_applied.map(|l| l.index).unwrap_or(0);
+        if applied >= index {
+            return Ok(());
+        }
+        let timeout = Duration::from_millis(service.inner.config.request_timeout_ms);
+        return raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "lease read")
+            .await
+            .map(|_| ())
+            .map_err(|e| ContextError::unavailable(format!("the index did not catch up: {e}")));
+    }
     raft.ensure_linearizable()
         .await
         .map(|_| ())
@@ -386,7 +402,7 @@ pub(crate) async fn resolve(service: &ContextService, address: &str) -> Result<c
         ));
     }
     let (raft, sm, _) = acting(service)?;
-    linearize(&raft).await?;
+    linearize(service, &raft).await?;
     let base = addr.base().to_string();
     let latest = sm
         .latest_version(&base)?
@@ -427,7 +443,7 @@ pub(crate) async fn history(service: &ContextService, q: HistoryQuery) -> Result
         l => l,
     } as usize;
     let (raft, sm, _) = acting(service)?;
-    linearize(&raft).await?;
+    linearize(service, &raft).await?;
     let base = addr.base().to_string();
     let versions = sm.versions(&base)?;
     let total = versions.len() as u64;
@@ -452,7 +468,7 @@ pub(crate) async fn discover(
         l => l,
     } as usize;
     let (raft, sm, _) = acting(service)?;
-    linearize(&raft).await?;
+    linearize(service, &raft).await?;
     let mut view = DiscoverView::default();
     for row in sm.addresses() {
         let (address, _) = row?;

@@ -7,7 +7,9 @@
 //!
 //! Scenarios: `gossip` (delivery latency p50/p99 and delivery ratio to all N nodes),
 //! `dht` (put/get latency p50/p99 on an in-process mesh), `join` (process start to ready, and
-//! idle RSS per node process). Numbers come from runs, never from constants.
+//! idle RSS per node process), `failover`, `crypto` (record seal/open next to openssl) and
+//! `context` (put/get through the context service on 20 nodes, R = 3, then `crypto`). Numbers
+//! come from runs, never from constants.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -99,6 +101,22 @@ enum Scenario {
         /// Seconds to spend per size (split over seal and open).
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+    },
+    /// Context put (R holders + index append) and get (resolve + fetch + verify + decrypt)
+    /// latency on an in-process mesh, then record seal/open throughput next to openssl.
+    Context {
+        /// Mesh size.
+        #[arg(long, default_value_t = 20)]
+        nodes: usize,
+        /// Operations of each kind per content size.
+        #[arg(long, default_value_t = 200)]
+        ops: usize,
+        /// Content sizes in bytes.
+        #[arg(long, value_delimiter = ',', default_values_t = [1024usize, 65536])]
+        sizes: Vec<usize>,
+        /// Replication factor R (and write quorum).
+        #[arg(long, default_value_t = 3)]
+        replication: u32,
     },
     /// Every scenario with its defaults.
     All,
@@ -618,6 +636,138 @@ impl Drop for Load {
     }
 }
 
+/// Context put/get latency on `n` in-process nodes (3 voters), R copies per record.
+async fn context(n: usize, ops: usize, sizes: &[usize], replication: u32) -> Result<()> {
+    let voters = 3.min(n);
+    let mut cluster = TestCluster::start_with(n, |i, c| {
+        quiet(i, c);
+        c.election.eligible = i < voters;
+        c.election.bootstrap_expect = voters as u32;
+        c.context.replication_factor = replication;
+        c.context.write_quorum = replication;
+    })
+    .await?;
+    wait_for(
+        "an admin, every routing table full, every node's role keys",
+        Duration::from_secs(120),
+        || async {
+            for (_, node) in cluster.running() {
+                let full = node
+                    .client()
+                    .snapshot()
+                    .await
+                    .map(|s| s.routing_table_size + 1 >= n)
+                    .unwrap_or(false);
+                if !full || !node.context().ready() || node.consensus().status().admin.is_none() {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await?;
+    let admin = cluster
+        .running()
+        .find(|(_, node)| node.consensus().status().is_admin)
+        .map(|(i, _)| i)
+        .context("an admin")?;
+    for &size in sizes {
+        let mut puts = Vec::new();
+        let mut gets = Vec::new();
+        let mut local_gets = Vec::new();
+        let mut remote_gets = Vec::new();
+        let mut failures = 0;
+        let mut phases = Vec::new();
+        let mut phases2 = Vec::new();
+        for i in 0..ops {
+            let address = format!("ucxl://bench:agent@bzzz-bench:context/s{size}/r{i}");
+            let content = vec![(i % 251) as u8; size];
+            // Writers and readers are never the admin, so every index call crosses the network.
+            let writer = (admin + 1 + i % (n - 1)) % n;
+            let t = Instant::now();
+            let put = cluster.node(writer).context().put(&address, content).await;
+            match put {
+                Ok(_) => puts.push(t.elapsed().as_secs_f64() * 1000.0),
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("put {address}: {e}");
+                    continue;
+                }
+            }
+            let mut reader = (writer + 1 + (i * 7) % (n - 1)) % n;
+            if reader == admin {
+                reader = (reader + 1) % n;
+            }
+            if std::env::var("BZZZ_BENCH_PHASES").is_ok() {
+                let t = Instant::now();
+                let _ = cluster.node(reader).context().history(&address, 1).await;
+                phases.push(t.elapsed().as_secs_f64() * 1000.0);
+                let t = Instant::now();
+                let _ = cluster.node(reader).context().status();
+                let _ = cluster.node(reader).client().closest_peers(vec![1, 2, 3]).await;
+                phases2.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            let t = Instant::now();
+            match cluster.node(reader).context().get(&address).await {
+                Ok(_) => {
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    gets.push(ms);
+                    let key = cluster
+                        .node(reader)
+                        .context()
+                        .history(&address, 1)
+                        .await
+                        .ok()
+                        .and_then(|h| h.versions.first().map(|v| v.record_key.clone()))
+                        .and_then(|k| hex::decode(k).ok())
+                        .and_then(|k| <[u8; 32]>::try_from(k).ok());
+                    let held = match key {
+                        Some(k) => cluster
+                            .node(reader)
+                            .client()
+                            .local_get(bzzz_node::crypto::dht_key(&k))
+                            .await
+                            .map(|v| v.is_some())
+                            .unwrap_or(false),
+                        None => false,
+                    };
+                    if held {
+                        local_gets.push(ms)
+                    } else {
+                        remote_gets.push(ms)
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("get {address}: {e}");
+                }
+            }
+        }
+        if !phases.is_empty() {
+            println!("context history (admin round trip): {}", summary(phases));
+            println!("context local status + closest peers: {}", summary(phases2));
+        }
+        println!(
+            "context N={n:<3} R={replication} content={size} B  put {}",
+            summary(puts)
+        );
+        println!(
+            "context N={n:<3} R={replication} content={size} B  get {}  failures={failures}",
+            summary(gets)
+        );
+        println!(
+            "context N={n:<3} R={replication} content={size} B  get, reader held a copy: {}",
+            summary(local_gets)
+        );
+        println!(
+            "context N={n:<3} R={replication} content={size} B  get, reader fetched from a holder: {}",
+            summary(remote_gets)
+        );
+    }
+    cluster.shutdown().await;
+    Ok(())
+}
+
 /// Seal/open throughput of context records, and openssl's ChaCha20-Poly1305 for comparison.
 fn crypto(sizes: &[usize], readers: usize, seconds: u64) -> Result<()> {
     for &size in sizes {
@@ -727,6 +877,15 @@ async fn main() -> Result<()> {
             readers,
             seconds,
         } => crypto(&sizes, readers, seconds)?,
+        Scenario::Context {
+            nodes,
+            ops,
+            sizes,
+            replication,
+        } => {
+            context(nodes, ops, &sizes, replication).await?;
+            crypto(&[65536, 1048576], 3, 3)?;
+        }
         Scenario::All => {
             gossip(10, 200).await?;
             gossip(50, 200).await?;
@@ -736,6 +895,7 @@ async fn main() -> Result<()> {
             let bin = bzzz_binary(None)?;
             failover(3, 20, 60, &bin, false).await?;
             failover(5, 20, 60, &bin, false).await?;
+            context(20, 200, &[1024, 65536], 3).await?;
             crypto(&[65536, 1048576], 3, 3)?;
         }
     }
