@@ -474,6 +474,7 @@ mod tests {
         );
         h.record("pubsub-health", Status::Unhealthy, Duration::ZERO, String::new());
         h.record("p2p-connectivity", Status::Unhealthy, Duration::ZERO, String::new());
+        h.record("storage-health", Status::Unhealthy, Duration::ZERO, String::new());
         assert_eq!(h.summary().status, Status::Unhealthy);
         let c = h.checks();
         assert!(

@@ -254,10 +254,11 @@ pub(crate) async fn fetch_verified(
         let max = inner.max_record_bytes;
         let expected = *record_key;
         let checked = tokio::task::spawn_blocking(move || {
-            if crate::crypto::record_key(&bytes) != expected {
+            let v = verify_record(&bytes, max).map_err(|e| e.to_string())?;
+            if v.record_key() != expected {
                 return Err("the copy does not hash to its record key".to_string());
             }
-            verify_record(&bytes, max).map_err(|e| e.to_string())
+            Ok(v)
         })
         .await
         .map_err(|e| ContextError::internal(format!("verification task failed: {e}")))?;

@@ -11,7 +11,8 @@
 //!   role key to one member's X25519 key ([`seal_role_key`], [`Keyring::open_role_key`]);
 //! - [`record`]: [`ContextRecord`](bzzz_protocol::wire::ContextRecord)s: [`seal_record`],
 //!   [`verify_record`], [`open_verified`], [`rewrap_record`], [`record_key`], [`dht_key`];
-//! - [`bench`](mod@bench): seal/open throughput for `bzzz-bench`.
+//! - [`bench`](mod@bench): seal/open throughput for `bzzz-bench`, and what each primitive costs
+//!   ([`bench::primitive_costs`]).
 //!
 //! All primitives come from the RustCrypto and dalek crates (`x25519-dalek`, `chacha20poly1305`,
 //! `hkdf`, `sha2`) and libp2p's ed25519 identity; nothing here implements a primitive. Every random
@@ -45,7 +46,8 @@
 //! | [`ROLE_KEY_SEAL_TAG`] | `bzzz/role-key-seal/v1` | HKDF info and AEAD associated data of a sealed role key |
 //! | [`DEK_WRAP_TAG`] | `bzzz/dek-wrap/v1` | HKDF info of a DEK wrapped to a role public key |
 //! | [`DEK_COMMIT_TAG`] | `bzzz/dek-commit/v1` | hash input of a record's DEK commitment |
-//! | [`CONTENT_SIGNATURE_TAG`] | `bzzz/ctx-content/v1` | message the author signs (header and content) |
+//! | [`CONTENT_DIGEST_TAG`] | `bzzz/ctx-digest/v1` | hash input of a record's content digest `D` (header, nonce, ciphertext) |
+//! | [`CONTENT_SIGNATURE_TAG`] | `bzzz/ctx-content/v1` | message the author signs (`D`) |
 //! | [`KEYS_SIGNATURE_TAG`] | `bzzz/ctx-keys/v1` | message the keys signer signs (key list) |
 //! | [`DHT_KEY_PREFIX`] | `/bzzz/ctx/1/` | DHT key of a context record (not signed; a name space) |
 //!
@@ -116,12 +118,13 @@
 //! DEK = 32 random bytes, fresh per record, zeroized after use
 //! dek_commitment = SHA-256("bzzz/dek-commit/v1" || DEK)                 (in the header, so in H)
 //! ciphertext = XChaCha20-Poly1305(key DEK, nonce n (24 random), aad H, content)
-//! S_c = "bzzz/ctx-content/v1" || H || lp(n) || lp(ciphertext)
+//! D   = SHA-256("bzzz/ctx-digest/v1" || H || lp(n) || lp(ciphertext))  (content digest, 32 bytes)
+//! S_c = "bzzz/ctx-content/v1" || D
 //! author_signature = ed25519_sign(author identity key, S_c)
 //! for each reader (role_i, epoch_i, role public key P_i):
 //!     A_i = H || lp(role_i) || u64be(epoch_i)
 //!     (E_i, n_i, wrapped_dek_i) = ephemeral-static seal of DEK to P_i, I = "bzzz/dek-wrap/v1" || A_i, A = A_i
-//! S_k = "bzzz/ctx-keys/v1" || SHA-256(S_c) || lp(keys_signer) || u64be(count)
+//! S_k = "bzzz/ctx-keys/v1" || D || lp(keys_signer) || u64be(count)
 //!       || for each wrapped key in order: lp(role_i) || u64be(epoch_i) || lp(E_i) || lp(n_i) || lp(wrapped_dek_i)
 //! keys_signature = ed25519_sign(keys signer identity key, S_k)        (keys_signer = peer(author))
 //! ```
@@ -131,7 +134,15 @@
 //! to another role or epoch (header, role and epoch are in its key derivation and associated
 //! data), nothing in the content part can be changed without the author's key, and nothing in the
 //! key list can be changed, added, removed, reordered or moved to another record without the keys
-//! signer's key (the list is bound to `SHA-256(S_c)`).
+//! signer's key (the list is bound to `D`).
+//!
+//! **Signatures over a digest** (ADR 0010): both signatures cover the content part through `D`,
+//! which [`content_digest`](record::content_digest) computes in one streamed SHA-256 pass over the
+//! ciphertext (nothing is concatenated), once per seal or verification and reused by both
+//! signatures and by a re-wrap ([`VerifiedRecord::content_digest`]). The record's authenticity thus
+//! rests on SHA-256's collision resistance as well as on ed25519, as its names (record keys) and
+//! the DEK commitment already did; an author cannot be led to sign a prepared collision, since
+//! the ciphertext it hashes is under a DEK and nonce it draws itself.
 //!
 //! **Key commitment.** XChaCha20-Poly1305 is not key-committing: a malicious author could craft
 //! a ciphertext that authenticates under two DEKs and wrap a different one to different roles, so
@@ -173,7 +184,8 @@
 //! [`MAX_WRAPPED_KEYS`] wrapped keys each with a bounded role, ephemeral key 32, nonce 24 and
 //! wrapped DEK 48 bytes and no duplicate (role, epoch), keys signer is a peer id, keys signature
 //! 64; then both peer ids embed
-//! an ed25519 key, the author signature verifies over `S_c`, the keys signature over `S_k`. The
+//! an ed25519 key, the author signature verifies over `S_c`, the keys signature over `S_k` (one
+//! SHA-256 pass over the ciphertext computes `D` for both). The
 //! address syntax is the caller's to check with the UCXL parser ([`VerifiedRecord::address`]).
 //!
 //! [`open_verified`] (a reader, after [`verify_record`]): the header address equals the expected
@@ -224,7 +236,11 @@ pub const DEK_WRAP_TAG: &[u8] = b"bzzz/dek-wrap/v1";
 /// Tag that starts the hash input of a context record's DEK commitment,
 /// `SHA-256("bzzz/dek-commit/v1" || DEK)`.
 pub const DEK_COMMIT_TAG: &[u8] = b"bzzz/dek-commit/v1";
-/// Tag that starts the message an author signs over a context record's header and content.
+/// Tag that starts the hash input of a context record's content digest
+/// `D = SHA-256("bzzz/ctx-digest/v1" || H || lp(nonce) || lp(ciphertext))`.
+pub const CONTENT_DIGEST_TAG: &[u8] = b"bzzz/ctx-digest/v1";
+/// Tag that starts the message an author signs over a context record's header and content
+/// (through their digest `D`).
 pub const CONTENT_SIGNATURE_TAG: &[u8] = b"bzzz/ctx-content/v1";
 /// Tag that starts the message the keys signer signs over a context record's key list.
 pub const KEYS_SIGNATURE_TAG: &[u8] = b"bzzz/ctx-keys/v1";
@@ -318,6 +334,7 @@ mod tests {
             ROLE_KEY_SEAL_TAG,
             DEK_WRAP_TAG,
             DEK_COMMIT_TAG,
+            CONTENT_DIGEST_TAG,
             CONTENT_SIGNATURE_TAG,
             KEYS_SIGNATURE_TAG,
             DHT_KEY_PREFIX,

@@ -16,7 +16,7 @@ use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::XNonce;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use libp2p::PeerId;
-use libp2p::identity::Keypair;
+use libp2p::identity::{KeyType, Keypair};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -24,8 +24,8 @@ use zeroize::Zeroizing;
 use super::canonical::Canonical;
 use super::seal::{EphemeralSeal, RoleKey, RolePublicKey, SEALED_CIPHERTEXT_LEN, Secret, X25519_PUBLIC_LEN, seal_to};
 use super::{
-    CONTENT_SIGNATURE_TAG, CryptoError, DEK_COMMIT_TAG, DEK_WRAP_TAG, DHT_KEY_PREFIX, KEY_LEN, KEYS_SIGNATURE_TAG,
-    NONCE_LEN, SIGNATURE_LEN, TAG_LEN, public_key_of, random_array, random_secret,
+    CONTENT_DIGEST_TAG, CONTENT_SIGNATURE_TAG, CryptoError, DEK_COMMIT_TAG, DEK_WRAP_TAG, DHT_KEY_PREFIX, KEY_LEN,
+    KEYS_SIGNATURE_TAG, NONCE_LEN, SIGNATURE_LEN, TAG_LEN, public_key_of, random_array, random_secret,
 };
 
 /// The record format this build writes and reads.
@@ -40,6 +40,8 @@ pub const MAX_ADDRESS_LEN: usize = 1024;
 pub const WRITE_ID_LEN: usize = 16;
 /// Length of a record's DEK commitment (a SHA-256 digest), in bytes.
 pub const DEK_COMMITMENT_LEN: usize = 32;
+/// Length of a record's content digest `D` (a SHA-256 digest), in bytes.
+pub const CONTENT_DIGEST_LEN: usize = 32;
 /// Length of a wrapped DEK (32-byte key plus tag), in bytes.
 pub const WRAPPED_DEK_LEN: usize = SEALED_CIPHERTEXT_LEN;
 /// A reasonable default for [`verify_record`]'s `max_size`: 1 MiB of content plus room for the
@@ -156,22 +158,40 @@ fn wrap_info(aad: &[u8]) -> Vec<u8> {
     Canonical::starting_with(DEK_WRAP_TAG).fixed(aad).finish()
 }
 
-/// `S_c`, the bytes the author signs:
-/// `"bzzz/ctx-content/v1" || H || lp(nonce) || lp(ciphertext)`.
-pub fn content_signed_bytes(header: &RecordHeader, nonce: &[u8], ciphertext: &[u8]) -> Vec<u8> {
+/// `D`, the content digest: `SHA-256("bzzz/ctx-digest/v1" || H || lp(nonce) || lp(ciphertext))`,
+/// with `H` the [`canonical_header`]. Both signatures cover the content part through it
+/// ([`content_signed_bytes`], [`keys_signed_bytes`]), so it is the one pass over the ciphertext
+/// that signing or verifying a record makes; the hashed bytes are streamed, never copied.
+pub fn content_digest(header: &RecordHeader, nonce: &[u8], ciphertext: &[u8]) -> [u8; CONTENT_DIGEST_LEN] {
+    digest_content(&canonical_header(header), nonce, ciphertext)
+}
+
+/// [`content_digest`] of an already encoded header `h`.
+fn digest_content(h: &[u8], nonce: &[u8], ciphertext: &[u8]) -> [u8; CONTENT_DIGEST_LEN] {
+    // lp(x) fed piecewise: the same bytes as Canonical::bytes, without building them.
+    let lp = |hasher: Sha256, x: &[u8]| hasher.chain_update((x.len() as u64).to_be_bytes()).chain_update(x);
+    let hasher = Sha256::new().chain_update(CONTENT_DIGEST_TAG).chain_update(h);
+    lp(lp(hasher, nonce), ciphertext).finalize().into()
+}
+
+/// `S_c`, the bytes the author signs: `"bzzz/ctx-content/v1" || D`, with `D` the
+/// [`content_digest`] of the header, nonce and ciphertext.
+pub fn content_signed_bytes(content_digest: &[u8; CONTENT_DIGEST_LEN]) -> Vec<u8> {
     Canonical::starting_with(CONTENT_SIGNATURE_TAG)
-        .fixed(&canonical_header(header))
-        .bytes(nonce)
-        .bytes(ciphertext)
+        .fixed(content_digest)
         .finish()
 }
 
-/// The bytes the keys signer signs: `"bzzz/ctx-keys/v1" || SHA-256(S_c) || lp(keys_signer) ||
+/// `S_k`, the bytes the keys signer signs: `"bzzz/ctx-keys/v1" || D || lp(keys_signer) ||
 /// u64be(count) || for each wrapped key: lp(role) || u64be(epoch) || lp(ephemeral_public) ||
-/// lp(nonce) || lp(wrapped_dek)`, with `content_signed` = `S_c` ([`content_signed_bytes`]).
-pub fn keys_signed_bytes(content_signed: &[u8], keys_signer: &[u8], wrapped_keys: &[WrappedKey]) -> Vec<u8> {
+/// lp(nonce) || lp(wrapped_dek)`, with `D` the record's [`content_digest`].
+pub fn keys_signed_bytes(
+    content_digest: &[u8; CONTENT_DIGEST_LEN],
+    keys_signer: &[u8],
+    wrapped_keys: &[WrappedKey],
+) -> Vec<u8> {
     let mut c = Canonical::starting_with(KEYS_SIGNATURE_TAG)
-        .fixed(&Sha256::digest(content_signed))
+        .fixed(content_digest)
         .bytes(keys_signer)
         .u64(wrapped_keys.len() as u64);
     for w in wrapped_keys {
@@ -252,9 +272,9 @@ pub fn seal_record(
     let ciphertext = XChaCha20Poly1305::new((&*dek).into())
         .encrypt(&XNonce::from(nonce), Payload { msg: content, aad: &h })
         .map_err(|_| invalid("content is too large to encrypt".into()))?;
-    let content_signed = content_signed_bytes(&header, &nonce, &ciphertext);
-    let author_signature = author.sign(&content_signed)?;
-    let keys = wrap_and_sign(&dek, &h, &content_signed, readers, author, author_id)?;
+    let digest = digest_content(&h, &nonce, &ciphertext);
+    let author_signature = author.sign(&content_signed_bytes(&digest))?;
+    let keys = wrap_and_sign(&dek, &h, &digest, readers, author, author_id)?;
     drop(dek);
     Ok(ContextRecord {
         header: Some(header),
@@ -298,8 +318,7 @@ where
     drop(Zeroizing::new(content));
     let record = &verified.record;
     let h = canonical_header(&verified.header);
-    let content_signed = content_signed_bytes(&verified.header, &record.nonce, &record.ciphertext);
-    let keys = wrap_and_sign(&dek, &h, &content_signed, new_readers, signer, signer_id)?;
+    let keys = wrap_and_sign(&dek, &h, &verified.content_digest, new_readers, signer, signer_id)?;
     drop(dek);
     Ok(ContextRecord {
         wrapped_keys: keys.wrapped_keys,
@@ -320,7 +339,7 @@ struct KeyList {
 fn wrap_and_sign(
     dek: &[u8; KEY_LEN],
     h: &[u8],
-    content_signed: &[u8],
+    content_digest: &[u8; CONTENT_DIGEST_LEN],
     readers: &[Reader<'_>],
     signer: &Keypair,
     signer_id: PeerId,
@@ -338,7 +357,7 @@ fn wrap_and_sign(
         });
     }
     let signer_bytes = signer_id.to_bytes();
-    let signature = signer.sign(&keys_signed_bytes(content_signed, &signer_bytes, &wrapped_keys))?;
+    let signature = signer.sign(&keys_signed_bytes(content_digest, &signer_bytes, &wrapped_keys))?;
     Ok(KeyList {
         wrapped_keys,
         signer: signer_bytes,
@@ -355,6 +374,7 @@ pub struct VerifiedRecord {
     header: RecordHeader,
     author: PeerId,
     keys_signer: PeerId,
+    content_digest: [u8; CONTENT_DIGEST_LEN],
     record_key: [u8; 32],
 }
 
@@ -384,6 +404,11 @@ impl VerifiedRecord {
     /// True if the author also signed the key list (a record as written, not re-wrapped).
     pub fn keys_signed_by_author(&self) -> bool {
         self.keys_signer == self.author
+    }
+
+    /// `D`, the [`content_digest`] both signatures cover.
+    pub fn content_digest(&self) -> [u8; CONTENT_DIGEST_LEN] {
+        self.content_digest
     }
 
     /// `SHA-256` of the verified bytes; compare with the Raft version index.
@@ -435,10 +460,10 @@ pub fn verify_record(bytes: &[u8], max_size: usize) -> Result<VerifiedRecord, Cr
             max: max_size,
         });
     }
-    let record = ContextRecord::decode(bytes).map_err(|_| CryptoError::malformed("record", "does not decode"))?;
+    let mut record = ContextRecord::decode(bytes).map_err(|_| CryptoError::malformed("record", "does not decode"))?;
     // Exactly one encoding per record, so the record key names one record and nothing outside the
     // signed fields (unknown fields, a bool encoded as 2) can be changed.
-    if record.encoded_len() != bytes.len() || record.encode_to_vec() != bytes {
+    if !is_canonical_encoding(&mut record, bytes) {
         return Err(CryptoError::malformed("record", "not in canonical encoding"));
     }
     let header = record
@@ -491,15 +516,20 @@ pub fn verify_record(bytes: &[u8], max_size: usize) -> Result<VerifiedRecord, Cr
     check_len("record keys signature", &record.keys_signature, SIGNATURE_LEN)?;
 
     let author_key = public_key_of(&author)?;
-    let keys_signer_key = public_key_of(&keys_signer)?;
-    let content_signed = content_signed_bytes(&header, &record.nonce, &record.ciphertext);
-    if !author_key.verify(&content_signed, &record.author_signature) {
+    // The author usually signs the key list too: its key is decoded once.
+    let keys_signer_key = if keys_signer == author {
+        author_key.clone()
+    } else {
+        public_key_of(&keys_signer)?
+    };
+    let content_digest = content_digest(&header, &record.nonce, &record.ciphertext);
+    if !author_key.verify(&content_signed_bytes(&content_digest), &record.author_signature) {
         return Err(CryptoError::BadSignature {
             what: "record content",
             signer: author,
         });
     }
-    let keys_signed = keys_signed_bytes(&content_signed, &record.keys_signer, &record.wrapped_keys);
+    let keys_signed = keys_signed_bytes(&content_digest, &record.keys_signer, &record.wrapped_keys);
     if !keys_signer_key.verify(&keys_signed, &record.keys_signature) {
         return Err(CryptoError::BadSignature {
             what: "record key list",
@@ -511,8 +541,42 @@ pub fn verify_record(bytes: &[u8], max_size: usize) -> Result<VerifiedRecord, Cr
         header,
         author,
         keys_signer,
+        content_digest,
         record_key: record_key(bytes),
     })
+}
+
+/// Protobuf key of `ContextRecord.ciphertext`: field 3, wire type 2 (length-delimited).
+const CIPHERTEXT_FIELD_KEY: u8 = (3 << 3) | 2;
+
+/// True if `bytes`, which `record` was decoded from, are exactly `record.encode_to_vec()`: the
+/// same check without re-encoding (copying) the ciphertext. prost writes fields in tag order and
+/// omits empty ones, so the encoding is `E(fields 1, 2) || [key 3 || varint(len) || ciphertext]
+/// || E(fields 4 to 7)`; the fields other than the ciphertext are encoded (a few hundred bytes)
+/// and compared around it. `record` is left as it was.
+fn is_canonical_encoding(record: &mut ContextRecord, bytes: &[u8]) -> bool {
+    if record.encoded_len() != bytes.len() {
+        return false;
+    }
+    let ciphertext = std::mem::take(&mut record.ciphertext);
+    let others = record.encode_to_vec();
+    let (header, nonce) = (record.header.take(), std::mem::take(&mut record.nonce));
+    let tail_len = record.encoded_len();
+    (record.header, record.nonce, record.ciphertext) = (header, nonce, ciphertext);
+
+    let (head, tail) = others.split_at(others.len().saturating_sub(tail_len));
+    let mut field = Vec::with_capacity(11);
+    if !record.ciphertext.is_empty() {
+        field.push(CIPHERTEXT_FIELD_KEY);
+        if prost::encode_length_delimiter(record.ciphertext.len(), &mut field).is_err() {
+            return false;
+        }
+    }
+    bytes
+        .strip_prefix(head)
+        .and_then(|rest| rest.strip_prefix(field.as_slice()))
+        .and_then(|rest| rest.strip_prefix(record.ciphertext.as_slice()))
+        == Some(tail)
 }
 
 /// A decrypted record. `Debug` shows the content's length, not the content.
@@ -666,9 +730,14 @@ fn decrypt_content(dek: &[u8; KEY_LEN], record: &ContextRecord, header: &[u8]) -
 /// The peer id of an identity that signs records, which must be ed25519 (so verifiers can recover
 /// its key from the peer id); `who` names it in the error.
 fn ed25519_id(identity: &Keypair, who: &str) -> Result<PeerId, CryptoError> {
-    let id = identity.public().to_peer_id();
-    public_key_of(&id).map_err(|_| CryptoError::InvalidInput(format!("the {who} identity must be an ed25519 key")))?;
-    Ok(id)
+    // An ed25519 key's peer id is always the identity multihash of the key (36 bytes encoded), so
+    // [`public_key_of`] recovers it; checking the type spares decompressing the key on every seal.
+    if identity.key_type() != KeyType::Ed25519 {
+        return Err(CryptoError::InvalidInput(format!(
+            "the {who} identity must be an ed25519 key"
+        )));
+    }
+    Ok(identity.public().to_peer_id())
 }
 
 /// 1 to [`MAX_WRAPPED_KEYS`] readers, roles 1 to [`MAX_ROLE_LEN`] bytes, no (role, epoch) twice.
@@ -815,9 +884,15 @@ mod tests {
         verify_record(&record.encode_to_vec(), DEFAULT_MAX_RECORD_BYTES)
     }
 
-    fn content_signed(record: &ContextRecord) -> Vec<u8> {
+    /// `D` of a (possibly modified) record, from its fields.
+    fn digest(record: &ContextRecord) -> [u8; CONTENT_DIGEST_LEN] {
         let header = record.header.as_ref().expect("test records have a header");
-        content_signed_bytes(header, &record.nonce, &record.ciphertext)
+        content_digest(header, &record.nonce, &record.ciphertext)
+    }
+
+    /// `S_c` of a (possibly modified) record, from its fields.
+    fn content_signed(record: &ContextRecord) -> Vec<u8> {
+        content_signed_bytes(&digest(record))
     }
 
     /// Signs the content part with `key`, keeping the author named in the header.
@@ -828,7 +903,7 @@ mod tests {
     /// Signs the key list with `key` as whatever `keys_signer` the record names (a forger's move
     /// if that is not `key`).
     fn sign_keys_as_named(record: &mut ContextRecord, key: &Keypair) {
-        let signed = keys_signed_bytes(&content_signed(record), &record.keys_signer, &record.wrapped_keys);
+        let signed = keys_signed_bytes(&digest(record), &record.keys_signer, &record.wrapped_keys);
         record.keys_signature = key.sign(&signed).expect("ed25519 signs");
     }
 
@@ -1155,7 +1230,7 @@ mod tests {
         let record = f.seal(b"signed", 3);
         let other_peer = Keypair::generate_ed25519().public().to_peer_id().to_bytes();
         type Edit = Box<dyn Fn(&mut ContextRecord)>;
-        let content_edits: [(&str, Edit); 6] = [
+        let content_edits: [(&str, Edit); 11] = [
             (
                 "move the address",
                 Box::new(|r| r.header.as_mut().expect("header").address.push('x')),
@@ -1170,7 +1245,29 @@ mod tests {
             ),
             ("swap nonce", Box::new(|r| r.nonce.reverse())),
             ("flip ciphertext", Box::new(|r| r.ciphertext[0] ^= 1)),
+            (
+                "flip a middle ciphertext byte",
+                Box::new(|r| {
+                    let mid = r.ciphertext.len() / 2;
+                    r.ciphertext[mid] ^= 0x80;
+                }),
+            ),
+            (
+                "flip the AEAD tag",
+                Box::new(|r| *r.ciphertext.last_mut().expect("tag") ^= 1),
+            ),
+            (
+                "shorten ciphertext",
+                Box::new(|r| {
+                    r.ciphertext.pop();
+                }),
+            ),
+            ("lengthen ciphertext", Box::new(|r| r.ciphertext.push(0))),
             ("damage author signature", Box::new(|r| r.author_signature[5] ^= 1)),
+            (
+                "the keys signature as author signature",
+                Box::new(|r| r.author_signature = r.keys_signature.clone()),
+            ),
         ];
         for (case, edit) in content_edits {
             let mut bad = record.clone();
@@ -1179,7 +1276,7 @@ mod tests {
             assert_eq!(bad_signature_of(&err), Some("record content"), "{case}: {err}");
             assert_eq!(err.kind(), ErrorKind::Tampered, "{case}");
         }
-        let key_edits: [(&str, Edit); 7] = [
+        let key_edits: [(&str, Edit); 8] = [
             (
                 "drop a wrapped key",
                 Box::new(|r| {
@@ -1204,6 +1301,10 @@ mod tests {
                 Box::new(move |r| r.keys_signer = other_peer.clone()),
             ),
             ("damage keys signature", Box::new(|r| r.keys_signature[7] ^= 1)),
+            (
+                "the author signature as keys signature",
+                Box::new(|r| r.keys_signature = r.author_signature.clone()),
+            ),
         ];
         for (case, edit) in key_edits {
             let mut bad = record.clone();
@@ -1703,6 +1804,173 @@ mod tests {
         assert_eq!(parse_dht_key(&upper), None, "uppercase hex is not canonical");
         assert_eq!(parse_dht_key(&key[..75]), None, "short key");
         assert_eq!(parse_dht_key(b"/bzzz/other/1/00"), None, "other prefix");
+    }
+
+    /// Both signatures are over exactly the documented bytes, rebuilt here from the record's fields
+    /// without the crate's encoders: `D = SHA-256("bzzz/ctx-digest/v1" || H || lp(n) ||
+    /// lp(ciphertext))`, `S_c = "bzzz/ctx-content/v1" || D` and `S_k = "bzzz/ctx-keys/v1" || D ||
+    /// lp(keys_signer) || u64be(count) || per key lp(role) || u64be(epoch) || lp(E) || lp(n) ||
+    /// lp(wrapped_dek)`. A re-wrap keeps `D` and signs a new `S_k` over it.
+    #[test]
+    fn signatures_cover_the_documented_bytes() {
+        let f = Fixture::new();
+        let lp = |x: &[u8]| [&(x.len() as u64).to_be_bytes()[..], x].concat();
+        let original = f.seal(&content(1000), 3);
+        let rewrapped = f.rewrap(&original);
+        let mut digests = Vec::new();
+        for (case, record, signer) in [
+            ("written", &original, &f.author),
+            ("re-wrapped", &rewrapped, &f.admin_id),
+        ] {
+            let header = record.header.as_ref().expect("header");
+            let d: [u8; 32] = Sha256::digest(
+                [
+                    &b"bzzz/ctx-digest/v1"[..],
+                    &canonical_header(header),
+                    &lp(&record.nonce),
+                    &lp(&record.ciphertext),
+                ]
+                .concat(),
+            )
+            .into();
+            let s_c = [&b"bzzz/ctx-content/v1"[..], &d].concat();
+            let mut s_k = [
+                &b"bzzz/ctx-keys/v1"[..],
+                &d,
+                &lp(&record.keys_signer),
+                &(record.wrapped_keys.len() as u64).to_be_bytes(),
+            ]
+            .concat();
+            for w in &record.wrapped_keys {
+                s_k.extend(
+                    [
+                        lp(w.role.as_bytes()),
+                        w.epoch.to_be_bytes().to_vec(),
+                        lp(&w.ephemeral_public),
+                        lp(&w.nonce),
+                        lp(&w.wrapped_dek),
+                    ]
+                    .concat(),
+                );
+            }
+            assert_eq!(
+                content_digest(header, &record.nonce, &record.ciphertext),
+                d,
+                "{case}: D"
+            );
+            assert_eq!(content_signed_bytes(&d), s_c, "{case}: S_c");
+            assert_eq!(
+                keys_signed_bytes(&d, &record.keys_signer, &record.wrapped_keys),
+                s_k,
+                "{case}: S_k"
+            );
+            let verified = verify(record).expect("verifies");
+            assert_eq!(verified.content_digest(), d, "{case}: the verified digest");
+            let author = public_key_of(&f.author.public().to_peer_id()).expect("ed25519");
+            assert!(
+                author.verify(&s_c, &record.author_signature),
+                "{case}: author signature over S_c"
+            );
+            assert_eq!(record.keys_signer, signer.public().to_peer_id().to_bytes(), "{case}");
+            assert!(
+                signer.public().verify(&s_k, &record.keys_signature),
+                "{case}: keys signature over S_k"
+            );
+            digests.push(d);
+        }
+        assert_eq!(digests[0], digests[1], "a re-wrap keeps the content part, so D");
+    }
+
+    /// The identity check of seal_record and rewrap_record names the same peer id from which
+    /// verifiers recover the signing key.
+    #[test]
+    fn signer_ids_embed_their_ed25519_key() {
+        for _ in 0..4 {
+            let key = Keypair::generate_ed25519();
+            let id = ed25519_id(&key, "test").expect("ed25519 identity");
+            assert_eq!(id, key.public().to_peer_id());
+            assert_eq!(public_key_of(&id).expect("embedded key"), key.public());
+        }
+    }
+
+    /// The canonical-encoding check, which does not re-encode the ciphertext, agrees with the
+    /// plain one (`encode_to_vec() == bytes`) and leaves the record as it was: on records whose
+    /// ciphertext length crosses the varint boundaries, without a ciphertext or a header, on every
+    /// single-byte change of a record, and on encodings that move, repeat or re-encode the
+    /// ciphertext field (all of which decode to the same record).
+    #[test]
+    fn canonical_check_agrees_with_re_encoding() {
+        let f = Fixture::new();
+        let plain = |bytes: &[u8]| ContextRecord::decode(bytes).ok().map(|r| r.encode_to_vec() == bytes);
+        let fast = |bytes: &[u8]| {
+            ContextRecord::decode(bytes).ok().map(|mut r| {
+                let before = r.clone();
+                let canonical = is_canonical_encoding(&mut r, bytes);
+                assert_eq!(r, before, "the check must leave the record as it was");
+                canonical
+            })
+        };
+
+        // Ciphertexts of 16, 17, 127, 128, 16383 and 16384 bytes: 1-, 2- and 3-byte lengths.
+        let mut canonical: Vec<Vec<u8>> = [0, 1, 111, 112, 16_367, 16_368]
+            .iter()
+            .map(|&len| f.seal(&content(len), 2).encode_to_vec())
+            .collect();
+        let mut no_ciphertext = f.seal(b"x", 1);
+        no_ciphertext.ciphertext.clear();
+        let mut no_header = f.seal(b"x", 1);
+        no_header.header = None;
+        canonical.extend([no_ciphertext.encode_to_vec(), no_header.encode_to_vec()]);
+        for bytes in &canonical {
+            assert_eq!(fast(bytes), Some(true), "{} bytes", bytes.len());
+        }
+
+        let record = f.seal(b"canonical", 2);
+        let bytes = record.encode_to_vec();
+        for i in 0..bytes.len() {
+            for flip in [0x01u8, 0x80] {
+                let mut bad = bytes.clone();
+                bad[i] ^= flip;
+                assert_eq!(fast(&bad), plain(&bad), "byte {i} xor {flip:#04x}");
+            }
+        }
+
+        let part = |r: ContextRecord| r.encode_to_vec();
+        let head = part(ContextRecord {
+            header: record.header.clone(),
+            nonce: record.nonce.clone(),
+            ..Default::default()
+        });
+        let field = part(ContextRecord {
+            ciphertext: record.ciphertext.clone(),
+            ..Default::default()
+        });
+        let tail = part(ContextRecord {
+            header: None,
+            nonce: vec![],
+            ciphertext: vec![],
+            ..record.clone()
+        });
+        assert_eq!(
+            [&head[..], &field, &tail].concat(),
+            bytes,
+            "prost writes fields in tag order"
+        );
+        let len = u8::try_from(record.ciphertext.len()).expect("a short ciphertext");
+        let overlong = [&[CIPHERTEXT_FIELD_KEY, len | 0x80, 0x00][..], &record.ciphertext].concat();
+        let other = [CIPHERTEXT_FIELD_KEY, 1, 0xaa];
+        for (case, bad) in [
+            ("ciphertext field last", [&head[..], &tail, &field].concat()),
+            ("ciphertext field twice", [&head[..], &field, &tail, &field].concat()),
+            ("another ciphertext first", [&head[..], &other, &field, &tail].concat()),
+            ("overlong length varint", [&head[..], &overlong, &tail].concat()),
+        ] {
+            let decoded = ContextRecord::decode(bad.as_slice()).expect(case);
+            assert_eq!(decoded, record, "{case}: decodes to the same record");
+            assert_eq!((fast(&bad), plain(&bad)), (Some(false), Some(false)), "{case}");
+            let err = verify_record(&bad, DEFAULT_MAX_RECORD_BYTES).expect_err(case);
+            assert!(err.to_string().contains("not in canonical encoding"), "{case}: {err}");
+        }
     }
 
     /// Debug of an opened record does not print its content.

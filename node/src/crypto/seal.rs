@@ -128,7 +128,6 @@ pub(crate) struct Sealed {
 
 impl Sealed {
     /// The same seal, borrowed for opening.
-    #[cfg(test)]
     pub(crate) fn borrowed(&self) -> EphemeralSeal<'_> {
         EphemeralSeal {
             ephemeral_public: self.ephemeral_public,
