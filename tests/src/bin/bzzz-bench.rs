@@ -103,7 +103,9 @@ enum Scenario {
         seconds: u64,
     },
     /// Context put (R holders + index append) and get (resolve + fetch + verify + decrypt)
-    /// latency on an in-process mesh, then record seal/open throughput next to openssl.
+    /// latency on an in-process mesh, then record seal/open throughput next to openssl. With
+    /// `BZZZ_BENCH_PHASES=1` it also times one index round trip to the admin (a history query)
+    /// before each get.
     Context {
         /// Mesh size.
         #[arg(long, default_value_t = 20)]
