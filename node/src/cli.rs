@@ -717,6 +717,8 @@ async fn test_dht(a: &TestDhtArgs) -> Result<(), ClientError> {
         );
         if let Some(e) = v.get("context_error") {
             println!("encrypted round trip: FAILED: {}", e.as_str().unwrap_or("?"));
+        } else if let Some(why) = v.get("context_skipped") {
+            println!("encrypted round trip: skipped: {}", why.as_str().unwrap_or("?"));
         } else if let Some(c) = v.get("context") {
             println!(
                 "encrypted round trip: put {:.2} ms, get {:.2} ms, verified: {}  [{}, version {}]",

@@ -147,6 +147,11 @@ fn three_processes_probe_store_and_survive_kill_9() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
     assert_eq!(v["verified"], true, "dht round trip not verified: {v}");
     assert_eq!(v["replicated"], true, "dht put not replicated: {v}");
+    // No node of this mesh is admin-eligible: no context index, so the encrypted part is skipped.
+    assert!(
+        v["context_skipped"].is_string(),
+        "encrypted round trip not skipped: {v}"
+    );
 
     // kill -9 agent 2.
     a2.0.kill().expect("SIGKILL agent 2");
