@@ -638,7 +638,7 @@ async fn health(mut a: HealthArgs) -> ExitCode {
         );
         if let Some(c) = v["components"].as_object() {
             for (name, s) in c {
-                println!("  {name:<10} {}", s.as_str().unwrap_or("?"));
+                println!("  {name:<12} {}", s.as_str().unwrap_or("?"));
             }
         }
     }
