@@ -111,14 +111,21 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let request_id = hex::encode(rand::random::<[u8; 8]>());
-        if self.code.status() >= 500 {
-            tracing::warn!(code = %self.code, message = %self.message, %request_id, "api error");
-        }
-        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({"error": {"code": self.code.as_str(), "message": self.message, "request_id": request_id}});
-        (status, Json(body)).into_response()
+        error_envelope(self.code.status(), self.code.as_str(), &self.message)
     }
+}
+
+/// The one error envelope of every HTTP error (`BZZZ-` and `UCXL-` codes alike):
+/// `{"error":{"code","message","request_id"}}` with `status`; server errors are logged with the
+/// request id.
+pub(crate) fn error_envelope(status: u16, code: &str, message: &str) -> Response {
+    let request_id = hex::encode(rand::random::<[u8; 8]>());
+    if status >= 500 {
+        tracing::warn!(%code, %message, %request_id, "api error");
+    }
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({"error": {"code": code, "message": message, "request_id": request_id}});
+    (status, Json(body)).into_response()
 }
 
 impl From<NetworkError> for ApiError {

@@ -32,14 +32,7 @@ impl From<ContextError> for UcxiError {
 
 impl IntoResponse for UcxiError {
     fn into_response(self) -> Response {
-        let request_id = hex::encode(rand::random::<[u8; 8]>());
-        let code = self.0.code;
-        if code.status() >= 500 {
-            tracing::warn!(code = code.as_str(), message = %self.0.message, %request_id, "ucxi error");
-        }
-        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({"error": {"code": code.as_str(), "message": self.0.message, "request_id": request_id}});
-        (status, Json(body)).into_response()
+        crate::api::error_envelope(self.0.code.status(), self.0.code.as_str(), &self.0.message)
     }
 }
 

@@ -172,6 +172,22 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Waits until every running node knows an admin and its context service has a decision on
+    /// its roles and the keys of the roles it holds; the error lists every node's context status.
+    pub async fn wait_context_ready(&self, timeout: Duration) -> Result<()> {
+        wait_for("an admin and every node's roles and keys", timeout, || async {
+            self.running().all(|(_, n)| n.consensus().status().admin.is_some())
+                && self.running().all(|(_, n)| n.context().ready())
+        })
+        .await
+        .with_context(|| {
+            self.running()
+                .map(|(i, n)| format!("node {i}: {:?}", n.context().status()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
     /// Waits until every running node is connected to at least `min_peers` peers.
     pub async fn wait_connected(&self, min_peers: usize, timeout: Duration) -> Result<()> {
         wait_for(

@@ -38,24 +38,9 @@ fn mesh(repair_ms: u64) -> impl Fn(usize, &mut bzzz_node::Config) {
     }
 }
 
-/// Waits until one admin is agreed and every running node has its roles and keys.
+/// Waits until an admin is known and every running node has its roles and keys.
 async fn wait_ready(cluster: &TestCluster) -> Result<()> {
-    wait_for(
-        "an admin and every node's roles and keys",
-        Duration::from_secs(40),
-        || async {
-            let admin_known = cluster.running().all(|(_, n)| n.consensus().status().admin.is_some());
-            admin_known && cluster.running().all(|(_, n)| n.context().ready())
-        },
-    )
-    .await
-    .with_context(|| {
-        cluster
-            .running()
-            .map(|(i, n)| format!("node {i}: {:?}", n.context().status()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
+    cluster.wait_context_ready(Duration::from_secs(40)).await
 }
 
 fn addr(i: usize) -> String {

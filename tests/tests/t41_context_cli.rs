@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use bzzz_tests::{TestCluster, bounded, exclusive, wait_for};
+use bzzz_tests::{TestCluster, bounded, exclusive};
 use serde_json::Value;
 
 /// The operator token the nodes are configured with (the file adds a newline the CLI must trim).
@@ -174,22 +174,7 @@ async fn context_and_roles_verbs_against_a_mesh() -> Result<()> {
             c.api.operator_token_file = Some(tf.clone());
         })
         .await?;
-        wait_for(
-            "an admin and every node's roles and keys",
-            Duration::from_secs(40),
-            || async {
-                cluster.running().all(|(_, n)| n.consensus().status().admin.is_some())
-                    && cluster.running().all(|(_, n)| n.context().ready())
-            },
-        )
-        .await
-        .with_context(|| {
-            cluster
-                .running()
-                .map(|(i, n)| format!("node {i}: {:?}", n.context().status()))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })?;
+        cluster.wait_context_ready(Duration::from_secs(40)).await?;
         let cli = Bzzz {
             bin: bin.clone(),
             api: format!("http://{}", cluster.node(1).api_addr().context("node 1 has an api")?),
