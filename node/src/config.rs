@@ -456,6 +456,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("BZZZ_EXTERNAL_ADDRESSES", "p2p.external_addresses (comma-separated)"),
     ("BZZZ_BOOTSTRAP_PEERS", "p2p.bootstrap_peers (comma-separated)"),
     ("BZZZ_API_LISTEN", "api.listen"),
+    ("BZZZ_OPERATOR_TOKEN_FILE", "api.operator_token_file"),
     ("BZZZ_HEALTH_LISTEN", "health.listen"),
     ("BZZZ_LOG_LEVEL", "log.level"),
     ("BZZZ_LOG_FORMAT", "log.format"),
@@ -526,6 +527,9 @@ impl Config {
         }
         if let Some(v) = lookup("BZZZ_API_LISTEN") {
             self.api.listen = v;
+        }
+        if let Some(v) = lookup("BZZZ_OPERATOR_TOKEN_FILE") {
+            self.api.operator_token_file = (!v.is_empty()).then(|| PathBuf::from(v));
         }
         if let Some(v) = lookup("BZZZ_HEALTH_LISTEN") {
             self.health.listen = v;
@@ -879,10 +883,15 @@ mod tests {
         c.apply_env(|k| match k {
             "BZZZ_AGENT_ROLE" => Some("architect".into()),
             "BZZZ_BOOTSTRAP_PEERS" => Some("/ip4/127.0.0.1/tcp/9101, localhost:9102".into()),
+            "BZZZ_OPERATOR_TOKEN_FILE" => Some("/run/secrets/bzzz_operator_token".into()),
             _ => None,
         })
         .expect("valid env");
         assert_eq!(c.agent.role, "architect");
+        assert_eq!(
+            c.api.operator_token_file.as_deref(),
+            Some(std::path::Path::new("/run/secrets/bzzz_operator_token"))
+        );
         assert_eq!(c.p2p.bootstrap_peers.len(), 2);
         c.validate().expect("valid");
         let e = c

@@ -774,3 +774,33 @@ async fn replication_health_follows_the_admins_check() -> Result<()> {
     })
     .await
 }
+
+/// A missing or empty operator token file stops the node at start with an error naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_operator_token_file_is_refused_at_start() -> Result<()> {
+    bzzz_tests::init_logging();
+    let dir = tempfile::tempdir()?;
+    let mut c = bzzz_tests::test_config(dir.path());
+    let missing = dir.path().join("no-such-token");
+    c.api.operator_token_file = Some(missing.clone());
+    let e = bzzz_node::Node::start(c.clone())
+        .await
+        .err()
+        .context("a missing token file must fail")?;
+    ensure!(
+        e.to_string().contains(&missing.display().to_string()),
+        "error names the file: {e}"
+    );
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "  \n")?;
+    c.api.operator_token_file = Some(empty.clone());
+    let e = bzzz_node::Node::start(c)
+        .await
+        .err()
+        .context("an empty token file must fail")?;
+    ensure!(
+        e.to_string().contains("empty") && e.to_string().contains(&empty.display().to_string()),
+        "error says the file is empty: {e}"
+    );
+    Ok(())
+}
