@@ -681,6 +681,7 @@ async fn context(n: usize, ops: usize, sizes: &[usize], replication: u32) -> Res
         let mut failures = 0;
         let mut phases = Vec::new();
         let mut phases2 = Vec::new();
+        let mut phases3 = Vec::new();
         for i in 0..ops {
             let address = format!("ucxl://bench:agent@bzzz-bench:context/s{size}/r{i}");
             let content = vec![(i % 251) as u8; size];
@@ -705,8 +706,23 @@ async fn context(n: usize, ops: usize, sizes: &[usize], replication: u32) -> Res
                 let _ = cluster.node(reader).context().history(&address, 1).await;
                 phases.push(t.elapsed().as_secs_f64() * 1000.0);
                 let t = Instant::now();
-                let _ = cluster.node(reader).context().status();
-                let _ = cluster.node(reader).client().closest_peers(vec![1, 2, 3]).await;
+                let _ = cluster.node(reader).context().roles().await;
+                phases2.push(t.elapsed().as_secs_f64() * 1000.0);
+                let ack = bzzz_protocol::wire::RpcRequest {
+                    body: Some(bzzz_protocol::wire::rpc_request::Body::ProbeAck(
+                        bzzz_protocol::wire::ProbeAck {
+                            probe_id: vec![0; 16],
+                            received_at_ms: 0,
+                        },
+                    )),
+                };
+                let t = Instant::now();
+                let _ = cluster
+                    .node(reader)
+                    .client()
+                    .send_rpc(cluster.node(admin).peer_id(), ack)
+                    .await;
+                phases3.push(t.elapsed().as_secs_f64() * 1000.0);
                 phases2.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             let t = Instant::now();
@@ -747,7 +763,14 @@ async fn context(n: usize, ops: usize, sizes: &[usize], replication: u32) -> Res
         }
         if !phases.is_empty() {
             println!("context history (admin round trip): {}", summary(phases));
-            println!("context local status + closest peers: {}", summary(phases2));
+            println!(
+                "context roles query (admin round trip, no index read): {}",
+                summary(phases2)
+            );
+            println!(
+                "context bare rpc (probe ack to the admin, answered in its event loop): {}",
+                summary(phases3)
+            );
         }
         println!(
             "context N={n:<3} R={replication} content={size} B  put {}",
