@@ -492,6 +492,25 @@ fn time_of(v: &Value) -> String {
     v.as_u64().map(format_time_ms).unwrap_or_else(|| "?".into())
 }
 
+/// Asks the node; a status other than 200 is the node's error envelope. With `--json` prints the
+/// answer and returns `None`; otherwise returns it for the verb's text output.
+async fn answer(
+    args: &ClientArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Option<Value>, ClientError> {
+    let (code, v) = request(args, method, path, body).await?;
+    if code != 200 {
+        return Err(api_error(&v));
+    }
+    if args.json {
+        print_json(&v);
+        return Ok(None);
+    }
+    Ok(Some(v))
+}
+
 fn api_error(v: &Value) -> ClientError {
     ClientError::Api {
         code: v["error"]["code"].as_str().unwrap_or("BZZZ-???").to_string(),
@@ -536,14 +555,9 @@ pub async fn run_client(command: Command) -> ExitCode {
 }
 
 async fn status(a: &ClientArgs) -> Result<(), ClientError> {
-    let (code, v) = request(a, reqwest::Method::GET, "/api/status", None).await?;
-    if code != 200 {
-        return Err(api_error(&v));
-    }
-    if a.json {
-        print_json(&v);
+    let Some(v) = answer(a, reqwest::Method::GET, "/api/status", None).await? else {
         return Ok(());
-    }
+    };
     println!("peer id:    {}", v["peer_id"].as_str().unwrap_or("?"));
     println!(
         "agent:      {} (role {})",
@@ -576,14 +590,9 @@ async fn status(a: &ClientArgs) -> Result<(), ClientError> {
 }
 
 async fn peers(a: &ClientArgs) -> Result<(), ClientError> {
-    let (code, v) = request(a, reqwest::Method::GET, "/api/peers", None).await?;
-    if code != 200 {
-        return Err(api_error(&v));
-    }
-    if a.json {
-        print_json(&v);
+    let Some(v) = answer(a, reqwest::Method::GET, "/api/peers", None).await? else {
         return Ok(());
-    }
+    };
     println!("{} connected peers", v["count"]);
     for p in v["peers"].as_array().into_iter().flatten() {
         let latency = p["latency_ms"]
@@ -754,27 +763,16 @@ fn encrypted_round_trip_failure(v: &Value) -> Option<String> {
 }
 
 async fn trigger_election(a: &ClientArgs) -> Result<(), ClientError> {
-    let (code, v) = request(a, reqwest::Method::POST, "/api/election/trigger", None).await?;
-    if code != 200 {
-        return Err(api_error(&v));
-    }
-    if a.json {
-        print_json(&v);
-    } else {
+    if let Some(v) = answer(a, reqwest::Method::POST, "/api/election/trigger", None).await? {
         println!("election triggered on node {}", v["node_id"]);
     }
     Ok(())
 }
 
 async fn election(a: &ClientArgs) -> Result<(), ClientError> {
-    let (code, v) = request(a, reqwest::Method::GET, "/api/election/status", None).await?;
-    if code != 200 {
-        return Err(api_error(&v));
-    }
-    if a.json {
-        print_json(&v);
+    let Some(v) = answer(a, reqwest::Method::GET, "/api/election/status", None).await? else {
         return Ok(());
-    }
+    };
     println!("admin:    {}", v["admin"].as_str().unwrap_or("none known"));
     println!("term:     {}", v["term"]);
     println!("is admin: {}", v["is_admin"]);
@@ -870,14 +868,9 @@ async fn context_get(a: &ContextGetArgs) -> Result<(), ClientError> {
 
 async fn context_delete(a: &ContextAddressArgs) -> Result<(), ClientError> {
     let path = query_path("/ucxi/v1/delete", "address", &a.address, None);
-    let (code, v) = request(&a.client, reqwest::Method::DELETE, &path, None).await?;
-    if code != 200 {
-        return Err(api_error(&v));
-    }
-    if a.client.json {
-        print_json(&v);
+    let Some(v) = answer(&a.client, reqwest::Method::DELETE, &path, None).await? else {
         return Ok(());
-    }
+    };
     println!(
         "deleted {} at version {}",
         v["address"].as_str().unwrap_or("?"),
@@ -901,14 +894,9 @@ fn version_line(v: &Value) -> String {
 
 async fn context_history(a: &ContextListArgs) -> Result<(), ClientError> {
     let path = query_path("/ucxi/v1/navigate", "address", &a.address, a.limit);
-    let (code, v) = request(&a.client, reqwest::Method::GET, &path, None).await?;
-    if code != 200 {
-        return Err(api_error(&v));
-    }
-    if a.client.json {
-        print_json(&v);
+    let Some(v) = answer(&a.client, reqwest::Method::GET, &path, None).await? else {
         return Ok(());
-    }
+    };
     let versions = v["versions"].as_array().cloned().unwrap_or_default();
     println!(
         "{}: {} versions (showing {})",
@@ -924,14 +912,9 @@ async fn context_history(a: &ContextListArgs) -> Result<(), ClientError> {
 
 async fn context_discover(a: &ContextListArgs) -> Result<(), ClientError> {
     let path = query_path("/ucxi/v1/discover", "pattern", &a.address, a.limit);
-    let (code, v) = request(&a.client, reqwest::Method::GET, &path, None).await?;
-    if code != 200 {
-        return Err(api_error(&v));
-    }
-    if a.client.json {
-        print_json(&v);
+    let Some(v) = answer(&a.client, reqwest::Method::GET, &path, None).await? else {
         return Ok(());
-    }
+    };
     let addresses = v["addresses"].as_array().cloned().unwrap_or_default();
     println!(
         "{}: {} addresses{}",
@@ -954,14 +937,9 @@ async fn context_discover(a: &ContextListArgs) -> Result<(), ClientError> {
 }
 
 async fn roles_list(a: &ClientArgs) -> Result<(), ClientError> {
-    let (code, v) = request(a, reqwest::Method::GET, "/api/roles", None).await?;
-    if code != 200 {
-        return Err(api_error(&v));
-    }
-    if a.json {
-        print_json(&v);
+    let Some(v) = answer(a, reqwest::Method::GET, "/api/roles", None).await? else {
         return Ok(());
-    }
+    };
     let roles = v["roles"].as_array().cloned().unwrap_or_default();
     let grants = v["grants"].as_array().cloned().unwrap_or_default();
     let pending = v["pending"].as_array().cloned().unwrap_or_default();
