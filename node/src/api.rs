@@ -300,6 +300,7 @@ async fn status(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Ap
         "listen_addrs": snap.listen_addrs,
         "peers": snap.peers.len(),
         "routing_table_size": snap.routing_table_size,
+        "dht_records_stored": s.metrics.metrics.dht_records_stored.get(),
         "uptime_seconds": s.info.started.elapsed().as_secs(),
         "bootstrap": join,
         "health": s.health.summary(),

@@ -45,6 +45,35 @@ pub enum Command {
     /// Show the role policy and grant roles.
     #[command(subcommand)]
     Roles(RolesCommand),
+    /// Create or inspect node identity keys (e.g. fixed identities for bootstrap nodes).
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+}
+
+/// The `bzzz identity` verbs. They work on files only and never talk to a node.
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Write a new ed25519 identity key (libp2p protobuf encoding, mode 0600) and print its peer
+    /// id. `--output -` writes the key to stdout (for `docker secret create NAME -`) and the peer
+    /// id to stderr. Never replaces an existing file.
+    New(IdentityNewArgs),
+    /// Print the peer id of an identity key file.
+    Show(IdentityShowArgs),
+}
+
+/// Flags of `bzzz identity new`.
+#[derive(Debug, Args)]
+pub struct IdentityNewArgs {
+    /// Where to write the key; `-` for stdout.
+    #[arg(long, short)]
+    pub output: PathBuf,
+}
+
+/// Flags of `bzzz identity show`.
+#[derive(Debug, Args)]
+pub struct IdentityShowArgs {
+    /// The key file.
+    pub file: PathBuf,
 }
 
 /// The `bzzz context` verbs.
@@ -190,6 +219,20 @@ pub struct HealthArgs {
     /// Config file, to find the health port with `--local`.
     #[arg(long, env = "BZZZ_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Exit non-zero from this status on: `degraded` (only a healthy node passes) or
+    /// `unhealthy` (a degraded node passes: what container healthchecks use, so a node in a
+    /// minority partition is not restarted for it).
+    #[arg(long, value_enum, default_value_t = FailOn::Degraded)]
+    pub fail_on: FailOn,
+}
+
+/// The status from which `bzzz health` fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Degraded or unhealthy fails.
+    Degraded,
+    /// Only unhealthy fails.
+    Unhealthy,
 }
 
 /// Flags of `bzzz test-p2p-message`.
@@ -543,6 +586,7 @@ pub async fn run_client(command: Command) -> ExitCode {
             RolesCommand::List(a) => roles_list(&a).await,
             RolesCommand::Grant(a) => roles_grant(&a).await,
         },
+        Command::Identity(c) => identity(&c),
         Command::Run(_) | Command::Dev(_) => Ok(()),
     };
     match result {
@@ -651,11 +695,44 @@ async fn health(mut a: HealthArgs) -> ExitCode {
             }
         }
     }
-    if status == "healthy" {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let passes = match a.fail_on {
+        FailOn::Degraded => status == "healthy",
+        FailOn::Unhealthy => status == "healthy" || status == "degraded",
+    };
+    if passes { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn identity(c: &IdentityCommand) -> Result<(), ClientError> {
+    use std::io::Write;
+    let local = |what: String| {
+        move |e: crate::identity::IdentityError| ClientError::Local {
+            what,
+            reason: e.to_string(),
+        }
+    };
+    match c {
+        IdentityCommand::New(a) if a.output.as_os_str() == "-" => {
+            let (key, bytes) = crate::identity::generate();
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| ClientError::Local {
+                    what: "cannot write the key to stdout".into(),
+                    reason: e.to_string(),
+                })?;
+            eprintln!("{}", key.public().to_peer_id());
+        }
+        IdentityCommand::New(a) => {
+            let key =
+                crate::identity::create_key_file(&a.output).map_err(local("cannot create the identity key".into()))?;
+            println!("{}", key.public().to_peer_id());
+        }
+        IdentityCommand::Show(a) => {
+            let key = crate::identity::read_key_file(&a.file).map_err(local("cannot read the identity key".into()))?;
+            println!("{}", key.public().to_peer_id());
+        }
     }
+    Ok(())
 }
 
 async fn test_p2p(a: &TestP2pArgs) -> Result<(), ClientError> {

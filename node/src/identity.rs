@@ -28,6 +28,14 @@ pub enum IdentityError {
         /// The file.
         path: PathBuf,
     },
+    /// `bzzz identity new` would replace an existing key.
+    #[error(
+        "identity key file {path} already exists; a new key would change the node's peer id (remove it first if that is intended)"
+    )]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
     /// The key file is readable by other users.
     #[error("identity key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
     Permissions {
@@ -91,9 +99,44 @@ fn check_permissions(_path: &Path) -> Result<(), IdentityError> {
 
 /// Writes a new key atomically: a private temp file in the same dir, fsync, rename.
 fn create_key(path: &Path) -> Result<Keypair, IdentityError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let key = Keypair::generate_ed25519();
+    write_key(path, &key)?;
+    tracing::info!(path = %path.display(), peer_id = %key.public().to_peer_id(), "created node identity");
+    Ok(key)
+}
+
+/// A new ed25519 identity in libp2p's protobuf encoding: the format of `identity.key` and of
+/// `node.identity_key_file` (`bzzz identity new`).
+pub fn generate() -> (Keypair, Vec<u8>) {
+    let key = Keypair::generate_ed25519();
+    let bytes = key
+        .to_protobuf_encoding()
+        .expect("an ed25519 key always has a protobuf encoding");
+    (key, bytes)
+}
+
+/// Writes a new identity to `path` (mode 0600); refuses to replace an existing file, because a
+/// node's peer id is its name in the mesh and in the Raft membership.
+pub fn create_key_file(path: &Path) -> Result<Keypair, IdentityError> {
+    if path.exists() {
+        return Err(IdentityError::Exists { path: path.to_owned() });
+    }
+    let (key, _) = generate();
+    write_key(path, &key)?;
+    Ok(key)
+}
+
+/// Reads an identity key file (as `node.identity_key_file` would be read).
+pub fn read_key_file(path: &Path) -> Result<Keypair, IdentityError> {
+    read_key(path, false)
+}
+
+fn write_key(path: &Path, key: &Keypair) -> Result<(), IdentityError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let bytes = key
         .to_protobuf_encoding()
         .map_err(|_| IdentityError::Decode { path: path.to_owned() })?;
@@ -111,8 +154,7 @@ fn create_key(path: &Path) -> Result<Keypair, IdentityError> {
         f.sync_all().map_err(io(&tmp))?;
     }
     std::fs::rename(&tmp, path).map_err(io(path))?;
-    tracing::info!(path = %path.display(), peer_id = %key.public().to_peer_id(), "created node identity");
-    Ok(key)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -168,5 +210,33 @@ mod tests {
             !dir.path().join(KEY_FILE).exists(),
             "must not create a data-dir key when a key file is given"
         );
+    }
+
+    /// `bzzz identity new` writes a private key file a node can use as `identity_key_file`, and
+    /// never replaces an existing one.
+    #[test]
+    fn new_key_file_is_private_loadable_and_never_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secrets").join("walnut.key");
+        let key = create_key_file(&path).expect("create");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "key must not be group/world readable, mode {mode:o}");
+        }
+        let loaded = read_key_file(&path).expect("read");
+        assert_eq!(loaded.public().to_peer_id(), key.public().to_peer_id());
+        let before = std::fs::read(&path).expect("read bytes");
+        let e = create_key_file(&path).expect_err("must refuse an existing file");
+        assert!(matches!(e, IdentityError::Exists { .. }), "got {e}");
+        assert_eq!(
+            std::fs::read(&path).expect("read bytes"),
+            before,
+            "existing key changed"
+        );
+        let (k, bytes) = generate();
+        let decoded = Keypair::from_protobuf_encoding(&bytes).expect("decode");
+        assert_eq!(decoded.public().to_peer_id(), k.public().to_peer_id());
     }
 }
