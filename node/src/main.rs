@@ -50,6 +50,7 @@ async fn run(args: bzzz_node::cli::RunArgs) -> ExitCode {
     let node = match Node::start(config).await {
         Ok(n) => n,
         Err(e) => {
+            let e = error_chain(&e);
             tracing::error!(error = %e, "node failed to start");
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -66,4 +67,20 @@ async fn run(args: bzzz_node::cli::RunArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The error and every cause under it, `outer: inner: ...`, so that e.g. a sled lock held by
+/// another process is named, not only "cannot open sled database".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }

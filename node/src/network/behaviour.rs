@@ -17,6 +17,12 @@ pub type RpcCodec = ProstCodec<RpcRequest, RpcResponse>;
 /// Codec of `/bzzz/raft/1`.
 pub type RaftCodec = ProstCodec<RaftRequest, RaftResponse>;
 
+/// How often every connection is pinged.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// A ping unanswered this long closes the connection (see the event loop): a silently cut
+/// connection is noticed within `PING_INTERVAL + PING_TIMEOUT`.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Every protocol a bzzz node runs.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -120,7 +126,11 @@ impl Behaviour {
                 .with_cache_size(256),
         );
 
-        let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(10)));
+        let ping = ping::Behaviour::new(
+            ping::Config::new()
+                .with_interval(PING_INTERVAL)
+                .with_timeout(PING_TIMEOUT),
+        );
 
         let rpc = request_response::Behaviour::with_codec(
             RpcCodec::new(MAX_RPC_BYTES),

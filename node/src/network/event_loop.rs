@@ -479,8 +479,21 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => {
                 self.p2p_metrics.record(&e);
-                if let (Ok(rtt), Some(p)) = (e.result, self.peers.get_mut(&e.peer)) {
-                    p.latency_ms = Some(rtt.as_secs_f64() * 1000.0);
+                match e.result {
+                    Ok(rtt) => {
+                        if let Some(p) = self.peers.get_mut(&e.peer) {
+                            p.latency_ms = Some(rtt.as_secs_f64() * 1000.0);
+                        }
+                    }
+                    // libp2p keeps a connection whose pings fail open. On a cut network (a
+                    // container disconnected, a silent partition) no RST ever arrives, so both
+                    // sides would go on believing they are connected and never redial. Close it:
+                    // the join loop and Kademlia redial whatever is reachable.
+                    Err(failure) => {
+                        tracing::info!(peer = %e.peer, error = %failure, "ping failed; closing the connection");
+                        self.metrics.error("p2p_ping_failed");
+                        self.swarm.close_connection(e.connection);
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(e)) => self.on_rpc(e),
