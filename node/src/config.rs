@@ -140,6 +140,10 @@ pub struct P2pConfig {
     pub join_backoff_max_ms: u64,
     /// How often, once joined, the node checks it still has peers, in milliseconds.
     pub join_check_interval_ms: u64,
+    /// A libp2p pre-shared key file (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits; e.g.
+    /// the Docker secret `bzzz_swarm_key`). When set, the node only talks to nodes with the same
+    /// key (libp2p private network); unset, it talks to any bzzz node.
+    pub swarm_key_file: Option<PathBuf>,
 }
 
 impl Default for P2pConfig {
@@ -154,6 +158,7 @@ impl Default for P2pConfig {
             join_backoff_initial_ms: 250,
             join_backoff_max_ms: 30_000,
             join_check_interval_ms: 5_000,
+            swarm_key_file: None,
         }
     }
 }
@@ -452,6 +457,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("BZZZ_DATA_DIR", "node.data_dir"),
     ("BZZZ_MODE", "node.mode"),
     ("BZZZ_IDENTITY_KEY_FILE", "node.identity_key_file"),
+    ("BZZZ_SWARM_KEY_FILE", "p2p.swarm_key_file"),
     ("BZZZ_P2P_LISTEN", "p2p.listen (comma-separated)"),
     ("BZZZ_EXTERNAL_ADDRESSES", "p2p.external_addresses (comma-separated)"),
     ("BZZZ_BOOTSTRAP_PEERS", "p2p.bootstrap_peers (comma-separated)"),
@@ -515,6 +521,9 @@ impl Config {
         }
         if let Some(v) = lookup("BZZZ_IDENTITY_KEY_FILE") {
             self.node.identity_key_file = (!v.is_empty()).then(|| PathBuf::from(v));
+        }
+        if let Some(v) = lookup("BZZZ_SWARM_KEY_FILE") {
+            self.p2p.swarm_key_file = (!v.is_empty()).then(|| PathBuf::from(v));
         }
         if let Some(v) = lookup("BZZZ_P2P_LISTEN") {
             self.p2p.listen = split_list(&v);

@@ -38,6 +38,11 @@ import lint  # noqa: E402  (metric_names, EXPECTED_FROM_NODE)
 
 BZZZ_JOBS = ("bzzz", "bzzz-bootstrap")
 LIVE_SERVICE = "live-test"
+BOOTSTRAP_SERVICES = [
+    "bzzz-v2_dht-bootstrap-walnut",
+    "bzzz-v2_dht-bootstrap-ironwood",
+    "bzzz-v2_dht-bootstrap-acacia",
+]
 
 
 def split_targets(arg):
@@ -60,9 +65,19 @@ def make_config(root, out_file, agents, bootstraps):
         if name not in BZZZ_JOBS:
             continue  # meta-monitoring of the Swarm stack; nothing to scrape here
         job.pop("dns_sd_configs", None)
-        job["static_configs"] = (
-            [{"targets": targets[name], "labels": {"service": LIVE_SERVICE}}] if targets[name] else []
-        )
+        if name == "bzzz-bootstrap" and len(targets[name]) == len(BOOTSTRAP_SERVICES):
+            # In the order given: walnut, ironwood, acacia, as the Swarm stack names them, so that
+            # BZZZBootstrapNodeMissing sees all three.
+            job["static_configs"] = [
+                {"targets": [t], "labels": {"service": svc}}
+                for t, svc in zip(targets[name], BOOTSTRAP_SERVICES)
+            ]
+        elif name == "bzzz" and targets[name]:
+            job["static_configs"] = [{"targets": targets[name], "labels": {"service": "bzzz-v2_bzzz-agent"}}]
+        else:
+            job["static_configs"] = (
+                [{"targets": targets[name], "labels": {"service": LIVE_SERVICE}}] if targets[name] else []
+            )
         jobs.append(job)
     missing = set(BZZZ_JOBS) - {j["job_name"] for j in jobs}
     if missing:

@@ -452,3 +452,72 @@ async fn failed_start_names_the_problem_and_cleans_up() -> Result<()> {
     })
     .await
 }
+
+/// With `p2p.swarm_key_file` (a libp2p private network), nodes holding the same key form a mesh,
+/// while a node with another key and a node with no key, bootstrapping through the same peer,
+/// never get a connection: they keep retrying and the keyed nodes never list them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_network_admits_only_nodes_with_the_swarm_key() -> Result<()> {
+    bounded(async {
+        let keys = tempfile::tempdir()?;
+        let write = |name: &str, hex: String| -> Result<std::path::PathBuf> {
+            let path = keys.path().join(name);
+            std::fs::write(&path, format!("/key/swarm/psk/1.0.0/\n/base16/\n{hex}\n"))?;
+            Ok(path)
+        };
+        let key_a = write("a.key", "ab".repeat(32))?;
+        let key_b = write("b.key", "cd".repeat(32))?;
+        let mut cluster = TestCluster::start_with(4, |i, c| {
+            c.p2p.swarm_key_file = match i {
+                0 | 1 => Some(key_a.clone()),
+                2 => Some(key_b.clone()),
+                _ => None,
+            };
+        })
+        .await?;
+        let boot = cluster.node(0).peer_id();
+        wait_for(
+            "node 1 (same key) connected to node 0",
+            Duration::from_secs(30),
+            || async {
+                matches!(cluster.node(1).client().snapshot().await,
+                Ok(s) if s.peers.iter().any(|p| p.peer_id == boot.to_string()))
+            },
+        )
+        .await?;
+        for i in [2, 3] {
+            let url = format!("http://{}/api/status", cluster.node(i).api_addr().context("api")?);
+            wait_for(
+                &format!("node {i} (other or no key) failed at least 3 bootstrap rounds"),
+                Duration::from_secs(30),
+                || async {
+                    match reqwest::get(&url).await {
+                        Ok(r) => match r.json::<serde_json::Value>().await {
+                            Ok(v) => v["bootstrap"]["consecutive_failures"].as_u64().unwrap_or(0) >= 3,
+                            Err(_) => false,
+                        },
+                        Err(_) => false,
+                    }
+                },
+            )
+            .await?;
+            let s = cluster.node(i).client().snapshot().await?;
+            ensure!(
+                s.peers.is_empty(),
+                "node {i} must have no peers without the swarm key, has {:?}",
+                s.peers
+            );
+        }
+        let s0 = cluster.node(0).client().snapshot().await?;
+        for i in [2, 3] {
+            let id = cluster.node(i).peer_id().to_string();
+            ensure!(
+                !s0.peers.iter().any(|p| p.peer_id == id),
+                "node 0 must not be connected to node {i}, which lacks its swarm key"
+            );
+        }
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}

@@ -41,6 +41,14 @@ pub enum StartError {
     /// The behaviour configuration was rejected.
     #[error(transparent)]
     Behaviour(#[from] behaviour::BehaviourError),
+    /// The swarm key file could not be read or is not a libp2p pre-shared key.
+    #[error("swarm key file {path}: {reason}")]
+    SwarmKey {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why (never the key itself).
+        reason: String,
+    },
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {reason}")]
     Listen {
@@ -104,22 +112,43 @@ pub fn new(
     let behaviour = behaviour::Behaviour::new(&key, record_store, &bcfg)?;
 
     let p2p_metrics = libp2p::metrics::Metrics::new(registry);
-    let mut swarm = SwarmBuilder::with_existing_identity(key.clone())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| StartError::Transport(e.to_string()))?
-        .with_dns()
-        .map_err(|e| StartError::Transport(format!("dns: {e}")))?
-        .with_behaviour(|_| behaviour)
-        .map_err(|e| StartError::Transport(e.to_string()))?
-        .with_swarm_config(|c| {
-            c.with_idle_connection_timeout(Duration::from_secs(config.p2p.idle_connection_timeout_secs))
-        })
-        .build();
+    let idle = Duration::from_secs(config.p2p.idle_connection_timeout_secs);
+    let tcp_config = || tcp::Config::default().nodelay(true);
+    let builder = SwarmBuilder::with_existing_identity(key.clone()).with_tokio();
+    let mut swarm = match config.p2p.swarm_key_file.as_deref().map(load_swarm_key).transpose()? {
+        None => builder
+            .with_tcp(tcp_config(), noise::Config::new, yamux::Config::default)
+            .map_err(|e| StartError::Transport(e.to_string()))?
+            .with_dns()
+            .map_err(|e| StartError::Transport(format!("dns: {e}")))?
+            .with_behaviour(|_| behaviour)
+            .map_err(|e| StartError::Transport(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+        // A private network: every TCP connection first proves the pre-shared key (libp2p pnet,
+        // XSalsa20 over the socket), then noise and yamux as usual. Nodes without the key fail
+        // the handshake before any bzzz protocol runs.
+        Some(psk) => {
+            tracing::info!(fingerprint = %psk.fingerprint(), "private network: only peers with this swarm key can connect");
+            builder
+                .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                    use libp2p::Transport as _;
+                    Ok(tcp::tokio::Transport::new(tcp_config())
+                        .and_then(move |socket, _| libp2p::pnet::PnetConfig::new(psk).handshake(socket))
+                        .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default())
+                        .timeout(PNET_UPGRADE_TIMEOUT))
+                })
+                .map_err(|e| StartError::Transport(e.to_string()))?
+                .with_dns()
+                .map_err(|e| StartError::Transport(format!("dns: {e}")))?
+                .with_behaviour(|_| behaviour)
+                .map_err(|e| StartError::Transport(e.to_string()))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build()
+        }
+    };
 
     for addr in &resolved.listen {
         swarm.listen_on(addr.clone()).map_err(|e| StartError::Listen {
@@ -168,4 +197,54 @@ pub fn new(
         store_stats,
         raft_inbound: raft_rx,
     })
+}
+
+/// Longest a private-network connection may take to finish its pnet, noise and yamux handshakes.
+const PNET_UPGRADE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Reads a libp2p pre-shared key file. Errors name the file and the problem, never the key.
+pub fn load_swarm_key(path: &std::path::Path) -> Result<libp2p::pnet::PreSharedKey, StartError> {
+    let err = |reason: String| StartError::SwarmKey {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    text.trim().parse::<libp2p::pnet::PreSharedKey>().map_err(|_| {
+        err("not a libp2p pre-shared key: expected the lines /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits".into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A swarm key file in libp2p's format loads; a malformed one is refused with an error that
+    /// names the file and the expected format, and never echoes the file's content.
+    #[test]
+    fn swarm_key_file_is_parsed_and_errors_never_show_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good.key");
+        std::fs::write(&good, format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", "0f".repeat(32))).expect("write");
+        load_swarm_key(&good).expect("a well-formed key loads");
+
+        let bad = dir.path().join("bad.key");
+        let secret = "5ec7e7".repeat(10);
+        std::fs::write(&bad, format!("/key/swarm/psk/1.0.0/\n/base16/\n{secret}\n")).expect("write");
+        let msg = load_swarm_key(&bad)
+            .expect_err("60 hex digits must be refused")
+            .to_string();
+        assert!(
+            msg.contains("bad.key") && msg.contains("/key/swarm/psk/1.0.0/"),
+            "got {msg}"
+        );
+        assert!(
+            !msg.contains(&secret),
+            "the error must not contain the key material: {msg}"
+        );
+
+        let missing = load_swarm_key(&dir.path().join("none.key"))
+            .expect_err("missing file")
+            .to_string();
+        assert!(missing.contains("none.key"), "got {missing}");
+    }
 }
