@@ -2,6 +2,10 @@
 //!
 //! Names are part of the operator contract (the runbook and the alert rules query them); never
 //! rename one. Counters get the `_total` suffix from the client library on exposition.
+//! Process metrics (`process_*`, `bzzz_memory_limit_bytes`) are read at scrape time by the
+//! [`process`] collector.
+
+pub mod process;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -413,6 +417,7 @@ impl Metrics {
             "Current key epoch of each role this node knows",
             m.role_key_epoch.clone(),
         );
+        r.register_collector(Box::new(process::ProcessCollector));
         for outcome in CONTEXT_OUTCOMES {
             let l = OutcomeLabel {
                 outcome: outcome.into(),
@@ -653,6 +658,33 @@ mod tests {
                 text.contains(&format!("# HELP {name} ")),
                 "metric {name} has no HELP text"
             );
+        }
+    }
+
+    /// The process metrics are in the registry's output with HELP text, under their standard
+    /// names (Linux only: elsewhere they are left out).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_metrics_are_exposed() {
+        let mut registry = Registry::default();
+        let m = Metrics::register(&mut registry);
+        let h = MetricsHandle {
+            registry: Arc::new(registry),
+            metrics: m,
+        };
+        let text = h.encode_prometheus_text().expect("encodes");
+        for name in [
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} missing from:\n{text}"
+            );
+            assert!(text.contains(&format!("\n{name} ")), "{name} has no sample in:\n{text}");
         }
     }
 
