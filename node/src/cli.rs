@@ -1,4 +1,7 @@
-//! The `bzzz` command line: `run` and `dev` start nodes; the other verbs talk to a node's HTTP API.
+//! The `bzzz` command line: `run` and `dev` start nodes; the other verbs talk to a node's HTTP API
+//! (the operator verbs are in [`ops`]).
+
+mod ops;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +48,10 @@ pub enum Command {
     /// Show the role policy and grant roles.
     #[command(subcommand)]
     Roles(RolesCommand),
+    /// Make the running node re-read its config file (like SIGHUP): applies log.level,
+    /// api.operator_token_file (the token is re-read) and p2p.bootstrap_peers, and lists the
+    /// changed fields that need a restart. A file that does not validate is refused.
+    Reload(OperatorArgs),
 }
 
 /// The `bzzz context` verbs.
@@ -72,7 +79,7 @@ pub enum RolesCommand {
 }
 
 /// Flags of `bzzz run`; each overrides the config file and the environment.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, Clone)]
 pub struct RunArgs {
     /// Config file (YAML).
     #[arg(long, env = "BZZZ_CONFIG")]
@@ -275,6 +282,18 @@ pub struct RolesGrantArgs {
     #[arg(long)]
     pub peer: String,
     /// File holding the operator token, sent as `Authorization: Bearer <token>`.
+    #[arg(long, env = "BZZZ_OPERATOR_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Flags of the operator verbs (`reload`, `peers clear`, `dht …`, `backup`).
+#[derive(Debug, Args, Clone)]
+pub struct OperatorArgs {
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// File holding the operator token, sent as `Authorization: Bearer <token>` (needed when the
+    /// node has `api.operator_token_file`).
     #[arg(long, env = "BZZZ_OPERATOR_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 }
@@ -543,6 +562,7 @@ pub async fn run_client(command: Command) -> ExitCode {
             RolesCommand::List(a) => roles_list(&a).await,
             RolesCommand::Grant(a) => roles_grant(&a).await,
         },
+        Command::Reload(a) => ops::reload(&a).await,
         Command::Run(_) | Command::Dev(_) => Ok(()),
     };
     match result {
@@ -993,17 +1013,43 @@ async fn roles_list(a: &ClientArgs) -> Result<(), ClientError> {
     Ok(())
 }
 
-async fn roles_grant(a: &RolesGrantArgs) -> Result<(), ClientError> {
-    let token = match &a.token_file {
+/// The operator token from `file` (trimmed), if a file is given.
+fn read_token_file(file: Option<&PathBuf>) -> Result<Option<String>, ClientError> {
+    match file {
         Some(f) => {
             let t = std::fs::read_to_string(f).map_err(|e| ClientError::Local {
                 what: format!("cannot read the operator token file {}", f.display()),
                 reason: e.to_string(),
             })?;
-            Some(t.trim().to_string())
+            Ok(Some(t.trim().to_string()))
         }
-        None => None,
-    };
+        None => Ok(None),
+    }
+}
+
+/// Like [`answer`], for an operator action: sends the token of `--token-file` as the bearer.
+async fn operator_answer(
+    args: &OperatorArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Option<Value>, ClientError> {
+    let token = read_token_file(args.token_file.as_ref())?;
+    let payload = body.map_or(Payload::Empty, Payload::Json);
+    let (url, resp) = send(&args.client, method, path, payload, token.as_deref()).await?;
+    let (code, v) = read_json(&url, resp).await?;
+    if code != 200 {
+        return Err(api_error(&v));
+    }
+    if args.client.json {
+        print_json(&v);
+        return Ok(None);
+    }
+    Ok(Some(v))
+}
+
+async fn roles_grant(a: &RolesGrantArgs) -> Result<(), ClientError> {
+    let token = read_token_file(a.token_file.as_ref())?;
     let path = format!("/api/roles/{}/grant", percent_encode(&a.role));
     let body = serde_json::json!({"peer_id": a.peer});
     let (url, resp) = send(

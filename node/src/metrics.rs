@@ -186,6 +186,8 @@ pub struct Metrics {
     pub dht_provider_records: Gauge,
     /// Current key epoch of each role this node knows.
     pub role_key_epoch: Family<RoleLabel, Gauge>,
+    /// Config reloads (SIGHUP or `POST /api/config/reload`), by outcome (`success`, `failure`).
+    pub config_reloads: Family<OutcomeLabel, Counter>,
 }
 
 /// Label set with one `role` label.
@@ -244,6 +246,7 @@ impl Metrics {
             dht_replication_factor: Gauge::default(),
             dht_provider_records: Gauge::default(),
             role_key_epoch: Family::default(),
+            config_reloads: Family::default(),
         };
         let r = registry;
         r.register(
@@ -417,6 +420,11 @@ impl Metrics {
             "Current key epoch of each role this node knows",
             m.role_key_epoch.clone(),
         );
+        r.register(
+            "bzzz_config_reloads",
+            "Config reloads (SIGHUP or POST /api/config/reload) by outcome: success, or failure (the file was refused and the running config stays)",
+            m.config_reloads.clone(),
+        );
         r.register_collector(Box::new(process::ProcessCollector));
         for outcome in CONTEXT_OUTCOMES {
             let l = OutcomeLabel {
@@ -424,6 +432,13 @@ impl Metrics {
             };
             m.context_puts.get_or_create(&l).get();
             m.context_gets.get_or_create(&l).get();
+        }
+        for outcome in ["success", "failure"] {
+            m.config_reloads
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.into(),
+                })
+                .get();
         }
         for source in ["rpc", "dht_put"] {
             m.context_records_rejected
