@@ -30,8 +30,8 @@ pub enum Command {
     Dev(crate::dev::DevArgs),
     /// Show the node's status.
     Status(ClientArgs),
-    /// List the node's connected peers.
-    Peers(ClientArgs),
+    /// List the node's connected peers (`bzzz peers clear`: forget them and re-bootstrap).
+    Peers(PeersArgs),
     /// Show the node's health; exit code 0 only when healthy.
     Health(HealthArgs),
     /// Publish a probe and report which peers received it.
@@ -284,6 +284,27 @@ pub struct RolesGrantArgs {
     /// File holding the operator token, sent as `Authorization: Bearer <token>`.
     #[arg(long, env = "BZZZ_OPERATOR_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+}
+
+/// `bzzz peers [clear]`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PeersArgs {
+    /// `clear`, or nothing to list the connected peers.
+    #[command(subcommand)]
+    pub command: Option<PeersCommand>,
+    /// Client flags (listing).
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// The `bzzz peers` verbs.
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    /// Forget every peer the node knows (Kademlia routing table, remembered addresses), close
+    /// every connection and re-bootstrap from the configured bootstrap peers at once: the
+    /// runbook's "clear peer store". An operator action.
+    Clear(OperatorArgs),
 }
 
 /// Flags of the operator verbs (`reload`, `peers clear`, `dht …`, `backup`).
@@ -545,7 +566,10 @@ fn print_json(v: &Value) {
 pub async fn run_client(command: Command) -> ExitCode {
     let result = match command {
         Command::Status(a) => status(&a).await,
-        Command::Peers(a) => peers(&a).await,
+        Command::Peers(a) => match a.command {
+            None => peers(&a.client).await,
+            Some(PeersCommand::Clear(o)) => ops::peers_clear(&o).await,
+        },
         Command::Health(a) => return health(a).await,
         Command::TestP2pMessage(a) => test_p2p(&a).await,
         Command::TestDhtOperations(a) => test_dht(&a).await,

@@ -1,5 +1,5 @@
 //! Operator actions (the runbook's commands): config reload over HTTP and on `SIGHUP` of a real
-//! `bzzz run` process, the `bzzz reload` verb, and the process metrics.
+//! `bzzz run` process, `bzzz reload`, `bzzz peers clear`, and the process metrics.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,6 +38,19 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 async fn scrape(health: &str) -> Result<String> {
     Ok(reqwest::get(format!("{health}/metrics")).await?.text().await?)
+}
+
+/// Runs the `bzzz` client verb `args` against `api` (a clean environment for its variables).
+async fn cli(bin: &Path, args: &[&str], api: &str) -> Result<std::process::Output> {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .args(["--api", api, "--timeout-secs", "20"])
+        .env_remove("BZZZ_API")
+        .env_remove("BZZZ_OPERATOR_TOKEN_FILE");
+    let what = args.join(" ");
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await?
+        .with_context(|| format!("running bzzz {what}"))
 }
 
 /// Writes `config` as the YAML file `path`.
@@ -369,6 +382,80 @@ async fn process_metrics_are_scraped() -> Result<()> {
                 "{name} has no positive sample"
             );
         }
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// `bzzz peers clear` empties the node's routing table and closes its connections (counted in the
+/// answer), and re-bootstraps at once: the join loop dials its bootstrap peer again although its
+/// mesh check would not run for an hour, and the node is back in the mesh. Without the operator
+/// token the endpoint is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_clear_forgets_peers_and_rebootstraps_at_once() -> Result<()> {
+    let bin = tokio::task::spawn_blocking(bzzz_binary).await??;
+    let secrets = tempfile::tempdir()?;
+    let token_file = secrets.path().join("operator-token");
+    std::fs::write(&token_file, "peers-clear-token\n")?;
+    bounded(async {
+        let tf = token_file.clone();
+        let mut cluster = bzzz_tests::TestCluster::start_with(3, move |i, c| {
+            c.api.operator_token_file = Some(tf.clone());
+            if i == 2 {
+                // Only an explicit rejoin can make this node re-dial within the test.
+                c.p2p.join_check_interval_ms = 3_600_000;
+            }
+        })
+        .await?;
+        cluster.wait_connected(2, Duration::from_secs(20)).await?;
+        let node = cluster.node(2);
+        let api = format!("http://{}", node.api_addr().context("api")?);
+        wait_for(
+            "node 2 knows both peers in its routing table",
+            Duration::from_secs(20),
+            || async { node.client().snapshot().await.is_ok_and(|s| s.routing_table_size >= 2) },
+        )
+        .await?;
+        let before = node.join_status();
+        ensure!(before.state == bzzz_bootstrap::JoinState::Joined, "joined: {before:?}");
+
+        let (code, v) = post(&api, "/api/peers/clear", None, None).await?;
+        ensure!(code == 401, "peers clear without the token must be refused: {code} {v}");
+        ensure!(
+            node.join_status().rebootstraps == before.rebootstraps,
+            "a refused clear does nothing"
+        );
+
+        let token_arg = token_file.to_str().context("utf-8 temp path")?;
+        let out = cli(&bin, &["peers", "clear", "--token-file", token_arg, "--json"], &api).await?;
+        ensure!(
+            out.status.success(),
+            "bzzz peers clear: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout)?;
+        ensure!(
+            v["routing_table_peers_forgotten"].as_u64().is_some_and(|n| n >= 2)
+                && v["peers_disconnected"] == 2
+                && v["connections_closed"].as_u64().is_some_and(|n| n >= 2)
+                && v["bootstrap_peers"] == 1,
+            "counts of what was forgotten: {v}"
+        );
+        wait_for(
+            "node 2 re-bootstraps at once and rejoins",
+            Duration::from_secs(20),
+            || async {
+                let s = node.join_status();
+                s.rebootstraps == before.rebootstraps + 1
+                    && s.attempts > before.attempts
+                    && s.state == bzzz_bootstrap::JoinState::Joined
+            },
+        )
+        .await
+        .with_context(|| format!("join status: {:?}", node.join_status()))?;
+        cluster.wait_connected(2, Duration::from_secs(20)).await?;
         cluster.shutdown().await;
         Ok(())
     })

@@ -1,4 +1,4 @@
-//! The operator verbs: `reload`. Each sends the operator token of `--token-file` (or
+//! The operator verbs: `reload`, `peers clear`. Each sends the operator token of `--token-file` (or
 //! `BZZZ_OPERATOR_TOKEN_FILE`) and prints the node's answer (`--json` for the raw answer).
 
 use serde_json::Value;
@@ -28,5 +28,18 @@ pub(super) async fn reload(a: &OperatorArgs) -> Result<(), ClientError> {
     print_list("applied", &v["applied"]);
     print_list("needs a restart", &v["needs_restart"]);
     print_list("not applied", &v["not_applied"]);
+    Ok(())
+}
+
+/// `bzzz peers clear`.
+pub(super) async fn peers_clear(a: &OperatorArgs) -> Result<(), ClientError> {
+    let Some(v) = operator_answer(a, reqwest::Method::POST, "/api/peers/clear", None).await? else {
+        return Ok(());
+    };
+    println!(
+        "forgot {} routing-table peers, disconnected {} peers ({} connections)",
+        v["routing_table_peers_forgotten"], v["peers_disconnected"], v["connections_closed"]
+    );
+    println!("re-bootstrap: {}", v["rebootstrap"].as_str().unwrap_or("?"));
     Ok(())
 }

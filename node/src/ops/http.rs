@@ -14,6 +14,7 @@ use crate::api::{ApiError, AppState, require_operator};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/config/reload", post(config_reload))
+        .route("/api/peers/clear", post(peers_clear))
         .with_state(state)
 }
 
@@ -26,4 +27,9 @@ async fn config_reload(State(s): State<AppState>, headers: HeaderMap) -> Result<
             format!("configuration reload refused, the running configuration stays: {e}"),
         )),
     }
+}
+
+async fn peers_clear(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    require_operator(&s, &headers, "clearing the peer store")?;
+    Ok(Json(json!(s.ops.clear_peers().await?)))
 }

@@ -1,5 +1,5 @@
 //! Operator actions on a running node, the commands the runbook uses: config reload
-//! ([`reload`]), and the HTTP routes that
+//! ([`reload`]), forgetting peers and re-bootstrapping ([`peers`]), and the HTTP routes that
 //! expose them to `bzzz <verb>` ([`http`]). Every route needs the operator token when one is
 //! configured.
 //!
@@ -7,6 +7,7 @@
 //! `SIGHUP`).
 
 pub mod http;
+pub mod peers;
 pub mod reload;
 
 use std::sync::Arc;
@@ -85,5 +86,11 @@ impl Ops {
     /// consistent on its own).
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
         reload::reload(&self.inner).await
+    }
+
+    /// Forgets every peer this node knows (routing table, remembered addresses), closes every
+    /// connection and re-bootstraps from the configured bootstrap peers at once.
+    pub async fn clear_peers(&self) -> Result<peers::ClearReport, crate::network::NetworkError> {
+        peers::clear(&self.inner).await
     }
 }
