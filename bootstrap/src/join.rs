@@ -114,6 +114,17 @@ impl Default for JoinConfig {
     }
 }
 
+/// What the join loop dials, changeable while it runs (a config reload, `bzzz peers clear`):
+/// send a new value on the `watch` channel given to [`run_join_loop_with_targets`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JoinTargets {
+    /// Bootstrap peers to dial, from the next dial round on; empty means the node runs alone.
+    pub peers: Vec<BootstrapPeer>,
+    /// A request counter: raising it asks for a dial round now, even while joined (the loop
+    /// compares it with the last value it saw). Counts as a rebootstrap.
+    pub rejoin: u64,
+}
+
 /// Joins the mesh through the configured bootstrap peers and keeps it joined,
 /// until `shutdown` completes.
 ///
@@ -143,36 +154,95 @@ pub async fn run_join_loop<D: Dialer>(
     status: watch::Sender<JoinStatus>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    status.send_replace(JoinStatus::new(&config.peers));
     if config.peers.is_empty() {
+        status.send_replace(JoinStatus::new(&config.peers));
         info!("no bootstrap peers configured; running alone");
         return;
     }
+    // The sender lives as long as the loop, so the targets never change.
+    let (_targets_tx, targets) = watch::channel(JoinTargets {
+        peers: config.peers.clone(),
+        rejoin: 0,
+    });
+    run_join_loop_with_targets(dialer, config, targets, status, shutdown).await;
+}
+
+/// Like [`run_join_loop`], with the peers taken from `targets` (`config.peers` is ignored) so they
+/// can change while the loop runs:
+/// - new peers are used from the next dial round on; a loop backing off tries them at once;
+/// - a raised [`JoinTargets::rejoin`] makes a joined loop count a rebootstrap and dial now;
+/// - with no peers the loop is `Alone` and waits for some (it does not return).
+///
+/// If the sender of `targets` is dropped the targets stay as they last were. Cancel-safe like
+/// [`run_join_loop`].
+pub async fn run_join_loop_with_targets<D: Dialer>(
+    dialer: D,
+    config: JoinConfig,
+    mut targets: watch::Receiver<JoinTargets>,
+    status: watch::Sender<JoinStatus>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    status.send_replace(JoinStatus::new(&targets.borrow_and_update().peers));
     tokio::select! {
         biased;
         () = shutdown => {
             info!("bootstrap join loop stopped by shutdown");
         }
-        () = join_forever(&dialer, &config, &status) => {}
+        () = join_forever(&dialer, &config, &mut targets, &status) => {}
     }
     status.send_modify(|s| s.next_retry_in_ms = None);
 }
 
-/// The body of [`run_join_loop`] for a non-empty peer list; never returns.
-async fn join_forever<D: Dialer>(dialer: &D, config: &JoinConfig, status: &watch::Sender<JoinStatus>) {
+/// Waits for the next change of the targets; never resolves once their sender is gone.
+async fn targets_changed(targets: &mut watch::Receiver<JoinTargets>) {
+    if targets.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The body of [`run_join_loop_with_targets`]; never returns.
+async fn join_forever<D: Dialer>(
+    dialer: &D,
+    config: &JoinConfig,
+    targets: &mut watch::Receiver<JoinTargets>,
+    status: &watch::Sender<JoinStatus>,
+) {
     let mut backoff = Backoff::new(config.backoff.clone());
     let check_interval = config.check_interval.max(MIN_CHECK_INTERVAL);
     let mut round: u64 = 0;
+    // The rejoin counter as of the last dial round.
+    let mut seen_rejoin;
     loop {
+        let peers = targets.borrow_and_update().peers.clone();
+        if peers.is_empty() {
+            status.send_modify(|s| {
+                s.state = JoinState::Alone;
+                s.configured_peers.clear();
+                s.next_retry_in_ms = None;
+            });
+            info!("no bootstrap peers configured; running alone");
+            targets_changed(targets).await;
+            continue;
+        }
         // Dial until at least one bootstrap peer connects.
-        loop {
+        let joined = loop {
+            // A dial round answers every rejoin request made before it.
+            let (peers, rejoin) = {
+                let t = targets.borrow_and_update();
+                (t.peers.clone(), t.rejoin)
+            };
+            seen_rejoin = rejoin;
+            if peers.is_empty() {
+                break false;
+            }
             round = round.saturating_add(1);
             status.send_modify(|s| {
                 s.attempts = round;
                 s.next_retry_in_ms = None;
+                s.configured_peers = peers.iter().map(ToString::to_string).collect();
             });
-            info!(attempt = round, peers = config.peers.len(), "dialling bootstrap peers");
-            let outcome = dial_round(dialer, &config.peers, round).await;
+            info!(attempt = round, peers = peers.len(), "dialling bootstrap peers");
+            let outcome = dial_round(dialer, &peers, round).await;
             if outcome.connected > 0 {
                 backoff.reset();
                 let now = unix_ms_now();
@@ -189,7 +259,7 @@ async fn join_forever<D: Dialer>(dialer: &D, config: &JoinConfig, status: &watch
                     failed = outcome.failures.len(),
                     "joined the mesh through bootstrap peers"
                 );
-                break;
+                break true;
             }
             let delay = backoff.next_delay();
             let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
@@ -213,7 +283,17 @@ async fn join_forever<D: Dialer>(dialer: &D, config: &JoinConfig, status: &watch
                 last_error = %last_error,
                 "could not reach any bootstrap peer; will retry"
             );
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = targets_changed(targets) => {
+                    // New peers or an explicit request: try them now.
+                    backoff.reset();
+                    info!("bootstrap targets changed; dialling now");
+                }
+            }
+        };
+        if !joined {
+            continue;
         }
 
         dialer.kad_bootstrap().await;
@@ -221,7 +301,27 @@ async fn join_forever<D: Dialer>(dialer: &D, config: &JoinConfig, status: &watch
 
         // Joined: watch the routing table and connections; never re-dial while they are fine.
         loop {
-            tokio::time::sleep(check_interval).await;
+            tokio::select! {
+                () = tokio::time::sleep(check_interval) => {}
+                () = targets_changed(targets) => {
+                    let t = targets.borrow().clone();
+                    status.send_modify(|s| {
+                        s.configured_peers = t.peers.iter().map(ToString::to_string).collect();
+                    });
+                    if t.rejoin != seen_rejoin {
+                        let mut total = 0;
+                        status.send_modify(|s| {
+                            s.rebootstraps = s.rebootstraps.saturating_add(1);
+                            s.state = JoinState::Joining;
+                            total = s.rebootstraps;
+                        });
+                        info!(rebootstraps = total, "re-bootstrap requested; dialling bootstrap peers now");
+                        break;
+                    }
+                    info!(peers = t.peers.len(), "bootstrap peers changed; used from the next re-bootstrap");
+                    continue;
+                }
+            }
             let table = dialer.routing_table_size().await;
             let connected = dialer.connected_peers().await;
             if table == 0 || connected == 0 {
@@ -603,6 +703,97 @@ mod tests {
         assert_eq!(s.attempts, 4, "expected 4 rounds in total, got {s:?}");
         let kads = dialer.state().kad_bootstraps;
         assert_eq!(kads, 2, "expected two kad_bootstraps, got {kads}");
+        run.stop().await;
+    }
+
+    /// Starts a loop whose targets the test can change.
+    fn start_with_targets(dialer: &FakeDialer, peers_list: &[&str]) -> (Running, watch::Sender<JoinTargets>) {
+        let (targets_tx, targets_rx) = watch::channel(JoinTargets {
+            peers: peers(peers_list),
+            rejoin: 0,
+        });
+        let (tx, rx) = watch::channel(JoinStatus::new(&[]));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stop_rx.await;
+        };
+        let handle = tokio::spawn(run_join_loop_with_targets(
+            dialer.clone(),
+            config(&[]),
+            targets_rx,
+            tx,
+            shutdown,
+        ));
+        let run = Running {
+            status: rx,
+            stop: Some(stop_tx),
+            handle,
+        };
+        (run, targets_tx)
+    }
+
+    /// A raised rejoin counter makes a joined loop dial its bootstrap peers at once (a counted
+    /// rebootstrap) although the mesh is fine; without it the loop would never re-dial.
+    #[tokio::test(start_paused = true)]
+    async fn join_loop_rejoins_on_request() {
+        let dialer = FakeDialer::new(0);
+        let (mut run, targets) = start_with_targets(&dialer, &["/ip4/10.0.0.1/tcp/9000"]);
+        run.wait_for("Joined", |s| s.state == JoinState::Joined).await;
+        targets.send_modify(|t| t.rejoin += 1);
+        let s = run
+            .wait_for("rejoined", |s| {
+                s.state == JoinState::Joined && s.rebootstraps == 1 && s.attempts == 2
+            })
+            .await;
+        assert_eq!(s.consecutive_failures, 0, "expected no failures, got {s:?}");
+        let (dials, kads) = {
+            let st = dialer.state();
+            (st.dials.len(), st.kad_bootstraps)
+        };
+        assert_eq!((dials, kads), (2, 2), "expected a second dial and kad bootstrap");
+        run.stop().await;
+    }
+
+    /// New peers are not dialled while joined, are shown in the status, and are the ones dialled
+    /// at the next re-bootstrap.
+    #[tokio::test(start_paused = true)]
+    async fn join_loop_uses_new_peers_at_next_rebootstrap() {
+        let dialer = FakeDialer::new(0);
+        let (mut run, targets) = start_with_targets(&dialer, &["/ip4/10.0.0.1/tcp/9000"]);
+        run.wait_for("Joined", |s| s.state == JoinState::Joined).await;
+        targets.send_modify(|t| t.peers = peers(&["/ip4/10.0.0.7/tcp/9007"]));
+        run.wait_for("new peers shown", |s| {
+            s.configured_peers == vec!["/ip4/10.0.0.7/tcp/9007".to_string()]
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(
+            dialer.state().dials.len(),
+            1,
+            "a joined node must not re-dial on a peer change"
+        );
+        dialer.state().routing_table = 0;
+        run.wait_for("rejoined", |s| s.state == JoinState::Joined && s.rebootstraps == 1)
+            .await;
+        let last = dialer.state().dials.last().map(|(_, a)| a.to_string());
+        assert_eq!(
+            last.as_deref(),
+            Some("/ip4/10.0.0.7/tcp/9007"),
+            "expected the re-bootstrap to dial the new peer"
+        );
+        run.stop().await;
+    }
+
+    /// With no peers the loop is Alone and waits; peers added later are dialled at once.
+    #[tokio::test(start_paused = true)]
+    async fn join_loop_alone_until_peers_arrive() {
+        let dialer = FakeDialer::new(0);
+        let (mut run, targets) = start_with_targets(&dialer, &[]);
+        run.wait_for("Alone", |s| s.state == JoinState::Alone).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(dialer.state().dials.len(), 0, "expected no dials while alone");
+        targets.send_modify(|t| t.peers = peers(&["/ip4/10.0.0.1/tcp/9000"]));
+        run.wait_for("Joined", |s| s.state == JoinState::Joined).await;
         run.stop().await;
     }
 

@@ -13,7 +13,8 @@
 //! * [`Backoff`]: exponential backoff with jitter for dial retries.
 //! * [`run_join_loop`]: the long-running task that dials the bootstrap peers
 //!   until at least one connects, starts a Kademlia bootstrap, watches the
-//!   routing table, and re-joins when it empties. It talks to the network only
+//!   routing table, and re-joins when it empties ([`run_join_loop_with_targets`]
+//!   lets the node change the peers and ask for a re-join while it runs). It talks to the network only
 //!   through the [`Dialer`] trait and publishes its progress as a
 //!   [`JoinStatus`] on a `tokio::sync::watch` channel for health checks and
 //!   `/api/status`.
@@ -27,7 +28,8 @@ mod peer;
 pub use backoff::{Backoff, BackoffConfig};
 pub use error::{BootstrapError, ParseModeError};
 pub use join::{
-    DIAL_TIMEOUT, Dialer, JoinConfig, JoinState, JoinStatus, MIN_CHECK_INTERVAL, RESOLVE_TIMEOUT, run_join_loop,
+    DIAL_TIMEOUT, Dialer, JoinConfig, JoinState, JoinStatus, JoinTargets, MIN_CHECK_INTERVAL, RESOLVE_TIMEOUT,
+    run_join_loop, run_join_loop_with_targets,
 };
 pub use mode::Mode;
 pub use peer::{BootstrapPeer, parse_peer_list};

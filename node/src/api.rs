@@ -45,8 +45,10 @@ pub struct AppState {
     pub join: watch::Receiver<JoinStatus>,
     /// The context service.
     pub context: crate::context::ContextService,
-    /// The operator token, if configured. Never shown.
-    pub operator_token: Option<OperatorToken>,
+    /// The operator token in force (replaced by a config reload). Never shown.
+    pub operator_token: OperatorAuth,
+    /// Operator actions: reload, peers clear, DHT maintenance, backup.
+    pub ops: crate::ops::Ops,
     /// Static facts about the node.
     pub info: Arc<NodeInfo>,
 }
@@ -68,10 +70,86 @@ impl OperatorToken {
     }
 }
 
+impl OperatorToken {
+    /// Reads the token from `path` (surrounding whitespace trimmed). The error says why, never
+    /// what the file holds.
+    pub fn read_file(path: &std::path::Path) -> Result<OperatorToken, String> {
+        let token = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err("the file is empty".into());
+        }
+        Ok(OperatorToken(token.to_owned()))
+    }
+}
+
 impl std::fmt::Debug for OperatorToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("OperatorToken(<redacted>)")
     }
+}
+
+/// The operator token in force, shared by the API and the context service; a config reload
+/// replaces it (token rotation without a restart). `None` inside: no token is asked for. Cheap
+/// to clone.
+#[derive(Clone, Default)]
+pub struct OperatorAuth(Arc<std::sync::RwLock<Option<OperatorToken>>>);
+
+impl OperatorAuth {
+    /// Starts with `token` in force.
+    pub fn new(token: Option<OperatorToken>) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(token)))
+    }
+
+    /// Whether operator actions need a token.
+    pub fn is_required(&self) -> bool {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Whether `presented` may act as operator: always when no token is configured, otherwise
+    /// only the token itself.
+    pub fn allows(&self, presented: Option<&str>) -> bool {
+        match &*self.0.read().unwrap_or_else(|p| p.into_inner()) {
+            None => true,
+            Some(token) => presented.is_some_and(|p| token.matches(p)),
+        }
+    }
+
+    /// Puts `token` in force from now on.
+    pub fn replace(&self, token: Option<OperatorToken>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = token;
+    }
+}
+
+impl std::fmt::Debug for OperatorAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorAuth")
+            .field("required", &self.is_required())
+            .finish()
+    }
+}
+
+/// The bearer token of a request, if any.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    v.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+}
+
+/// Checks that the request may do the operator action `what` (e.g. "granting a role"); returns
+/// the presented token (forwarded when the action runs on the admin).
+pub(crate) fn require_operator(
+    s: &AppState,
+    headers: &axum::http::HeaderMap,
+    what: &str,
+) -> Result<Option<String>, ApiError> {
+    let presented = bearer(headers);
+    if !s.operator_token.allows(presented.as_deref()) {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            format!("{what} is an operator action: send `Authorization: Bearer <operator token>`"),
+        ));
+    }
+    Ok(presented)
 }
 
 /// Facts about the node that do not change while it runs.
@@ -178,6 +256,7 @@ pub fn api_router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/dht/records/{key}", get(get_record).put(put_record))
         .route("/api/election/trigger", post(trigger_election))
         .with_state(state.clone())
+        .merge(crate::ops::http::router(state.clone()))
         .merge(crate::ucxi::router(state.clone()))
         .merge(health_router(state))
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -1,4 +1,7 @@
-//! The `bzzz` command line: `run` and `dev` start nodes; the other verbs talk to a node's HTTP API.
+//! The `bzzz` command line: `run` and `dev` start nodes; the other verbs talk to a node's HTTP API
+//! (the operator verbs are in [`ops`]).
+
+mod ops;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,8 +30,8 @@ pub enum Command {
     Dev(crate::dev::DevArgs),
     /// Show the node's status.
     Status(ClientArgs),
-    /// List the node's connected peers.
-    Peers(ClientArgs),
+    /// List the node's connected peers (`bzzz peers clear`: forget them and re-bootstrap).
+    Peers(PeersArgs),
     /// Show the node's health; exit code 0 only when healthy.
     Health(HealthArgs),
     /// Publish a probe and report which peers received it.
@@ -48,6 +51,10 @@ pub enum Command {
     /// Create or inspect node identity keys (e.g. fixed identities for bootstrap nodes).
     #[command(subcommand)]
     Identity(IdentityCommand),
+    /// Make the running node re-read its config file (like SIGHUP): applies log.level,
+    /// api.operator_token_file (the token is re-read) and p2p.bootstrap_peers, and lists the
+    /// changed fields that need a restart. A file that does not validate is refused.
+    Reload(OperatorArgs),
 }
 
 /// The `bzzz identity` verbs. They work on files only and never talk to a node.
@@ -101,7 +108,7 @@ pub enum RolesCommand {
 }
 
 /// Flags of `bzzz run`; each overrides the config file and the environment.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, Clone)]
 pub struct RunArgs {
     /// Config file (YAML).
     #[arg(long, env = "BZZZ_CONFIG")]
@@ -318,6 +325,39 @@ pub struct RolesGrantArgs {
     #[arg(long)]
     pub peer: String,
     /// File holding the operator token, sent as `Authorization: Bearer <token>`.
+    #[arg(long, env = "BZZZ_OPERATOR_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `bzzz peers [clear]`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PeersArgs {
+    /// `clear`, or nothing to list the connected peers.
+    #[command(subcommand)]
+    pub command: Option<PeersCommand>,
+    /// Client flags (listing).
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// The `bzzz peers` verbs.
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    /// Forget every peer the node knows (Kademlia routing table, remembered addresses), close
+    /// every connection and re-bootstrap from the configured bootstrap peers at once: the
+    /// runbook's "clear peer store". An operator action.
+    Clear(OperatorArgs),
+}
+
+/// Flags of the operator verbs (`reload`, `peers clear`, `dht …`, `backup`).
+#[derive(Debug, Args, Clone)]
+pub struct OperatorArgs {
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// File holding the operator token, sent as `Authorization: Bearer <token>` (needed when the
+    /// node has `api.operator_token_file`).
     #[arg(long, env = "BZZZ_OPERATOR_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 }
@@ -569,7 +609,10 @@ fn print_json(v: &Value) {
 pub async fn run_client(command: Command) -> ExitCode {
     let result = match command {
         Command::Status(a) => status(&a).await,
-        Command::Peers(a) => peers(&a).await,
+        Command::Peers(a) => match a.command {
+            None => peers(&a.client).await,
+            Some(PeersCommand::Clear(o)) => ops::peers_clear(&o).await,
+        },
         Command::Health(a) => return health(a).await,
         Command::TestP2pMessage(a) => test_p2p(&a).await,
         Command::TestDhtOperations(a) => test_dht(&a).await,
@@ -587,6 +630,7 @@ pub async fn run_client(command: Command) -> ExitCode {
             RolesCommand::Grant(a) => roles_grant(&a).await,
         },
         Command::Identity(c) => identity(&c),
+        Command::Reload(a) => ops::reload(&a).await,
         Command::Run(_) | Command::Dev(_) => Ok(()),
     };
     match result {
@@ -1070,17 +1114,43 @@ async fn roles_list(a: &ClientArgs) -> Result<(), ClientError> {
     Ok(())
 }
 
-async fn roles_grant(a: &RolesGrantArgs) -> Result<(), ClientError> {
-    let token = match &a.token_file {
+/// The operator token from `file` (trimmed), if a file is given.
+fn read_token_file(file: Option<&PathBuf>) -> Result<Option<String>, ClientError> {
+    match file {
         Some(f) => {
             let t = std::fs::read_to_string(f).map_err(|e| ClientError::Local {
                 what: format!("cannot read the operator token file {}", f.display()),
                 reason: e.to_string(),
             })?;
-            Some(t.trim().to_string())
+            Ok(Some(t.trim().to_string()))
         }
-        None => None,
-    };
+        None => Ok(None),
+    }
+}
+
+/// Like [`answer`], for an operator action: sends the token of `--token-file` as the bearer.
+async fn operator_answer(
+    args: &OperatorArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Option<Value>, ClientError> {
+    let token = read_token_file(args.token_file.as_ref())?;
+    let payload = body.map_or(Payload::Empty, Payload::Json);
+    let (url, resp) = send(&args.client, method, path, payload, token.as_deref()).await?;
+    let (code, v) = read_json(&url, resp).await?;
+    if code != 200 {
+        return Err(api_error(&v));
+    }
+    if args.client.json {
+        print_json(&v);
+        return Ok(None);
+    }
+    Ok(Some(v))
+}
+
+async fn roles_grant(a: &RolesGrantArgs) -> Result<(), ClientError> {
+    let token = read_token_file(a.token_file.as_ref())?;
     let path = format!("/api/roles/{}/grant", percent_encode(&a.role));
     let body = serde_json::json!({"peer_id": a.peer});
     let (url, resp) = send(

@@ -33,6 +33,7 @@ pub mod logging;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod ops;
 pub mod probe;
 pub mod ucxi;
 

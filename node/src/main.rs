@@ -47,7 +47,14 @@ async fn run(args: bzzz_node::cli::RunArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     logging::init(&config.log.level, config.log.format == "json");
-    let node = match Node::start(config).await {
+    // Listen for SIGHUP before anything can send one: its default action ends the process.
+    let mut reload = ReloadSignal::new();
+    let describe = match &args.config {
+        Some(p) => format!("config file {} (with BZZZ_* environment and flags)", p.display()),
+        None => "built-in defaults (with BZZZ_* environment and flags; no config file)".to_string(),
+    };
+    let source = bzzz_node::ops::ConfigSource::new(describe, move || args.load_config());
+    let node = match Node::start_with(config, source).await {
         Ok(n) => n,
         Err(e) => {
             let e = error_chain(&e);
@@ -56,9 +63,20 @@ async fn run(args: bzzz_node::cli::RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let failed = tokio::select! {
-        _ = shutdown_signal() => false,
-        _ = node.join() => true,
+    let failed = {
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break false,
+                _ = node.join() => break true,
+                _ = reload.recv() => {
+                    tracing::info!("SIGHUP received, reloading the configuration");
+                    // The reload logs its outcome and counts it in bzzz_config_reloads_total.
+                    let _ = node.ops().reload().await;
+                }
+            }
+        }
     };
     node.shutdown().await;
     if failed {
@@ -83,4 +101,41 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// `SIGHUP` (config reload) on Unix; never fires elsewhere.
+struct ReloadSignal {
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl ReloadSignal {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGHUP; reload with `bzzz reload` instead");
+                    None
+                }
+            };
+            Self { hup }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// Resolves at the next `SIGHUP`.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(hup) = &mut self.hup
+            && hup.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
 }

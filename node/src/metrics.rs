@@ -2,6 +2,10 @@
 //!
 //! Names are part of the operator contract (the runbook and the alert rules query them); never
 //! rename one. Counters get the `_total` suffix from the client library on exposition.
+//! Process metrics (`process_*`, `bzzz_memory_limit_bytes`) are read at scrape time by the
+//! [`process`] collector.
+
+pub mod process;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -182,6 +186,8 @@ pub struct Metrics {
     pub dht_provider_records: Gauge,
     /// Current key epoch of each role this node knows.
     pub role_key_epoch: Family<RoleLabel, Gauge>,
+    /// Config reloads (SIGHUP or `POST /api/config/reload`), by outcome (`success`, `failure`).
+    pub config_reloads: Family<OutcomeLabel, Counter>,
 }
 
 /// Label set with one `role` label.
@@ -240,6 +246,7 @@ impl Metrics {
             dht_replication_factor: Gauge::default(),
             dht_provider_records: Gauge::default(),
             role_key_epoch: Family::default(),
+            config_reloads: Family::default(),
         };
         let r = registry;
         r.register(
@@ -413,12 +420,25 @@ impl Metrics {
             "Current key epoch of each role this node knows",
             m.role_key_epoch.clone(),
         );
+        r.register(
+            "bzzz_config_reloads",
+            "Config reloads (SIGHUP or POST /api/config/reload) by outcome: success, or failure (the file was refused and the running config stays)",
+            m.config_reloads.clone(),
+        );
+        r.register_collector(Box::new(process::ProcessCollector));
         for outcome in CONTEXT_OUTCOMES {
             let l = OutcomeLabel {
                 outcome: outcome.into(),
             };
             m.context_puts.get_or_create(&l).get();
             m.context_gets.get_or_create(&l).get();
+        }
+        for outcome in ["success", "failure"] {
+            m.config_reloads
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.into(),
+                })
+                .get();
         }
         for source in ["rpc", "dht_put"] {
             m.context_records_rejected
@@ -653,6 +673,33 @@ mod tests {
                 text.contains(&format!("# HELP {name} ")),
                 "metric {name} has no HELP text"
             );
+        }
+    }
+
+    /// The process metrics are in the registry's output with HELP text, under their standard
+    /// names (Linux only: elsewhere they are left out).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_metrics_are_exposed() {
+        let mut registry = Registry::default();
+        let m = Metrics::register(&mut registry);
+        let h = MetricsHandle {
+            registry: Arc::new(registry),
+            metrics: m,
+        };
+        let text = h.encode_prometheus_text().expect("encodes");
+        for name in [
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} missing from:\n{text}"
+            );
+            assert!(text.contains(&format!("\n{name} ")), "{name} has no sample in:\n{text}");
         }
     }
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bzzz_bootstrap::{BackoffConfig, JoinConfig, JoinStatus, Mode};
+use bzzz_bootstrap::{BackoffConfig, JoinConfig, JoinStatus, JoinTargets, Mode};
 use bzzz_storage::Store;
 use libp2p::{Multiaddr, PeerId};
 use prometheus_client::registry::Registry;
@@ -24,6 +24,7 @@ use crate::consensus::{Consensus, ConsensusError, StartArgs};
 use crate::health::{Checker, Health};
 use crate::metrics::{BuildLabel, Metrics, MetricsHandle};
 use crate::network::{self, Client};
+use crate::ops::ConfigSource;
 use crate::probe::Prober;
 
 /// How long `start` waits for the P2P listeners to report their addresses.
@@ -97,6 +98,7 @@ pub struct Node {
     checker: Checker,
     consensus: Consensus,
     context: crate::context::ContextService,
+    ops: crate::ops::Ops,
     duties: DutyRegistry,
     metrics: MetricsHandle,
     store: Store,
@@ -111,8 +113,16 @@ pub struct Node {
 
 impl Node {
     /// Validates `config`, opens the data dir, starts the network, the health checks and the
-    /// HTTP listeners. Returns once every listener is bound.
+    /// HTTP listeners. Returns once every listener is bound. A config reload re-validates this
+    /// same configuration and re-reads its operator token file ([`ConfigSource::fixed`]).
     pub async fn start(config: Config) -> Result<Node, NodeError> {
+        Self::start_with(config.clone(), ConfigSource::fixed(config)).await
+    }
+
+    /// Like [`Node::start`], with `source` as where a config reload (`SIGHUP`,
+    /// `POST /api/config/reload`) reads the configuration again; `config` is what `source` gave
+    /// at start.
+    pub async fn start_with(config: Config, source: ConfigSource) -> Result<Node, NodeError> {
         let resolved = config.validate()?;
         std::fs::create_dir_all(&config.node.data_dir).map_err(|source| NodeError::DataDir {
             path: config.node.data_dir.clone(),
@@ -123,20 +133,15 @@ impl Node {
         let operator_token = match &config.api.operator_token_file {
             None => None,
             Some(path) => {
-                let token = std::fs::read_to_string(path).map_err(|e| NodeError::OperatorToken {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                let token = token.trim().to_owned();
-                if token.is_empty() {
-                    return Err(NodeError::OperatorToken {
+                Some(
+                    crate::api::OperatorToken::read_file(path).map_err(|reason| NodeError::OperatorToken {
                         path: path.clone(),
-                        reason: "the file is empty".into(),
-                    });
-                }
-                Some(crate::api::OperatorToken::new(token))
+                        reason,
+                    })?,
+                )
             }
         };
+        let operator_token = crate::api::OperatorAuth::new(operator_token);
         let policy_seed = config.roles.to_policy()?;
         let peer_id = key.public().to_peer_id();
         let store = Store::open(&config.node.data_dir.join("db"))?;
@@ -253,16 +258,20 @@ impl Node {
             });
         }
 
-        // Bootstrap join.
+        // Bootstrap join; the targets change on config reload and `peers clear`.
         let (join_tx, join_rx) = watch::channel(JoinStatus::new(&resolved.bootstrap));
+        // A bootstrap service's peer list may name this node itself; never dial ourselves.
+        let peers: Vec<_> = resolved
+            .bootstrap
+            .iter()
+            .filter(|p| p.peer_id() != Some(peer_id))
+            .cloned()
+            .collect();
+        let (targets_tx, targets_rx) = watch::channel(JoinTargets {
+            peers: peers.clone(),
+            rejoin: 0,
+        });
         {
-            // A bootstrap service's peer list may name this node itself; never dial ourselves.
-            let peers = resolved
-                .bootstrap
-                .iter()
-                .filter(|p| p.peer_id() != Some(peer_id))
-                .cloned()
-                .collect();
             let join_cfg = JoinConfig {
                 peers,
                 backoff: BackoffConfig {
@@ -273,9 +282,10 @@ impl Node {
                 check_interval: Duration::from_millis(config.p2p.join_check_interval_ms),
             };
             let token = services.0.clone();
-            services.1.spawn(bzzz_bootstrap::run_join_loop(
+            services.1.spawn(bzzz_bootstrap::run_join_loop_with_targets(
                 client.clone(),
                 join_cfg,
+                targets_rx,
                 join_tx,
                 async move { token.cancelled().await },
             ));
@@ -353,6 +363,14 @@ impl Node {
         } else {
             config.agent.id.clone()
         };
+        let ops = crate::ops::Ops::new(crate::ops::OpsArgs {
+            source,
+            running: config.clone(),
+            auth: operator_token.clone(),
+            join_targets: targets_tx,
+            client: client.clone(),
+            metrics: metrics.clone(),
+        });
         let state = AppState {
             consensus: consensus.clone(),
             client: client.clone(),
@@ -362,6 +380,7 @@ impl Node {
             join: join_rx.clone(),
             context: context.clone(),
             operator_token,
+            ops: ops.clone(),
             info: Arc::new(NodeInfo {
                 peer_id: peer_id.to_string(),
                 agent_id,
@@ -409,6 +428,7 @@ impl Node {
             checker,
             consensus,
             context,
+            ops,
             duties,
             metrics: metrics_handle,
             store,
@@ -472,6 +492,11 @@ impl Node {
     /// The context service.
     pub fn context(&self) -> &crate::context::ContextService {
         &self.context
+    }
+
+    /// Operator actions: config reload, and the maintenance the runbook asks for.
+    pub fn ops(&self) -> &crate::ops::Ops {
+        &self.ops
     }
 
     /// Duties run while this node is admin; register before it becomes admin.

@@ -277,27 +277,13 @@ struct GrantBody {
     peer_id: String,
 }
 
-/// The bearer token of a request, if any.
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    v.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
-}
-
 async fn roles_grant(
     State(s): State<AppState>,
     Path(role): Path<String>,
     headers: HeaderMap,
     body: Result<Json<GrantBody>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let presented = bearer(&headers);
-    if let Some(token) = &s.operator_token
-        && !presented.as_deref().is_some_and(|p| token.matches(p))
-    {
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "granting a role is an operator action: send `Authorization: Bearer <operator token>`",
-        ));
-    }
+    let presented = crate::api::require_operator(&s, &headers, "granting a role")?;
     let Json(body) = body?;
     bzzz_storage::raft::validate_role_name(&role)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("role {role:?}: {e}")))?;

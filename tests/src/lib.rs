@@ -255,3 +255,44 @@ pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
+
+/// The `bzzz` binary, for process-level tests. `BZZZ_BIN` names one; otherwise cargo builds it (a
+/// no-op when it is up to date) into the calling test's target dir and profile: the binary
+/// belongs to `bzzz-node`, so `CARGO_BIN_EXE_bzzz` does not exist for this package's tests.
+/// Blocking: call it from `spawn_blocking` in async tests.
+pub fn bzzz_binary() -> Result<std::path::PathBuf> {
+    use std::path::Path;
+    if let Some(p) = std::env::var_os("BZZZ_BIN") {
+        return Ok(std::path::PathBuf::from(p));
+    }
+    // A test runs as <target>/<profile>/deps/<test>-<hash>.
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable is not in <target>/<profile>/deps")?;
+    let target_dir = profile_dir.parent().context("profile dir has no parent")?;
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("profile dir name")?;
+    let cargo = std::env::var("CARGO")
+        .ok()
+        .or_else(|| option_env!("CARGO").map(String::from))
+        .unwrap_or_else(|| "cargo".into());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("tests crate has no parent dir")?;
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--quiet", "-p", "bzzz-node", "--bin", "bzzz", "--target-dir"])
+        .arg(target_dir);
+    if profile != "debug" {
+        cmd.args(["--profile", profile]);
+    }
+    let status = cmd.status().context("running cargo build for the bzzz binary")?;
+    anyhow::ensure!(status.success(), "cargo build -p bzzz-node --bin bzzz failed: {status}");
+    let bin = profile_dir.join(format!("bzzz{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(bin.exists(), "{} not found after cargo build", bin.display());
+    Ok(bin)
+}

@@ -188,9 +188,7 @@ pub(crate) async fn register(
 /// An operator grants a role (forwarded by the node whose API the operator called).
 pub(crate) async fn grant(service: &ContextService, g: GrantRequest) -> Result<context_response::Body, ContextError> {
     let (raft, sm, term) = acting(service)?;
-    if let Some(expected) = &service.inner.operator_token
-        && !expected.matches(&g.operator_token)
-    {
+    if !service.inner.operator_token.allows(Some(&g.operator_token)) {
         return Err(ContextError::new(
             UcxlCode::Unauthorized,
             "the operator token is missing or wrong",

@@ -90,8 +90,8 @@ pub struct ContextArgs {
     pub requested_roles: Vec<String>,
     /// The policy the admin seeds the cluster with if it has none.
     pub policy_seed: RolePolicy,
-    /// The operator token, if configured (checked on grants).
-    pub operator_token: Option<crate::api::OperatorToken>,
+    /// The operator token in force (checked on grants and forwarded operator requests).
+    pub operator_token: crate::api::OperatorAuth,
     /// Largest record accepted, in bytes.
     pub max_record_bytes: usize,
     /// Metrics.
@@ -107,7 +107,7 @@ pub(crate) struct Inner {
     pub config: ContextConfig,
     pub requested_roles: Vec<String>,
     pub policy_seed: RolePolicy,
-    pub operator_token: Option<crate::api::OperatorToken>,
+    pub operator_token: crate::api::OperatorAuth,
     pub max_record_bytes: usize,
     pub metrics: Metrics,
     pub view: RwLock<View>,

@@ -194,6 +194,9 @@ pub(crate) enum Command {
         reply: oneshot::Sender<NetworkSnapshot>,
     },
     KadBootstrap,
+    ClearPeers {
+        reply: oneshot::Sender<super::PeersCleared>,
+    },
     SetBlocked {
         peer: PeerId,
         blocked: bool,
@@ -428,6 +431,13 @@ impl Client {
             .send(Command::SetBlocked { peer, blocked })
             .await
             .map_err(|_| NetworkError::Shutdown)
+    }
+
+    /// Forgets every peer: empties the Kademlia routing table, drops the addresses remembered
+    /// for connected peers and closes every connection (blocked peers stay blocked). The node
+    /// reconnects through its bootstrap peers and the peers that dial it.
+    pub async fn clear_peers(&self) -> Result<super::PeersCleared, NetworkError> {
+        self.call(|reply| Command::ClearPeers { reply }).await
     }
 
     /// A view of peers, addresses and routing table.

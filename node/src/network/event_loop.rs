@@ -27,6 +27,10 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod maintenance;
+
+pub use maintenance::PeersCleared;
+
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::client::{Command, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PublishFailure, PutOutcome};
 use crate::metrics::Metrics;
@@ -404,6 +408,9 @@ impl EventLoop {
                 } else {
                     list.unblock_peer(peer);
                 }
+            }
+            Command::ClearPeers { reply } => {
+                let _ = reply.send(self.clear_peers());
             }
             Command::KadBootstrap => {
                 if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {

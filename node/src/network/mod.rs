@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
 pub use client::{Client, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PutOutcome};
-pub use event_loop::{Event, EventLoop, InboundContext, InboundRaft};
+pub use event_loop::{Event, EventLoop, InboundContext, InboundRaft, PeersCleared};
 
 use crate::config::{Config, Resolved};
 use crate::metrics::Metrics;

@@ -1,0 +1,45 @@
+//! The operator verbs: `reload`, `peers clear`. Each sends the operator token of `--token-file` (or
+//! `BZZZ_OPERATOR_TOKEN_FILE`) and prints the node's answer (`--json` for the raw answer).
+
+use serde_json::Value;
+
+use super::{ClientError, OperatorArgs, operator_answer};
+
+/// Prints a JSON array of strings as indented lines, or `none`.
+fn print_list(title: &str, v: &Value) {
+    let items: Vec<&str> = v.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if items.is_empty() {
+        println!("{title}: none");
+    } else {
+        println!("{title}:");
+        for i in items {
+            println!("  {i}");
+        }
+    }
+}
+
+/// `bzzz reload`.
+pub(super) async fn reload(a: &OperatorArgs) -> Result<(), ClientError> {
+    let Some(v) = operator_answer(a, reqwest::Method::POST, "/api/config/reload", None).await? else {
+        return Ok(());
+    };
+    println!("reloaded {}", v["source"].as_str().unwrap_or("?"));
+    println!("operator token: {}", v["operator_token"].as_str().unwrap_or("?"));
+    print_list("applied", &v["applied"]);
+    print_list("needs a restart", &v["needs_restart"]);
+    print_list("not applied", &v["not_applied"]);
+    Ok(())
+}
+
+/// `bzzz peers clear`.
+pub(super) async fn peers_clear(a: &OperatorArgs) -> Result<(), ClientError> {
+    let Some(v) = operator_answer(a, reqwest::Method::POST, "/api/peers/clear", None).await? else {
+        return Ok(());
+    };
+    println!(
+        "forgot {} routing-table peers, disconnected {} peers ({} connections)",
+        v["routing_table_peers_forgotten"], v["peers_disconnected"], v["connections_closed"]
+    );
+    println!("re-bootstrap: {}", v["rebootstrap"].as_str().unwrap_or("?"));
+    Ok(())
+}

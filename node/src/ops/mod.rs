@@ -1,0 +1,96 @@
+//! Operator actions on a running node, the commands the runbook uses: config reload
+//! ([`reload`]), forgetting peers and re-bootstrapping ([`peers`]), and the HTTP routes that
+//! expose them to `bzzz <verb>` ([`http`]). Every route needs the operator token when one is
+//! configured.
+//!
+//! [`Ops`] is a cheap, cloneable handle held by the API state and by `main` (which reloads on
+//! `SIGHUP`).
+
+pub mod http;
+pub mod peers;
+pub mod reload;
+
+use std::sync::Arc;
+
+use bzzz_bootstrap::JoinTargets;
+use tokio::sync::{Mutex, watch};
+
+pub use reload::{ConfigSource, ReloadError, ReloadReport};
+
+use crate::api::OperatorAuth;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::network::Client;
+
+/// What [`Ops::new`] needs.
+pub struct OpsArgs {
+    /// Where the configuration is re-read from on reload.
+    pub source: ConfigSource,
+    /// The configuration the node started with.
+    pub running: Config,
+    /// The operator token in force (a reload replaces it).
+    pub auth: OperatorAuth,
+    /// The join loop's targets (a reload changes the peers; `peers clear` asks for a rejoin).
+    pub join_targets: watch::Sender<JoinTargets>,
+    /// Network handle.
+    pub client: Client,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+pub(crate) struct Inner {
+    pub source: ConfigSource,
+    /// The configuration in force; held for the whole of a reload, so reloads run one at a time.
+    pub running: Mutex<Config>,
+    pub auth: OperatorAuth,
+    pub join_targets: watch::Sender<JoinTargets>,
+    pub client: Client,
+    pub metrics: Metrics,
+}
+
+/// Operator actions of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct Ops {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Ops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops")
+            .field("source", &self.inner.source.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ops {
+    /// Creates the handle.
+    pub fn new(args: OpsArgs) -> Ops {
+        Ops {
+            inner: Arc::new(Inner {
+                source: args.source,
+                running: Mutex::new(args.running),
+                auth: args.auth,
+                join_targets: args.join_targets,
+                client: args.client,
+                metrics: args.metrics,
+            }),
+        }
+    }
+
+    /// Re-reads the configuration from where the node got it, validates all of it, applies the
+    /// fields that can change while running and reports the others as needing a restart. A
+    /// configuration that does not validate (or names an unreadable token file) is refused as a
+    /// whole: the running configuration stays. Logged, and counted in
+    /// `bzzz_config_reloads_total{outcome}`. Reloads run one at a time. Cancel-safe: dropping
+    /// the future before it finishes applies nothing or only some live fields (each is
+    /// consistent on its own).
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        reload::reload(&self.inner).await
+    }
+
+    /// Forgets every peer this node knows (routing table, remembered addresses), closes every
+    /// connection and re-bootstraps from the configured bootstrap peers at once.
+    pub async fn clear_peers(&self) -> Result<peers::ClearReport, crate::network::NetworkError> {
+        peers::clear(&self.inner).await
+    }
+}

@@ -1,0 +1,44 @@
+//! `bzzz peers clear`: the runbook's "clear peer store if corrupted". Forgets what the node knows
+//! about peers (the Kademlia routing table and the addresses remembered for connected peers),
+//! closes every connection, and re-bootstraps from the configured bootstrap peers at once.
+//!
+//! Not touched: the block list; the Raft membership's node addresses (cluster state, the way
+//! voters reach each other); libp2p identify's in-memory address cache (no API clears it; it
+//! only supplies addresses when a peer is dialled by id). Nothing about peers is persisted on
+//! disk, so a restart starts from the bootstrap peers as well.
+
+use serde::Serialize;
+
+use super::Inner;
+use crate::network::{NetworkError, PeersCleared};
+
+/// The answer of `POST /api/peers/clear`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClearReport {
+    /// What was forgotten and closed.
+    #[serde(flatten)]
+    pub cleared: PeersCleared,
+    /// Bootstrap peers the re-bootstrap dials (0: none configured; peers reconnect to this node).
+    pub bootstrap_peers: usize,
+    /// What happens next, in words.
+    pub rebootstrap: String,
+}
+
+pub(crate) async fn clear(inner: &Inner) -> Result<ClearReport, NetworkError> {
+    let cleared = inner.client.clear_peers().await?;
+    let mut bootstrap_peers = 0;
+    inner.join_targets.send_modify(|t| {
+        t.rejoin = t.rejoin.wrapping_add(1);
+        bootstrap_peers = t.peers.len();
+    });
+    let rebootstrap = if bootstrap_peers == 0 {
+        "no bootstrap peers configured: other nodes reconnect to this one".to_string()
+    } else {
+        format!("dialling {bootstrap_peers} bootstrap peers now")
+    };
+    Ok(ClearReport {
+        cleared,
+        bootstrap_peers,
+        rebootstrap,
+    })
+}
