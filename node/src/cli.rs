@@ -52,6 +52,18 @@ pub enum Command {
     /// api.operator_token_file (the token is re-read) and p2p.bootstrap_peers, and lists the
     /// changed fields that need a restart. A file that does not validate is refused.
     Reload(OperatorArgs),
+    /// DHT maintenance on the node (operator actions).
+    #[command(subcommand)]
+    Dht(DhtCommand),
+}
+
+/// The `bzzz dht` verbs.
+#[derive(Debug, Subcommand)]
+pub enum DhtCommand {
+    /// Re-announce the node as provider of every record it holds, republish the non-context
+    /// records it published, and have the admin check and repair context replication now: the
+    /// runbook's "force re-provision of content" / "restart replication managers".
+    Reprovide(OperatorArgs),
 }
 
 /// The `bzzz context` verbs.
@@ -587,6 +599,9 @@ pub async fn run_client(command: Command) -> ExitCode {
             RolesCommand::Grant(a) => roles_grant(&a).await,
         },
         Command::Reload(a) => ops::reload(&a).await,
+        Command::Dht(c) => match c {
+            DhtCommand::Reprovide(a) => ops::dht_reprovide(&a).await,
+        },
         Command::Run(_) | Command::Dev(_) => Ok(()),
     };
     match result {
