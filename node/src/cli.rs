@@ -64,6 +64,19 @@ pub enum DhtCommand {
     /// records it published, and have the admin check and repair context replication now: the
     /// runbook's "force re-provision of content" / "restart replication managers".
     Reprovide(OperatorArgs),
+    /// The node's DHT cache.
+    #[command(subcommand)]
+    Cache(DhtCacheCommand),
+}
+
+/// The `bzzz dht cache` verbs.
+#[derive(Debug, Subcommand)]
+pub enum DhtCacheCommand {
+    /// Remove what the node merely caches from its DHT store: expired records and provider
+    /// records, plain records other nodes published, its provider announcements of records it no
+    /// longer holds. Context records (its share of the R replicas) and records it published stay.
+    /// Replaces the runbook's `rm -rf /app/data/dht/cache/*`.
+    Clear(OperatorArgs),
 }
 
 /// The `bzzz context` verbs.
@@ -601,6 +614,7 @@ pub async fn run_client(command: Command) -> ExitCode {
         Command::Reload(a) => ops::reload(&a).await,
         Command::Dht(c) => match c {
             DhtCommand::Reprovide(a) => ops::dht_reprovide(&a).await,
+            DhtCommand::Cache(DhtCacheCommand::Clear(a)) => ops::dht_cache_clear(&a).await,
         },
         Command::Run(_) | Command::Dev(_) => Ok(()),
     };

@@ -28,6 +28,10 @@ use tracing::{debug, error, warn};
 use crate::codec;
 use crate::store::{StorageError, Store};
 
+mod cache;
+
+pub use cache::{CacheClearReport, CacheClearStep, CachePass};
+
 /// Name of the tree holding Kademlia value records.
 pub const RECORDS_TREE: &str = "kad_records";
 /// Name of the tree holding Kademlia provider records.

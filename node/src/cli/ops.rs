@@ -1,4 +1,4 @@
-//! The operator verbs: `reload`, `peers clear`, `dht reprovide`. Each sends the operator token of `--token-file` (or
+//! The operator verbs: `reload`, `peers clear`, `dht reprovide`, `dht cache clear`. Each sends the operator token of `--token-file` (or
 //! `BZZZ_OPERATOR_TOKEN_FILE`) and prints the node's answer (`--json` for the raw answer).
 
 use serde_json::Value;
@@ -82,5 +82,25 @@ pub(super) async fn dht_reprovide(a: &OperatorArgs) -> Result<(), ClientError> {
             });
         }
     }
+    Ok(())
+}
+
+/// `bzzz dht cache clear`.
+pub(super) async fn dht_cache_clear(a: &OperatorArgs) -> Result<(), ClientError> {
+    let Some(v) = operator_answer(a, reqwest::Method::POST, "/api/dht/cache/clear", None).await? else {
+        return Ok(());
+    };
+    println!(
+        "removed: {} cached records, {} expired records, {} expired provider records, {} provider records of records no longer held, {} corrupt entries",
+        v["cached_records_removed"],
+        v["expired_records_removed"],
+        v["expired_provider_records_removed"],
+        v["orphan_provider_records_removed"],
+        v["corrupt_entries_removed"]
+    );
+    println!(
+        "kept: {} context records, {} records this node published, {} provider records",
+        v["context_records_kept"], v["own_records_kept"], v["provider_records_kept"]
+    );
     Ok(())
 }

@@ -197,6 +197,12 @@ pub(crate) enum Command {
     ClearPeers {
         reply: oneshot::Sender<super::PeersCleared>,
     },
+    CacheClearStep {
+        pass: bzzz_storage::CachePass,
+        after: Option<Vec<u8>>,
+        limit: usize,
+        reply: oneshot::Sender<bzzz_storage::CacheClearStep>,
+    },
     ReprovideBatch {
         after: Option<Vec<u8>>,
         limit: usize,
@@ -457,6 +463,23 @@ impl Client {
     ) -> Result<super::ReprovideBatch, NetworkError> {
         self.call(|reply| Command::ReprovideBatch { after, limit, reply })
             .await?
+    }
+
+    /// One step of clearing what this node merely caches from its DHT store (see
+    /// [`bzzz_storage::SledRecordStore::clear_cache_step`]); context records are never removed.
+    pub async fn clear_cache_step(
+        &self,
+        pass: bzzz_storage::CachePass,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<bzzz_storage::CacheClearStep, NetworkError> {
+        self.call(|reply| Command::CacheClearStep {
+            pass,
+            after,
+            limit,
+            reply,
+        })
+        .await
     }
 
     /// A view of peers, addresses and routing table.

@@ -413,6 +413,16 @@ impl EventLoop {
                     list.unblock_peer(peer);
                 }
             }
+            Command::CacheClearStep {
+                pass,
+                after,
+                limit,
+                reply,
+            } => {
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                let step = store.clear_cache_step(pass, after.as_deref(), limit, crate::crypto::DHT_KEY_PREFIX);
+                let _ = reply.send(step);
+            }
             Command::ReprovideBatch { after, limit, reply } => {
                 let _ = reply.send(self.reprovide_batch(after.as_deref(), limit));
             }

@@ -1,5 +1,7 @@
 //! DHT maintenance: `bzzz dht reprovide` (the runbook's "force re-provision of content" and
-//! "restart replication managers").
+//! "restart replication managers") and `bzzz dht cache clear` (instead of the runbook's
+//! `rm -rf /app/data/dht/cache/*`: what is removed and kept is listed in
+//! [`bzzz_storage::SledRecordStore::clear_cache_step`]'s module docs).
 //!
 //! A reprovide walks this node's sled Kademlia store in batches: for every live record it
 //! re-announces this node as a provider, and it puts again (with a fresh TTL) the non-context
@@ -17,6 +19,8 @@ use crate::network::NetworkError;
 
 /// Records per batch handed to the event loop.
 const REPROVIDE_BATCH: usize = 64;
+/// Store entries the event loop looks at per cache-clear step.
+const CACHE_CLEAR_STEP: usize = 1024;
 /// How long a reprovide waits for earlier maintenance queries to drain before giving up.
 const BUSY_GIVE_UP: Duration = Duration::from_secs(120);
 
@@ -136,4 +140,26 @@ pub(crate) async fn reprovide(inner: &Inner, token: Option<String>) -> Result<Re
         "dht reprovide finished"
     );
     Ok(report)
+}
+
+/// Removes from this node's DHT store what it merely caches, walking both trees in steps;
+/// context records are never removed.
+pub(crate) async fn clear_cache(inner: &Inner) -> Result<bzzz_storage::CacheClearReport, NetworkError> {
+    let mut total = bzzz_storage::CacheClearReport::default();
+    for pass in [bzzz_storage::CachePass::Records, bzzz_storage::CachePass::Providers] {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let step = inner
+                .client
+                .clear_cache_step(pass, after.take(), CACHE_CLEAR_STEP)
+                .await?;
+            total.add(&step.report);
+            match step.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    tracing::info!(report = ?total, "dht cache cleared");
+    Ok(total)
 }

@@ -16,6 +16,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/config/reload", post(config_reload))
         .route("/api/peers/clear", post(peers_clear))
         .route("/api/dht/reprovide", post(dht_reprovide))
+        .route("/api/dht/cache/clear", post(dht_cache_clear))
         .with_state(state)
 }
 
@@ -42,4 +43,9 @@ async fn dht_reprovide(State(s): State<AppState>, headers: HeaderMap) -> Result<
         Err(crate::ops::dht::ReprovideError::Network(e)) => Err(e.into()),
         Err(e) => Err(ApiError::new(ErrorCode::ServiceUnavailable, e.to_string())),
     }
+}
+
+async fn dht_cache_clear(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    require_operator(&s, &headers, "clearing the DHT cache")?;
+    Ok(Json(json!(s.ops.clear_dht_cache().await?)))
 }

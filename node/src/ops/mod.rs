@@ -116,6 +116,19 @@ impl Ops {
         peers::clear(&self.inner).await
     }
 
+    /// Removes from this node's DHT store what it merely caches: expired records and provider
+    /// records, plain (non-context) records another node published, and this node's provider
+    /// announcements of records it no longer holds. Context records are never removed. Runs on
+    /// the node's service tasks: dropping this future does not stop it.
+    pub async fn clear_dht_cache(&self) -> Result<bzzz_storage::CacheClearReport, crate::network::NetworkError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ops = self.clone();
+        self.inner.tracker.spawn(async move {
+            let _ = tx.send(dht::clear_cache(&ops.inner).await);
+        });
+        rx.await.map_err(|_| crate::network::NetworkError::Shutdown)?
+    }
+
     /// Re-announces this node as provider of every record it holds, republishes the non-context
     /// records it published, then asks the admin to check and repair context replication now
     /// (`token`: the operator token presented, checked by the admin). Runs on the node's service
