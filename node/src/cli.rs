@@ -55,6 +55,31 @@ pub enum Command {
     /// api.operator_token_file (the token is re-read) and p2p.bootstrap_peers, and lists the
     /// changed fields that need a restart. A file that does not validate is refused.
     Reload(OperatorArgs),
+    /// DHT maintenance on the node (operator actions).
+    #[command(subcommand)]
+    Dht(DhtCommand),
+}
+
+/// The `bzzz dht` verbs.
+#[derive(Debug, Subcommand)]
+pub enum DhtCommand {
+    /// Re-announce the node as provider of every record it holds, republish the non-context
+    /// records it published, and have the admin check and repair context replication now: the
+    /// runbook's "force re-provision of content" / "restart replication managers".
+    Reprovide(OperatorArgs),
+    /// The node's DHT cache.
+    #[command(subcommand)]
+    Cache(DhtCacheCommand),
+}
+
+/// The `bzzz dht cache` verbs.
+#[derive(Debug, Subcommand)]
+pub enum DhtCacheCommand {
+    /// Remove what the node merely caches from its DHT store: expired records and provider
+    /// records, plain records other nodes published, its provider announcements of records it no
+    /// longer holds. Context records (its share of the R replicas) and records it published stay.
+    /// Replaces the runbook's `rm -rf /app/data/dht/cache/*`.
+    Clear(OperatorArgs),
 }
 
 /// The `bzzz identity` verbs. They work on files only and never talk to a node.
@@ -631,6 +656,10 @@ pub async fn run_client(command: Command) -> ExitCode {
         },
         Command::Identity(c) => identity(&c),
         Command::Reload(a) => ops::reload(&a).await,
+        Command::Dht(c) => match c {
+            DhtCommand::Reprovide(a) => ops::dht_reprovide(&a).await,
+            DhtCommand::Cache(DhtCacheCommand::Clear(a)) => ops::dht_cache_clear(&a).await,
+        },
         Command::Run(_) | Command::Dev(_) => Ok(()),
     };
     match result {

@@ -370,6 +370,9 @@ impl Node {
             join_targets: targets_tx,
             client: client.clone(),
             metrics: metrics.clone(),
+            context: context.clone(),
+            consensus: consensus.clone(),
+            tracker: services.1.clone(),
         });
         let state = AppState {
             consensus: consensus.clone(),

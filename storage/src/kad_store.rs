@@ -28,6 +28,10 @@ use tracing::{debug, error, warn};
 use crate::codec;
 use crate::store::{StorageError, Store};
 
+mod cache;
+
+pub use cache::{CacheClearReport, CacheClearStep, CachePass};
+
 /// Name of the tree holding Kademlia value records.
 pub const RECORDS_TREE: &str = "kad_records";
 /// Name of the tree holding Kademlia provider records.
@@ -422,6 +426,24 @@ impl SledRecordStore {
             debug!(removed, "swept expired kademlia records");
         }
         removed
+    }
+
+    /// Up to `limit` live records whose keys sort after `after` (from the first key when `None`),
+    /// in key order: walks the whole store in bounded batches (re-announcing, cache clearing).
+    pub fn records_after(&self, after: Option<&[u8]>, limit: usize) -> Vec<Record> {
+        use std::ops::Bound;
+        let iter = match after {
+            Some(a) => self.records.range::<&[u8], _>((Bound::Excluded(a), Bound::Unbounded)),
+            None => self.records.iter(),
+        };
+        RecordsIter {
+            store: self,
+            inner: iter,
+            now_ms: now_unix_ms(),
+        }
+        .take(limit)
+        .map(Cow::into_owned)
+        .collect()
     }
 
     /// Logs a sled error and counts it.
@@ -913,6 +935,35 @@ mod tests {
             "expected expiry at 0 ms to be expired"
         );
         assert!(!is_expired(None, u64::MAX), "expected no expiry to never be expired");
+    }
+
+    /// Walking the store in batches visits every live record once, in key order, skipping
+    /// expired ones.
+    #[test]
+    fn records_after_walks_in_batches() {
+        let (_dir, _store, mut kad) = temp_kad(PeerId::random(), RecordStoreConfig::default());
+        for k in ["a", "b", "c", "d", "e"] {
+            let mut r = Record::new(RecordKey::new(&k), k.as_bytes().to_vec());
+            if k == "c" {
+                r.expires = Some(Instant::now() - Duration::from_secs(1));
+            }
+            kad.put(r).expect("put");
+        }
+        let mut seen = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let batch = kad.records_after(after.as_deref(), 2);
+            if batch.is_empty() {
+                break;
+            }
+            after = batch.last().map(|r| r.key.to_vec());
+            seen.extend(
+                batch
+                    .into_iter()
+                    .map(|r| String::from_utf8_lossy(r.key.as_ref()).into_owned()),
+            );
+        }
+        assert_eq!(seen, ["a", "b", "d", "e"], "expected every live record once");
     }
 
     /// A providers-tree key splits back into its record key and provider; malformed keys give None.

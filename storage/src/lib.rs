@@ -25,5 +25,8 @@ pub mod raft;
 pub mod store;
 
 pub use codec::CodecError;
-pub use kad_store::{RecordStoreConfig, RecordStoreStats, RecordStoreStatsHandle, SledRecordStore};
+pub use kad_store::{
+    CacheClearReport, CacheClearStep, CachePass, RecordStoreConfig, RecordStoreStats, RecordStoreStatsHandle,
+    SledRecordStore,
+};
 pub use store::{StorageError, Store};

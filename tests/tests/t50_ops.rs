@@ -1,5 +1,6 @@
 //! Operator actions (the runbook's commands): config reload over HTTP and on `SIGHUP` of a real
-//! `bzzz run` process, `bzzz reload`, `bzzz peers clear`, and the process metrics.
+//! `bzzz run` process, `bzzz reload`, `bzzz peers clear`, `bzzz dht reprovide`,
+//! `bzzz dht cache clear`, and the process metrics.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -456,6 +457,203 @@ async fn peers_clear_forgets_peers_and_rebootstraps_at_once() -> Result<()> {
         .await
         .with_context(|| format!("join status: {:?}", node.join_status()))?;
         cluster.wait_connected(2, Duration::from_secs(20)).await?;
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// A 3-node mesh whose node 0 is the admin, with a replication check interval of an hour and an
+/// operator token on every node.
+async fn context_mesh(token_file: &Path) -> Result<bzzz_tests::TestCluster> {
+    let tf = token_file.to_path_buf();
+    let cluster = bzzz_tests::TestCluster::start_with(3, move |i, c| {
+        if i == 0 {
+            c.election.eligible = true;
+            c.election.bootstrap_expect = 1;
+        }
+        c.context.repair_interval_ms = 3_600_000;
+        c.api.operator_token_file = Some(tf.clone());
+    })
+    .await?;
+    cluster.wait_context_ready(Duration::from_secs(40)).await?;
+    Ok(cluster)
+}
+
+/// `bzzz dht reprovide` on a node that is not the admin re-announces it as provider of every
+/// record it holds (a plain record nobody announced before gets it as provider), republishes
+/// the plain records it published, and makes the admin run its replication check now, long
+/// before its hour-long interval (the admin had no report before, has one after, and the
+/// answer carries it). Refused without the operator token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dht_reprovide_announces_republishes_and_runs_the_admin_check() -> Result<()> {
+    let bin = tokio::task::spawn_blocking(bzzz_binary).await??;
+    let _guard = bzzz_tests::exclusive().await;
+    let secrets = tempfile::tempdir()?;
+    let token_file = secrets.path().join("operator-token");
+    std::fs::write(&token_file, "reprovide-token\n")?;
+    bounded(async {
+        let mut cluster = context_mesh(&token_file).await?;
+        let put = cluster
+            .node(1)
+            .context()
+            .put(
+                "ucxl://ops:agent@bzzz-test:reprovide/notes/a.md",
+                b"kept on R holders".to_vec(),
+            )
+            .await?;
+        ensure!(put.replicas >= 1, "context write: {put:?}");
+        let node = cluster.node(2);
+        let plain = b"/bzzz/test/reprovide-plain".to_vec();
+        node.client()
+            .put_record(plain.clone(), b"plain value".to_vec(), None)
+            .await?;
+        let admin = cluster.node(0);
+        ensure!(admin.consensus().status().is_admin, "node 0 is the admin");
+        ensure!(
+            admin.context().replication_report().is_none(),
+            "no replication check may have run yet (the interval is an hour)"
+        );
+        let providers = admin.client().get_providers(plain.clone()).await.unwrap_or_default();
+        ensure!(
+            !providers.contains(&node.peer_id()),
+            "nobody announced the plain record yet"
+        );
+
+        let api = format!("http://{}", node.api_addr().context("api")?);
+        let (code, v) = post(&api, "/api/dht/reprovide", Some("wrong-token"), None).await?;
+        ensure!(code == 401, "a wrong token must be refused: {code} {v}");
+
+        let token_arg = token_file.to_str().context("utf-8 temp path")?;
+        let out = cli(&bin, &["dht", "reprovide", "--token-file", token_arg, "--json"], &api).await?;
+        ensure!(
+            out.status.success(),
+            "bzzz dht reprovide: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout)?;
+        let records = v["records"].as_u64().unwrap_or(0);
+        ensure!(
+            records >= 2
+                && v["provider_announcements"] == records
+                && v["context_records"].as_u64().is_some_and(|n| n >= 1)
+                && v["republished"].as_u64().is_some_and(|n| n >= 1)
+                && v["failed"] == 0,
+            "reprovide counts: {v}"
+        );
+        let check = &v["replication_check"];
+        ensure!(
+            check["status"] == "ran" && check["report"]["records"].as_u64().is_some_and(|n| n >= 1),
+            "the admin's check must have run and been reported: {v}"
+        );
+        ensure!(
+            admin.context().replication_report().is_some(),
+            "the admin ran its check before its interval"
+        );
+        wait_for(
+            "node 2 is a provider of its plain record",
+            Duration::from_secs(20),
+            || async {
+                admin
+                    .client()
+                    .get_providers(plain.clone())
+                    .await
+                    .is_ok_and(|p| p.contains(&node.peer_id()))
+            },
+        )
+        .await?;
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// `bzzz dht cache clear` removes from a node's store a plain record another node published
+/// (a copy it merely caches) and keeps the context record it holds as one of the R replicas and
+/// the plain record it published itself; the publisher keeps its own copy and the context is
+/// still readable. Refused without the operator token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dht_cache_clear_removes_cached_records_and_keeps_context() -> Result<()> {
+    let bin = tokio::task::spawn_blocking(bzzz_binary).await??;
+    let _guard = bzzz_tests::exclusive().await;
+    let secrets = tempfile::tempdir()?;
+    let token_file = secrets.path().join("operator-token");
+    std::fs::write(&token_file, "cache-clear-token\n")?;
+    bounded(async {
+        let mut cluster = context_mesh(&token_file).await?;
+        let address = "ucxl://ops:agent@bzzz-test:cache/notes/kept.md";
+        let put = cluster.node(1).context().put(address, b"a replica".to_vec()).await?;
+        let record_key: [u8; 32] = hex::decode(&put.record_key)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("record key is not 32 bytes"))?;
+        let ctx_key = bzzz_node::crypto::dht_key(&record_key);
+        let node = cluster.node(2);
+        ensure!(
+            node.client().local_get(ctx_key.clone()).await?.is_some(),
+            "node 2 holds a replica of the context record (R = 3 on 3 nodes)"
+        );
+        let theirs = b"/bzzz/test/published-by-node-1".to_vec();
+        cluster
+            .node(1)
+            .client()
+            .put_record(theirs.clone(), b"cached elsewhere".to_vec(), None)
+            .await?;
+        wait_for(
+            "node 2 caches node 1's plain record",
+            Duration::from_secs(20),
+            || async { node.client().local_get(theirs.clone()).await.is_ok_and(|v| v.is_some()) },
+        )
+        .await?;
+        let mine = b"/bzzz/test/published-by-node-2".to_vec();
+        node.client().put_record(mine.clone(), b"my own".to_vec(), None).await?;
+
+        let api = format!("http://{}", node.api_addr().context("api")?);
+        let (code, v) = post(&api, "/api/dht/cache/clear", None, None).await?;
+        ensure!(code == 401, "cache clear without the token must be refused: {code} {v}");
+        ensure!(
+            node.client().local_get(theirs.clone()).await?.is_some(),
+            "a refused clear removes nothing"
+        );
+
+        let token_arg = token_file.to_str().context("utf-8 temp path")?;
+        let out = cli(
+            &bin,
+            &["dht", "cache", "clear", "--token-file", token_arg, "--json"],
+            &api,
+        )
+        .await?;
+        ensure!(
+            out.status.success(),
+            "bzzz dht cache clear: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout)?;
+        ensure!(
+            v["cached_records_removed"].as_u64().is_some_and(|n| n >= 1)
+                && v["context_records_kept"].as_u64().is_some_and(|n| n >= 1)
+                && v["own_records_kept"].as_u64().is_some_and(|n| n >= 1),
+            "cache clear counts: {v}"
+        );
+        ensure!(
+            node.client().local_get(theirs.clone()).await?.is_none(),
+            "the cached copy of node 1's record must be gone"
+        );
+        ensure!(
+            node.client().local_get(ctx_key.clone()).await?.is_some(),
+            "the context replica must stay"
+        );
+        ensure!(
+            node.client().local_get(mine.clone()).await?.is_some(),
+            "the node's own record must stay"
+        );
+        ensure!(
+            cluster.node(1).client().local_get(theirs.clone()).await?.is_some(),
+            "the publisher keeps its record"
+        );
+        let got = node.context().get(address).await?;
+        ensure!(got.content == b"a replica", "the context is still readable");
         cluster.shutdown().await;
         Ok(())
     })

@@ -119,6 +119,10 @@ pub(crate) struct Inner {
     pub reseal: std::sync::Mutex<BTreeSet<Vec<u8>>>,
     pub inbound: Arc<Semaphore>,
     pub replication: RwLock<Option<replication::Report>>,
+    /// Wakes the admin's replication duty for a check now.
+    pub recheck: Notify,
+    /// Replication checks started and finished on this node.
+    pub checks: replication::CheckCounter,
     /// The node's service tasks (background copies run here, so shutdown waits for them).
     pub tracker: TaskTracker,
     /// Cancelled at shutdown: retries stop.
@@ -303,6 +307,8 @@ impl ContextService {
                 reseal: std::sync::Mutex::new(BTreeSet::new()),
                 inbound: Arc::new(Semaphore::new(MAX_INBOUND)),
                 replication: RwLock::new(None),
+                recheck: Notify::new(),
+                checks: tokio::sync::watch::Sender::new((0, 0)),
                 tracker: tracker.clone(),
                 shutdown: shutdown.clone(),
             }),
@@ -383,6 +389,7 @@ impl ContextService {
             Some(Q::History(q)) => admin::history(self, q).await,
             Some(Q::Discover(q)) => admin::discover(self, q).await,
             Some(Q::Grant(g)) => admin::grant(self, g).await,
+            Some(Q::CheckReplication(r)) => replication::check_now(self, r).await,
             None => Err(ContextError::bad_request("empty or unknown context request")),
         }
     }
@@ -717,6 +724,22 @@ impl ContextService {
         match self.ask_admin(body).await? {
             context_response::Body::Ok(_) => Ok(()),
             _ => Err(ContextError::internal("admin answered a grant with the wrong type")),
+        }
+    }
+
+    /// Asks the admin to run its replication check (and repair) now, and returns the report of
+    /// a check that started after the request (an operator action; `token` is the operator token
+    /// the caller presented, checked by the admin). Waits at most `context.request_timeout_ms`
+    /// per attempt.
+    pub async fn check_replication_now(&self, token: Option<String>) -> Result<replication::Report, ContextError> {
+        let body = context_request::Body::CheckReplication(bzzz_protocol::wire::ReplicationCheckRequest {
+            operator_token: token.unwrap_or_default(),
+        });
+        match self.ask_admin(body).await? {
+            context_response::Body::Replication(r) => Ok(replication::Report::from_wire(&r)),
+            _ => Err(ContextError::internal(
+                "admin answered a replication check with the wrong type",
+            )),
         }
     }
 

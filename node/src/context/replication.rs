@@ -6,11 +6,16 @@
 //! nothing this round. The check reads the index from the admin's state machine (every version of
 //! every address) and asks in batches of [`MAX_HOLDS_KEYS`], so one round costs
 //! `nodes × ceil(records / 1024)` requests.
+//!
+//! An operator can ask for a check now (`bzzz dht reprovide` → a `check_replication` request to
+//! the admin): [`check_now`] wakes the duty and answers with the report of a check that started
+//! after the request.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bzzz_protocol::wire::{RecordKeys, context_request, context_response};
+use bzzz_protocol::ucxl::UcxlCode;
+use bzzz_protocol::wire::{RecordKeys, ReplicationCheckRequest, ReplicationReport, context_request, context_response};
 use futures::future::join_all;
 use libp2p::PeerId;
 use serde::Serialize;
@@ -45,7 +50,47 @@ pub struct Report {
     pub replication_factor: u32,
 }
 
-/// Runs the check every repair interval while admin.
+impl Report {
+    /// The report as sent to the node that asked for the check.
+    pub fn to_wire(&self) -> ReplicationReport {
+        ReplicationReport {
+            finished_at_ms: self.finished_at_ms,
+            took_ms: self.took_ms,
+            records: self.records as u64,
+            live_nodes: self.live_nodes as u64,
+            average_replicas: self.average_replicas,
+            below_r_before: self.below_r_before as u64,
+            below_r: self.below_r as u64,
+            unavailable: self.unavailable as u64,
+            copies_made: self.copies_made as u64,
+            replication_factor: self.replication_factor,
+        }
+    }
+
+    /// A report received from the admin.
+    pub fn from_wire(r: &ReplicationReport) -> Self {
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Report {
+            finished_at_ms: r.finished_at_ms,
+            took_ms: r.took_ms,
+            records: n(r.records),
+            live_nodes: n(r.live_nodes),
+            average_replicas: r.average_replicas,
+            below_r_before: n(r.below_r_before),
+            below_r: n(r.below_r),
+            unavailable: n(r.unavailable),
+            copies_made: n(r.copies_made),
+            replication_factor: r.replication_factor,
+        }
+    }
+}
+
+/// Checks started and finished by this node's duty, numbered from 1: `(started, finished)`, where
+/// `finished` is the number of the last check that finished.
+pub(crate) type CheckCounter = tokio::sync::watch::Sender<(u64, u64)>;
+
+/// Runs the check every repair interval while admin, and at once when an operator asks
+/// ([`check_now`]).
 pub(crate) async fn duty(service: ContextService, ctx: DutyContext) {
     let every = Duration::from_millis(service.inner.config.repair_interval_ms.max(100));
     // The first check waits one interval: a new admin's peers may still be (re)connecting.
@@ -55,8 +100,18 @@ pub(crate) async fn duty(service: ContextService, ctx: DutyContext) {
         tokio::select! {
             _ = ctx.token.cancelled() => return,
             _ = tick.tick() => {}
+            _ = service.inner.recheck.notified() => {
+                tracing::info!("replication check requested by an operator");
+            }
         }
-        match check(&service).await {
+        let mut number = 0;
+        service.inner.checks.send_modify(|(started, _)| {
+            *started += 1;
+            number = *started;
+        });
+        let result = check(&service).await;
+        service.inner.checks.send_modify(|(_, finished)| *finished = number);
+        match result {
             Ok(report) => {
                 service
                     .inner
@@ -83,6 +138,45 @@ pub(crate) async fn duty(service: ContextService, ctx: DutyContext) {
             }
             Err(e) => tracing::warn!(error = %e, "replication check failed"),
         }
+    }
+}
+
+/// Answers an operator's request for a check now: wakes the duty and waits (up to
+/// `context.request_timeout_ms`) for a check that started after the request to finish.
+pub(crate) async fn check_now(
+    service: &ContextService,
+    r: ReplicationCheckRequest,
+) -> Result<context_response::Body, ContextError> {
+    let inner = &service.inner;
+    if !inner.consensus.status().is_admin {
+        return Err(ContextError::unavailable("this node is not the admin"));
+    }
+    if !inner.operator_token.allows(Some(&r.operator_token)) {
+        return Err(ContextError::new(
+            UcxlCode::Unauthorized,
+            "the operator token is missing or wrong",
+        ));
+    }
+    let mut checks = inner.checks.subscribe();
+    let (started_before, _) = *checks.borrow_and_update();
+    inner.recheck.notify_one();
+    let timeout = Duration::from_millis(inner.config.request_timeout_ms);
+    match tokio::time::timeout(timeout, checks.wait_for(|(_, finished)| *finished > started_before)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Err(ContextError::unavailable("the node is shutting down")),
+        Err(_) => {
+            return Err(ContextError::new(
+                UcxlCode::Timeout,
+                format!("the replication check did not finish within {timeout:?}; it still runs, see the admin's log"),
+            ));
+        }
+    }
+    let report = inner.replication.read().unwrap_or_else(|p| p.into_inner()).clone();
+    match report {
+        Some(report) => Ok(context_response::Body::Replication(report.to_wire())),
+        None => Err(ContextError::unavailable(
+            "the replication check failed; see the admin's log",
+        )),
     }
 }
 

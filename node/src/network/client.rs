@@ -197,6 +197,17 @@ pub(crate) enum Command {
     ClearPeers {
         reply: oneshot::Sender<super::PeersCleared>,
     },
+    CacheClearStep {
+        pass: bzzz_storage::CachePass,
+        after: Option<Vec<u8>>,
+        limit: usize,
+        reply: oneshot::Sender<bzzz_storage::CacheClearStep>,
+    },
+    ReprovideBatch {
+        after: Option<Vec<u8>>,
+        limit: usize,
+        reply: oneshot::Sender<Result<super::ReprovideBatch, NetworkError>>,
+    },
     SetBlocked {
         peer: PeerId,
         blocked: bool,
@@ -438,6 +449,37 @@ impl Client {
     /// reconnects through its bootstrap peers and the peers that dial it.
     pub async fn clear_peers(&self) -> Result<super::PeersCleared, NetworkError> {
         self.call(|reply| Command::ClearPeers { reply }).await
+    }
+
+    /// Re-announces this node as provider of up to `limit` of the records it holds, those with
+    /// keys after `after` (from the first when `None`), and republishes (puts again, with a fresh
+    /// TTL) the non-context ones among them it published itself. The queries run in the
+    /// background; `Busy` while too many of them are still running (wait and ask again). Walk
+    /// the store by passing the answer's `next_after` until it is `None`.
+    pub async fn reprovide_batch(
+        &self,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<super::ReprovideBatch, NetworkError> {
+        self.call(|reply| Command::ReprovideBatch { after, limit, reply })
+            .await?
+    }
+
+    /// One step of clearing what this node merely caches from its DHT store (see
+    /// [`bzzz_storage::SledRecordStore::clear_cache_step`]); context records are never removed.
+    pub async fn clear_cache_step(
+        &self,
+        pass: bzzz_storage::CachePass,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<bzzz_storage::CacheClearStep, NetworkError> {
+        self.call(|reply| Command::CacheClearStep {
+            pass,
+            after,
+            limit,
+            reply,
+        })
+        .await
     }
 
     /// A view of peers, addresses and routing table.

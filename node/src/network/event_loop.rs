@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 mod maintenance;
 
-pub use maintenance::PeersCleared;
+pub use maintenance::{MAX_MAINTENANCE_QUERIES, PeersCleared, ReprovideBatch};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::client::{Command, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PublishFailure, PutOutcome};
@@ -140,6 +140,9 @@ pub struct EventLoop {
     pending_rpcs: Pending<RpcResponse>,
     pending_raft: Pending<RaftResponse>,
     raft_inbound: mpsc::Sender<InboundRaft>,
+    /// Provider announcements and republications an operator started (`dht reprovide`), until
+    /// their queries finish; bounded by [`MAX_MAINTENANCE_QUERIES`].
+    maintenance_queries: HashSet<QueryId>,
 }
 
 fn now_ms() -> u64 {
@@ -178,6 +181,7 @@ impl EventLoop {
             pending_rpcs: HashMap::new(),
             pending_raft: HashMap::new(),
             raft_inbound,
+            maintenance_queries: HashSet::new(),
         }
     }
 
@@ -409,6 +413,19 @@ impl EventLoop {
                     list.unblock_peer(peer);
                 }
             }
+            Command::CacheClearStep {
+                pass,
+                after,
+                limit,
+                reply,
+            } => {
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                let step = store.clear_cache_step(pass, after.as_deref(), limit, crate::crypto::DHT_KEY_PREFIX);
+                let _ = reply.send(step);
+            }
+            Command::ReprovideBatch { after, limit, reply } => {
+                let _ = reply.send(self.reprovide_batch(after.as_deref(), limit));
+            }
             Command::ClearPeers { reply } => {
                 let _ = reply.send(self.clear_peers());
             }
@@ -624,6 +641,9 @@ impl EventLoop {
 
     fn on_kad(&mut self, event: kad::Event) {
         match event {
+            kad::Event::OutboundQueryProgressed { id, result, step, .. } if self.maintenance_queries.contains(&id) => {
+                self.on_maintenance_progress(id, &result, step.last);
+            }
             kad::Event::OutboundQueryProgressed { id, result, step, .. } => match result {
                 QueryResult::PutRecord(r) => {
                     if let Some((reply, started)) = self.pending_puts.remove(&id) {

@@ -17,7 +17,9 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
 pub use client::{Client, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PutOutcome};
-pub use event_loop::{Event, EventLoop, InboundContext, InboundRaft, PeersCleared};
+pub use event_loop::{
+    Event, EventLoop, InboundContext, InboundRaft, MAX_MAINTENANCE_QUERIES, PeersCleared, ReprovideBatch,
+};
 
 use crate::config::{Config, Resolved};
 use crate::metrics::Metrics;

@@ -15,6 +15,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/config/reload", post(config_reload))
         .route("/api/peers/clear", post(peers_clear))
+        .route("/api/dht/reprovide", post(dht_reprovide))
+        .route("/api/dht/cache/clear", post(dht_cache_clear))
         .with_state(state)
 }
 
@@ -32,4 +34,18 @@ async fn config_reload(State(s): State<AppState>, headers: HeaderMap) -> Result<
 async fn peers_clear(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
     require_operator(&s, &headers, "clearing the peer store")?;
     Ok(Json(json!(s.ops.clear_peers().await?)))
+}
+
+async fn dht_reprovide(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    let token = require_operator(&s, &headers, "re-providing DHT content")?;
+    match s.ops.reprovide(token).await {
+        Ok(report) => Ok(Json(json!(report))),
+        Err(crate::ops::dht::ReprovideError::Network(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::new(ErrorCode::ServiceUnavailable, e.to_string())),
+    }
+}
+
+async fn dht_cache_clear(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    require_operator(&s, &headers, "clearing the DHT cache")?;
+    Ok(Json(json!(s.ops.clear_dht_cache().await?)))
 }

@@ -1,11 +1,13 @@
 //! Operator actions on a running node, the commands the runbook uses: config reload
-//! ([`reload`]), forgetting peers and re-bootstrapping ([`peers`]), and the HTTP routes that
+//! ([`reload`]), forgetting peers and re-bootstrapping ([`peers`]), DHT maintenance ([`dht`]),
+//! and the HTTP routes that
 //! expose them to `bzzz <verb>` ([`http`]). Every route needs the operator token when one is
 //! configured.
 //!
 //! [`Ops`] is a cheap, cloneable handle held by the API state and by `main` (which reloads on
 //! `SIGHUP`).
 
+pub mod dht;
 pub mod http;
 pub mod peers;
 pub mod reload;
@@ -17,8 +19,12 @@ use tokio::sync::{Mutex, watch};
 
 pub use reload::{ConfigSource, ReloadError, ReloadReport};
 
+use tokio_util::task::TaskTracker;
+
 use crate::api::OperatorAuth;
 use crate::config::Config;
+use crate::consensus::Consensus;
+use crate::context::ContextService;
 use crate::metrics::Metrics;
 use crate::network::Client;
 
@@ -36,6 +42,13 @@ pub struct OpsArgs {
     pub client: Client,
     /// Metrics.
     pub metrics: Metrics,
+    /// The context service (asks the admin for a replication check).
+    pub context: ContextService,
+    /// The election (whether this mesh has an admin at all).
+    pub consensus: Consensus,
+    /// The node's service tasks: long operator actions run there, so they finish (or stop at
+    /// shutdown) even when the HTTP request that started them times out.
+    pub tracker: TaskTracker,
 }
 
 pub(crate) struct Inner {
@@ -46,6 +59,11 @@ pub(crate) struct Inner {
     pub join_targets: watch::Sender<JoinTargets>,
     pub client: Client,
     pub metrics: Metrics,
+    pub context: ContextService,
+    pub consensus: Consensus,
+    pub tracker: TaskTracker,
+    /// Held while a reprovide runs: one at a time.
+    pub reprovide_running: Mutex<()>,
 }
 
 /// Operator actions of one node. Cheap to clone.
@@ -73,6 +91,10 @@ impl Ops {
                 join_targets: args.join_targets,
                 client: args.client,
                 metrics: args.metrics,
+                context: args.context,
+                consensus: args.consensus,
+                tracker: args.tracker,
+                reprovide_running: Mutex::new(()),
             }),
         }
     }
@@ -92,5 +114,32 @@ impl Ops {
     /// connection and re-bootstraps from the configured bootstrap peers at once.
     pub async fn clear_peers(&self) -> Result<peers::ClearReport, crate::network::NetworkError> {
         peers::clear(&self.inner).await
+    }
+
+    /// Removes from this node's DHT store what it merely caches: expired records and provider
+    /// records, plain (non-context) records another node published, and this node's provider
+    /// announcements of records it no longer holds. Context records are never removed. Runs on
+    /// the node's service tasks: dropping this future does not stop it.
+    pub async fn clear_dht_cache(&self) -> Result<bzzz_storage::CacheClearReport, crate::network::NetworkError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ops = self.clone();
+        self.inner.tracker.spawn(async move {
+            let _ = tx.send(dht::clear_cache(&ops.inner).await);
+        });
+        rx.await.map_err(|_| crate::network::NetworkError::Shutdown)?
+    }
+
+    /// Re-announces this node as provider of every record it holds, republishes the non-context
+    /// records it published, then asks the admin to check and repair context replication now
+    /// (`token`: the operator token presented, checked by the admin). Runs on the node's service
+    /// tasks: dropping this future does not stop it. One at a time.
+    pub async fn reprovide(&self, token: Option<String>) -> Result<dht::ReprovideReport, dht::ReprovideError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ops = self.clone();
+        self.inner.tracker.spawn(async move {
+            let _ = tx.send(dht::reprovide(&ops.inner, token).await);
+        });
+        rx.await
+            .map_err(|_| dht::ReprovideError::Network(crate::network::NetworkError::Shutdown))?
     }
 }
