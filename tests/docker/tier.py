@@ -252,6 +252,9 @@ class Swarm(Deployment):
         if state != "active":
             sh("docker", "swarm", "init", "--advertise-addr", "127.0.0.1", timeout=60)
             self.initialised_swarm = True
+        elif self.STACK in sh("docker", "stack", "ls", "--format", "{{.Name}}").split():
+            log(f"[{self.name}] removing a stack {self.STACK} left over from an earlier run")
+            self.stop()
         sh(os.path.join(REPO, "docker", "make-secrets.sh"), "swarm", timeout=120)
         env = dict(os.environ, BZZZ_IMAGE=IMAGE)
         subprocess.run(["docker", "stack", "deploy", "-c", os.path.join(REPO, "docker-stack.yml"), self.STACK],
@@ -465,9 +468,9 @@ def runbook(d: Deployment, what: str, command: str, expect: str | None = None, t
     return p.stdout
 
 
-def check_runbook_commands(d: Deployment) -> None:
-    """The commands docs/runbook.md gives, run as written against the Swarm stack."""
-    log(f"[{d.name}] running the runbook's commands")
+def check_runbook_basics(d: Deployment) -> None:
+    """The runbook's read-only commands, run as written against the freshly deployed stack."""
+    log(f"[{d.name}] running the runbook's read-only commands")
     # Service management and configuration.
     runbook(d, "service list", "docker service ls | grep bzzz", "bzzz-v2_bzzz-agent")
     runbook(d, "service tasks", "docker service ps bzzz-v2_bzzz-agent", "Running")
@@ -495,6 +498,11 @@ def check_runbook_commands(d: Deployment) -> None:
     runbook(d, "test-dht-operations", "docker exec $AGENT /app/bzzz test-dht-operations", None, 60)
     runbook(d, "election per slot", "for slot in 1 2 3 4 5; do c=$(docker ps -q -f name=bzzz-v2_bzzz-agent.$slot | head -1); "
             "echo \"slot $slot:\"; docker exec $c /app/bzzz election; done", "slot 5")
+
+
+def check_runbook_commands(d: Deployment) -> None:
+    """The runbook's commands that change things, run as written against the Swarm stack."""
+    log(f"[{d.name}] running the runbook's commands that change things")
     runbook(d, "trigger-election", "docker exec $AGENT /app/bzzz trigger-election", None, 60)
     wait_for("one admin after trigger-election", lambda: d.agreed_admin(), 60, 1)
     # Operator verbs.
@@ -546,6 +554,8 @@ def run(d: Deployment) -> None:
     try:
         d.start()
         check_up(d)
+        if isinstance(d, Swarm):
+            check_runbook_basics(d)
         if isinstance(d, Compose):
             # Bridge-network addresses are reachable from the host; overlay ones are not.
             check_live_prometheus(d)
