@@ -58,6 +58,46 @@ pub enum Command {
     /// DHT maintenance on the node (operator actions).
     #[command(subcommand)]
     Dht(DhtCommand),
+    /// Export the running node's sled database (every tree: DHT records, Raft log and cluster
+    /// state) to a file, in a versioned, checksummed format; the node keeps running. The
+    /// identity key (identity.key or node.identity_key_file) and the X25519 key (x25519.key) are
+    /// NOT in the backup: back them up separately, as secrets.
+    Backup(BackupArgs),
+    /// Restore a backup into a stopped node's data dir (DIR/db), offline: the file is checked
+    /// first and nothing is written if it is damaged; a database a running node uses, or one that
+    /// holds data (unless --force), is refused. Put the identity and X25519 key files back into
+    /// DIR separately.
+    Restore(RestoreArgs),
+}
+
+/// Flags of `bzzz backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Operator and client flags (raise --timeout-secs for a large database).
+    #[command(flatten)]
+    pub operator: OperatorArgs,
+    /// The backup file to write (mode 0600). It is written under a temporary name, checked, and
+    /// then renamed: FILE is either a complete, verified backup or untouched.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// Flags of `bzzz restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file written by `bzzz backup`.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The stopped node's data dir; the database is restored to DIR/db.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Replace a database that holds data (it is renamed aside to db.replaced-<unix ms>, not
+    /// deleted).
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The `bzzz dht` verbs.
@@ -656,6 +696,8 @@ pub async fn run_client(command: Command) -> ExitCode {
         },
         Command::Identity(c) => identity(&c),
         Command::Reload(a) => ops::reload(&a).await,
+        Command::Backup(a) => ops::backup(&a).await,
+        Command::Restore(a) => ops::restore(&a).await,
         Command::Dht(c) => match c {
             DhtCommand::Reprovide(a) => ops::dht_reprovide(&a).await,
             DhtCommand::Cache(DhtCacheCommand::Clear(a)) => ops::dht_cache_clear(&a).await,

@@ -373,6 +373,7 @@ impl Node {
             context: context.clone(),
             consensus: consensus.clone(),
             tracker: services.1.clone(),
+            store: store.clone(),
         });
         let state = AppState {
             consensus: consensus.clone(),

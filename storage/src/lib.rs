@@ -13,12 +13,15 @@
 //!   done. The state machine holds the cluster data ([`raft::cluster`]): role
 //!   policy, key bindings, role grants, key epochs and the context version index.
 //! - [`codec`] is the single place where persisted values are (de)serialised.
+//! - [`backup`] exports every tree of a live database to one versioned, checksummed file and
+//!   restores such a file into a node's data dir offline.
 //!
 //! Nothing read from disk can panic the node: a Kademlia entry that fails to
 //! decode is logged with `warn!` and treated as absent; a Raft entry that fails
 //! to decode is an [`openraft::StorageError`] naming what failed (openraft then
 //! stops the Raft node rather than act on a corrupt log).
 
+pub mod backup;
 pub mod codec;
 pub mod kad_store;
 pub mod raft;

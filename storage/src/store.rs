@@ -251,7 +251,7 @@ impl Store {
 }
 
 /// Whether a sled open error is the directory lock being held (possibly transiently).
-fn is_lock_contention(e: &sled::Error) -> bool {
+pub(crate) fn is_lock_contention(e: &sled::Error) -> bool {
     // sled 0.34 reports a failed `try_lock_exclusive` as an `Other` i/o error
     // with this message; match on it, nothing else is retried.
     matches!(e, sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock"))

@@ -1,6 +1,6 @@
 //! Operator actions (the runbook's commands): config reload over HTTP and on `SIGHUP` of a real
 //! `bzzz run` process, `bzzz reload`, `bzzz peers clear`, `bzzz dht reprovide`,
-//! `bzzz dht cache clear`, and the process metrics.
+//! `bzzz dht cache clear`, `bzzz backup` / `bzzz restore`, and the process metrics.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -655,6 +655,193 @@ async fn dht_cache_clear_removes_cached_records_and_keeps_context() -> Result<()
         let got = node.context().get(address).await?;
         ensure!(got.content == b"a replica", "the context is still readable");
         cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// A single admin-eligible node that can write context alone (R = 1), with an operator token.
+fn solo_config(data_dir: &Path, token_file: &Path) -> Config {
+    let mut c = test_config(data_dir);
+    c.election.eligible = true;
+    c.election.bootstrap_expect = 1;
+    c.context.replication_factor = 1;
+    c.context.write_quorum = 1;
+    c.api.operator_token_file = Some(token_file.to_path_buf());
+    // Alone, every gossip publish would wait this long for a subscriber (election formation
+    // publishes on every tick): keep it short.
+    c.gossip.publish_wait_ms = 100;
+    c
+}
+
+/// Waits until the node is admin with its roles and keys.
+async fn wait_solo_ready(node: &Node) -> Result<()> {
+    wait_for(
+        "the node is admin with its role keys",
+        Duration::from_secs(30),
+        || async { node.consensus().status().is_admin && node.context().ready() },
+    )
+    .await
+    .with_context(|| format!("context status: {:?}", node.context().status()))
+}
+
+/// `bzzz backup` exports a running node's database (DHT records and Raft state) to a 0600 file
+/// while the node keeps serving; `bzzz restore` puts it into a fresh data dir (with the key files
+/// copied as the secrets they are), and a node started there has the DHT record and reads the
+/// context through its restored Raft index. A damaged or truncated file is refused naming the
+/// problem and writes nothing; a database in use, or holding data without --force, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_of_a_running_node_restores_into_a_fresh_data_dir() -> Result<()> {
+    let bin = tokio::task::spawn_blocking(bzzz_binary).await??;
+    let _guard = bzzz_tests::exclusive().await;
+    let dir = tempfile::tempdir()?;
+    let token_file = dir.path().join("operator-token");
+    std::fs::write(&token_file, "backup-token\n")?;
+    let token_arg = token_file.to_str().context("utf-8 temp path")?.to_string();
+    let path_arg = |p: &Path| p.to_str().map(String::from).context("utf-8 temp path");
+    bounded(async {
+        let first_dir = dir.path().join("first");
+        let node = Node::start(solo_config(&first_dir, &token_file)).await?;
+        wait_solo_ready(&node).await?;
+        let address = "ucxl://ops:agent@bzzz-test:backup/notes/state.md";
+        node.context().put(address, b"indexed through raft".to_vec()).await?;
+        let plain = b"/bzzz/test/backed-up".to_vec();
+        node.client()
+            .put_record(plain.clone(), b"plain dht value".to_vec(), None)
+            .await?;
+
+        let api = format!("http://{}", node.api_addr().context("api")?);
+        let file = dir.path().join("node.bzzz-backup");
+        let file_arg = path_arg(&file)?;
+        let out = cli(&bin, &["backup", "--output", &file_arg], &api).await?;
+        ensure!(
+            out.status.code() == Some(1) && String::from_utf8_lossy(&out.stderr).contains("BZZZ-401-UNAUTHORIZED"),
+            "a backup without the token must be refused: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(!file.exists(), "a refused backup writes no file");
+        let out = cli(
+            &bin,
+            &["backup", "--output", &file_arg, "--token-file", &token_arg],
+            &api,
+        )
+        .await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success() && stdout.contains("sha256") && stdout.contains("identity key"),
+            "bzzz backup: {:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file)?.permissions().mode() & 0o777;
+            ensure!(mode == 0o600, "the backup file must be 0600, got {mode:o}");
+        }
+        let bytes = std::fs::read(&file)?;
+        let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        ensure!(!contains(b"backup-token"), "the token must not be in the backup");
+        for key in ["identity.key", "x25519.key"] {
+            let secret = std::fs::read(first_dir.join(key))?;
+            ensure!(!contains(&secret), "{key} must not be in the backup");
+        }
+        ensure!(node.client().snapshot().await.is_ok(), "the node kept running");
+        let peer = node.peer_id();
+        node.shutdown().await;
+
+        // Damaged files are refused and write nothing.
+        let bad_dir = dir.path().join("bad");
+        std::fs::create_dir_all(&bad_dir)?;
+        let bad_arg = path_arg(&bad_dir)?;
+        let mut flipped = bytes.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x01;
+        for (name, data, reason) in [
+            ("flipped.bzzz-backup", flipped, "checksum"),
+            (
+                "truncated.bzzz-backup",
+                bytes[..bytes.len() * 2 / 3].to_vec(),
+                "truncated",
+            ),
+        ] {
+            let f = dir.path().join(name);
+            std::fs::write(&f, data)?;
+            let out = tokio::task::spawn_blocking({
+                let mut cmd = Command::new(&bin);
+                cmd.args(["restore", "--input", &path_arg(&f)?, "--data-dir", &bad_arg]);
+                move || cmd.output()
+            })
+            .await??;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            ensure!(
+                out.status.code() == Some(1) && stderr.contains(reason) && stderr.contains(name),
+                "{name}: expected a refusal naming {reason} and the file: {:?} {stderr}",
+                out.status
+            );
+            ensure!(
+                std::fs::read_dir(&bad_dir)?.next().is_none(),
+                "{name}: the data dir must stay untouched"
+            );
+        }
+
+        // Restore into a fresh data dir; the key files come back separately, as secrets.
+        let second_dir = dir.path().join("second");
+        std::fs::create_dir_all(&second_dir)?;
+        for key in ["identity.key", "x25519.key"] {
+            std::fs::copy(first_dir.join(key), second_dir.join(key))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(second_dir.join(key), std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+        let second_arg = path_arg(&second_dir)?;
+        let restore = |extra: &'static [&'static str]| {
+            let mut cmd = Command::new(&bin);
+            cmd.args(["restore", "--input", &file_arg, "--data-dir", &second_arg])
+                .args(extra);
+            async move { tokio::task::spawn_blocking(move || cmd.output()).await? }
+        };
+        let out = restore(&[]).await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success() && stdout.contains("restored") && stdout.contains(&peer.to_string()),
+            "bzzz restore: {:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let node = Node::start(solo_config(&second_dir, &token_file)).await?;
+        ensure!(node.peer_id() == peer, "same identity");
+        let out = restore(&["--force"]).await?;
+        ensure!(
+            out.status.code() == Some(1) && String::from_utf8_lossy(&out.stderr).contains("in use"),
+            "a database in use must be refused: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            node.client().local_get(plain.clone()).await?.as_deref() == Some(b"plain dht value".as_slice()),
+            "the DHT record is back"
+        );
+        wait_solo_ready(&node).await?;
+        let got = node.context().get(address).await?;
+        ensure!(got.content == b"indexed through raft", "the context is readable again");
+        ensure!(
+            got.version.version == 1,
+            "the version index came back: {:?}",
+            got.version
+        );
+        node.shutdown().await;
+        drop(node);
+        let out = restore(&[]).await?;
+        ensure!(
+            out.status.code() == Some(1) && String::from_utf8_lossy(&out.stderr).contains("--force"),
+            "a database with data must be refused without --force: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(())
     })
     .await

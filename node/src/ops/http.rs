@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/peers/clear", post(peers_clear))
         .route("/api/dht/reprovide", post(dht_reprovide))
         .route("/api/dht/cache/clear", post(dht_cache_clear))
+        .route("/api/backup", post(backup))
         .with_state(state)
 }
 
@@ -48,4 +49,21 @@ async fn dht_reprovide(State(s): State<AppState>, headers: HeaderMap) -> Result<
 async fn dht_cache_clear(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
     require_operator(&s, &headers, "clearing the DHT cache")?;
     Ok(Json(json!(s.ops.clear_dht_cache().await?)))
+}
+
+async fn backup(State(s): State<AppState>, headers: HeaderMap) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    require_operator(&s, &headers, "taking a backup")?;
+    let stream = s
+        .ops
+        .backup()
+        .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e.to_string()))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream"),
+            (axum::http::HeaderName::from_static("x-bzzz-backup-format"), "1"),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }

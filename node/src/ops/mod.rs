@@ -1,12 +1,13 @@
 //! Operator actions on a running node, the commands the runbook uses: config reload
 //! ([`reload`]), forgetting peers and re-bootstrapping ([`peers`]), DHT maintenance ([`dht`]),
-//! and the HTTP routes that
+//! backups of the sled database ([`backup`]), and the HTTP routes that
 //! expose them to `bzzz <verb>` ([`http`]). Every route needs the operator token when one is
 //! configured.
 //!
 //! [`Ops`] is a cheap, cloneable handle held by the API state and by `main` (which reloads on
 //! `SIGHUP`).
 
+pub mod backup;
 pub mod dht;
 pub mod http;
 pub mod peers;
@@ -49,6 +50,8 @@ pub struct OpsArgs {
     /// The node's service tasks: long operator actions run there, so they finish (or stop at
     /// shutdown) even when the HTTP request that started them times out.
     pub tracker: TaskTracker,
+    /// The node's database (backups).
+    pub store: bzzz_storage::Store,
 }
 
 pub(crate) struct Inner {
@@ -64,6 +67,9 @@ pub(crate) struct Inner {
     pub tracker: TaskTracker,
     /// Held while a reprovide runs: one at a time.
     pub reprovide_running: Mutex<()>,
+    pub store: bzzz_storage::Store,
+    /// One permit: one backup at a time.
+    pub backup_running: Arc<tokio::sync::Semaphore>,
 }
 
 /// Operator actions of one node. Cheap to clone.
@@ -95,6 +101,8 @@ impl Ops {
                 consensus: args.consensus,
                 tracker: args.tracker,
                 reprovide_running: Mutex::new(()),
+                store: args.store,
+                backup_running: Arc::new(tokio::sync::Semaphore::new(1)),
             }),
         }
     }
@@ -114,6 +122,15 @@ impl Ops {
     /// connection and re-bootstraps from the configured bootstrap peers at once.
     pub async fn clear_peers(&self) -> Result<peers::ClearReport, crate::network::NetworkError> {
         peers::clear(&self.inner).await
+    }
+
+    /// Starts a backup of the node's whole sled database (a consistent cut of the Raft state) and
+    /// returns its bytes as a stream, in the format of [`bzzz_storage::backup`]. One at a time.
+    pub fn backup(
+        &self,
+    ) -> Result<impl futures::Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static, backup::BackupBusy>
+    {
+        backup::stream(&self.inner)
     }
 
     /// Removes from this node's DHT store what it merely caches: expired records and provider

@@ -172,6 +172,13 @@ pub(super) fn kv_key(namespace: &str, key: &str) -> Option<Vec<u8>> {
 }
 
 impl SledStateMachine {
+    /// Holds off every change to the state (applies, snapshot installs) until the guard is
+    /// dropped, so a reader outside openraft (a backup) sees one consistent cut of the trees.
+    /// Blocking; keep it short: Raft applies wait meanwhile.
+    pub fn hold_changes(&self) -> MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Opens (creating if needed) the state machine trees in `store` and checks the stored state,
     /// upgrading a state stored by an older schema (its new trees start empty). Call it once per
     /// store and clone the result: clones share the apply/snapshot lock.
