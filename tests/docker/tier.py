@@ -453,7 +453,14 @@ def check_rolling_restart(d: Deployment) -> None:
 def runbook(d: Deployment, what: str, command: str, expect: str | None = None, timeout: float = 120) -> str:
     """Runs one command of docs/runbook.md as written there (bash, with its AGENT and TOKEN)."""
     agent = sh("docker", "ps", "-q", "-f", "name=bzzz-v2_bzzz-agent.1").split()[0]
-    env = dict(os.environ, AGENT=agent, TOKEN="--token-file=/run/secrets/bzzz_operator_token")
+    # The runbook curls the published ports (Swarm's routing mesh). The routing mesh does not work
+    # on the test engine (its iptables backend), so the same URLs go to agent 1's address on the
+    # local docker_gwbridge network, which the host reaches directly.
+    full_id = sh("docker", "inspect", "-f", "{{.Id}}", agent).strip()
+    bridged = json.loads(sh("docker", "network", "inspect", "docker_gwbridge", "-f", "{{json .Containers}}",
+                            check=False) or "{}")
+    gw = (bridged.get(full_id) or {}).get("IPv4Address", "").split("/")[0] or "127.0.0.1"
+    env = dict(os.environ, AGENT=agent, TOKEN="--token-file=/run/secrets/bzzz_operator_token", NODE=gw)
     try:
         p = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True,
                            timeout=timeout, env=env, cwd=REPO)
@@ -487,9 +494,9 @@ def check_runbook_basics(d: Deployment) -> None:
     runbook(d, "networks", "docker network ls | grep bzzz && docker network inspect bzzz-v2_bzzz-internal", "bzzz-internal")
     runbook(d, "stats", 'docker stats --no-stream --format "table {{.Container}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}"', "MEM")
     # Health through the published ports and inside an agent.
-    runbook(d, "health over the routing mesh", "curl -sf http://127.0.0.1:8081/health | jq '.status'", "healthy")
-    runbook(d, "checks over the routing mesh", "curl -sf http://127.0.0.1:8081/health/checks | jq", "replication-health")
-    runbook(d, "election over the API", "curl -sf http://127.0.0.1:8080/api/election/status | jq", "voters")
+    runbook(d, "health over the routing mesh", "curl -sf http://$NODE:8081/health | jq '.status'", "healthy")
+    runbook(d, "checks over the routing mesh", "curl -sf http://$NODE:8081/health/checks | jq", "replication-health")
+    runbook(d, "election over the API", "curl -sf http://$NODE:8080/api/election/status | jq", "voters")
     runbook(d, "bzzz health", "docker exec $AGENT /app/bzzz health", "healthy")
     runbook(d, "bzzz status", "docker exec $AGENT /app/bzzz status", None)
     runbook(d, "bzzz peers", "docker exec $AGENT /app/bzzz peers", None)
