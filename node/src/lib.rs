@@ -18,6 +18,10 @@
 //!                       └──────────────────────────────────────────────────────────────────┘
 //! ```
 //!
+//! Operator actions ([`ops`], reached through `AppState` and from `main` on `SIGHUP`): config
+//! reload, peers clear (re-bootstrap through the join loop's targets), DHT reprovide and cache
+//! clear (batched commands to the event loop), and streamed backups of the sled database.
+//!
 //! Shutdown order: HTTP, services (join loop, health, probes), network, final sled flush.
 
 pub mod api;

@@ -709,8 +709,9 @@ mod tests {
         let db_dir = dst.path().join("data").join("db");
         let outcome = restore_data_dir(&file, &db_dir, false).expect("restore");
         assert_eq!(outcome.replaced_kept_at, None);
-        let restored = sled::open(&db_dir).expect("open restored");
-        assert_eq!(dump(&restored), dump(store.db()), "every tree and entry restored");
+        // sled frees its lock shortly after the restore closed the database: Store::open waits.
+        let restored = Store::open(&db_dir).expect("open restored");
+        assert_eq!(dump(restored.db()), dump(store.db()), "every tree and entry restored");
     }
 
     /// Truncated, bit-flipped, foreign and trailing-garbage files are refused with a reason, and
@@ -782,16 +783,17 @@ mod tests {
         );
         let outcome = restore_data_dir(&file, &db_dir, true).expect("forced restore");
         let aside = outcome.replaced_kept_at.expect("old database kept");
-        let old = sled::open(&aside).expect("open old");
+        let old = Store::open(&aside).expect("open old");
         assert_eq!(
-            old.open_tree("kad_records")
+            old.tree("kad_records")
                 .expect("tree")
                 .get(b"old")
                 .expect("get")
                 .as_deref(),
             Some(b"data".as_slice())
         );
-        let restored = sled::open(&db_dir).expect("open restored");
-        assert_eq!(dump(&restored), dump(store.db()));
+        // sled frees its lock shortly after the restore closed the database: Store::open waits.
+        let restored = Store::open(&db_dir).expect("open restored");
+        assert_eq!(dump(restored.db()), dump(store.db()));
     }
 }

@@ -428,6 +428,10 @@ async fn peers_clear_forgets_peers_and_rebootstraps_at_once() -> Result<()> {
             "a refused clear does nothing"
         );
 
+        let out = cli(&bin, &["peers", "--json"], &api).await?;
+        let listed: Value = serde_json::from_slice(&out.stdout).context("bzzz peers --json")?;
+        ensure!(listed["count"] == 2, "bzzz peers still lists the peers: {listed}");
+
         let token_arg = token_file.to_str().context("utf-8 temp path")?;
         let out = cli(&bin, &["peers", "clear", "--token-file", token_arg, "--json"], &api).await?;
         ensure!(
