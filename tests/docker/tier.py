@@ -546,10 +546,11 @@ def check_runbook_commands(d: Deployment) -> None:
     check_records_readable(d, "after the rolling updates")
     # Restore slot 1 from the backup with every agent stopped, as the runbook's restore does.
     runbook(d, "restore",
+            "chown 10001:10001 /tmp/bzzz-tier-backup.bzzz && "
             "docker service scale bzzz-v2_bzzz-agent=0 && "
             "for i in $(seq 60); do [ -z \"$(docker ps -q -f label=com.docker.swarm.service.name=bzzz-v2_bzzz-agent)\" ] && break; sleep 1; done && "
-            "docker run --rm -v bzzz-v2_agent-data-1:/app/data -v /tmp:/backup:ro " + IMAGE +
-            " restore --input /backup/bzzz-tier-backup.bzzz --data-dir /app/data --force && "
+            "docker run --rm -v bzzz-v2_agent-data-1:/app/data -v /tmp/bzzz-tier-backup.bzzz:/backup.bzzz:ro " + IMAGE +
+            " restore --input /backup.bzzz --data-dir /app/data --force && "
             "docker service scale bzzz-v2_bzzz-agent=5", None, 600)
     wait_for("every agent healthy after the restore", lambda: all(v.status == "healthy" for v in d.views()), 240, 3)
     wait_for("one admin after the restore", lambda: d.agreed_admin(), 120, 2)

@@ -121,11 +121,15 @@ async fn reload_over_http_rotates_the_token_and_names_restart_fields() -> Result
             !v.to_string().contains("token-two"),
             "the answer must not show the token: {v}"
         );
-        let status = node.join_status();
-        ensure!(
-            status.configured_peers == vec!["/ip4/127.0.0.1/tcp/9".to_string()],
-            "the join loop must use the new bootstrap peers: {status:?}"
-        );
+        // The join loop picks the new targets up on its own task: wait (bounded) for it.
+        let wanted = vec!["/ip4/127.0.0.1/tcp/9".to_string()];
+        wait_for(
+            "the join loop to use the new bootstrap peers",
+            Duration::from_secs(10),
+            || async { node.join_status().configured_peers == wanted },
+        )
+        .await
+        .with_context(|| format!("join status: {:?}", node.join_status()))?;
 
         let (code, _) = post(&api, "/api/config/reload", Some("token-one"), None).await?;
         ensure!(code == 401, "the rotated-out token must be refused, got {code}");
