@@ -180,13 +180,18 @@ class Compose(Deployment):
         project = "bzzzt" + secrets.token_hex(3)
         super().__init__("compose", network=f"{project}_bzzz-internal")
         self.project = project
+        self._ids: dict[str, str] = {}
         self.base = ["docker-compose", "-f", os.path.join(REPO, "docker-compose.local.yml"), "-p", project]
 
     def _cid(self, service: str) -> str:
-        out = sh(*self.base, "ps", "-q", service).strip()
-        if not out:
-            raise TierError(f"compose service {service} has no container")
-        return out.splitlines()[0]
+        # A compose container keeps its id across kill, start and restart; docker-compose itself
+        # takes a second or more per call, which would make the samples of a roll sparse.
+        if service not in self._ids:
+            out = sh(*self.base, "ps", "-q", service).strip()
+            if not out:
+                raise TierError(f"compose service {service} has no container")
+            self._ids[service] = out.splitlines()[0]
+        return self._ids[service]
 
     def agents(self) -> list[str]:
         return [self._cid(f"bzzz-agent-{i}") for i in range(1, AGENTS + 1)]
