@@ -12,45 +12,6 @@ use serde_json::Value;
 /// The operator token the nodes are configured with (the file adds a newline the CLI must trim).
 const TOKEN: &str = "t41-operator-token-5f3a";
 
-/// The `bzzz` binary. `BZZZ_BIN` names one; otherwise cargo builds it (a no-op when it is up to
-/// date) into this test's target dir and profile: the binary belongs to `bzzz-node`, so
-/// `CARGO_BIN_EXE_bzzz` does not exist for this package's tests.
-fn bzzz_binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("BZZZ_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    // This test runs as <target>/<profile>/deps/t41_context_cli-<hash>.
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test executable is not in <target>/<profile>/deps")?;
-    let target_dir = profile_dir.parent().context("profile dir has no parent")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("profile dir name")?;
-    let cargo = std::env::var("CARGO")
-        .ok()
-        .or_else(|| option_env!("CARGO").map(String::from))
-        .unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("tests crate has no parent dir")?;
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace)
-        .args(["build", "--quiet", "-p", "bzzz-node", "--bin", "bzzz", "--target-dir"])
-        .arg(target_dir);
-    if profile != "debug" {
-        cmd.args(["--profile", profile]);
-    }
-    let status = cmd.status().context("running cargo build for the bzzz binary")?;
-    ensure!(status.success(), "cargo build -p bzzz-node --bin bzzz failed: {status}");
-    let bin = profile_dir.join(format!("bzzz{}", std::env::consts::EXE_SUFFIX));
-    ensure!(bin.exists(), "{} not found after cargo build", bin.display());
-    Ok(bin)
-}
-
 /// What one run of the binary did.
 struct Run {
     code: Option<i32>,
@@ -158,7 +119,7 @@ fn has_grant(v: &Value, role: &str, peer: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn context_and_roles_verbs_against_a_mesh() -> Result<()> {
     // Build (or find) the binary before the clock of the scenario starts.
-    let bin = tokio::task::spawn_blocking(bzzz_binary).await??;
+    let bin = tokio::task::spawn_blocking(bzzz_tests::bzzz_binary).await??;
     let _guard = exclusive().await;
     let secrets = tempfile::tempdir()?;
     let token_file = secrets.path().join("operator-token");
