@@ -212,6 +212,7 @@ mod error;
 pub mod keyring;
 pub mod record;
 pub mod seal;
+pub mod xchacha;
 
 use libp2p::PeerId;
 use libp2p::identity::PublicKey;

@@ -12,9 +12,6 @@
 use std::collections::{HashMap, HashSet};
 
 use bzzz_protocol::wire::{ContextRecord, RecordHeader, WrappedKey};
-use chacha20poly1305::XChaCha20Poly1305;
-use chacha20poly1305::XNonce;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use libp2p::PeerId;
 use libp2p::identity::{KeyType, Keypair};
 use prost::Message;
@@ -269,8 +266,7 @@ pub fn seal_record(
     let h = canonical_header(&header);
 
     let nonce: [u8; NONCE_LEN] = random_array();
-    let ciphertext = XChaCha20Poly1305::new((&*dek).into())
-        .encrypt(&XNonce::from(nonce), Payload { msg: content, aad: &h })
+    let ciphertext = super::xchacha::seal(&dek, &nonce, &h, content)
         .map_err(|_| invalid("content is too large to encrypt".into()))?;
     let digest = digest_content(&h, &nonce, &ciphertext);
     let author_signature = author.sign(&content_signed_bytes(&digest))?;
@@ -716,15 +712,7 @@ fn unwrap_dek(key: &RoleKey, w: &WrappedKey, header: &[u8]) -> Result<Secret, Cr
 fn decrypt_content(dek: &[u8; KEY_LEN], record: &ContextRecord, header: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let fail = || CryptoError::Decrypt { what: "content".into() };
     let nonce: [u8; NONCE_LEN] = record.nonce.as_slice().try_into().map_err(|_| fail())?;
-    XChaCha20Poly1305::new(dek.into())
-        .decrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: &record.ciphertext,
-                aad: header,
-            },
-        )
-        .map_err(|_| fail())
+    super::xchacha::open(dek, &nonce, header, &record.ciphertext).map_err(|_| fail())
 }
 
 /// The peer id of an identity that signs records, which must be ed25519 (so verifiers can recover

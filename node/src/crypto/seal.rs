@@ -5,9 +5,8 @@
 
 use std::fmt;
 
+use super::xchacha;
 use bzzz_protocol::wire::SealedRoleKey;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use libp2p::PeerId;
 use sha2::Sha256;
@@ -182,10 +181,9 @@ pub(crate) fn seal_to(
     if !shared.was_contributory() {
         return Err(CryptoError::LowOrderPoint { which: recipient_name });
     }
-    let cipher = derive_key(&shared, &ephemeral_public, recipient, info);
+    let key = derive_key(&shared, &ephemeral_public, recipient, info);
     let nonce: [u8; NONCE_LEN] = random_array();
-    let ciphertext = cipher
-        .encrypt(&XNonce::from(nonce), Payload { msg: secret, aad })
+    let ciphertext = xchacha::seal(&key, &nonce, aad, secret)
         .map_err(|_| CryptoError::InvalidInput("a 32-byte secret could not be encrypted".into()))?;
     Ok(Sealed {
         ephemeral_public,
@@ -207,18 +205,9 @@ fn open_from(
     if !shared.was_contributory() {
         return Err(Failure::LowOrder);
     }
-    let cipher = derive_key(&shared, &sealed.ephemeral_public, public, info);
-    let plain = Zeroizing::new(
-        cipher
-            .decrypt(
-                &XNonce::from(sealed.nonce),
-                Payload {
-                    msg: sealed.ciphertext,
-                    aad,
-                },
-            )
-            .map_err(|_| Failure::Decrypt)?,
-    );
+    let key = derive_key(&shared, &sealed.ephemeral_public, public, info);
+    let plain =
+        Zeroizing::new(xchacha::open(&key, &sealed.nonce, aad, sealed.ciphertext).map_err(|_| Failure::Decrypt)?);
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     if plain.len() != KEY_LEN {
         return Err(Failure::Decrypt);
@@ -233,7 +222,7 @@ fn derive_key(
     ephemeral_public: &[u8; X25519_PUBLIC_LEN],
     recipient_public: &[u8; X25519_PUBLIC_LEN],
     info: &[u8],
-) -> XChaCha20Poly1305 {
+) -> Zeroizing<[u8; KEY_LEN]> {
     let salt = Canonical::default()
         .fixed(ephemeral_public)
         .fixed(recipient_public)
@@ -242,7 +231,7 @@ fn derive_key(
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     hkdf.expand(info, key.as_mut())
         .expect("32 bytes is within HKDF-SHA256's output limit of 255 * 32 bytes");
-    XChaCha20Poly1305::new((&*key).into())
+    key
 }
 
 /// The context bytes `C` of a sealed role key, both the HKDF info and the AEAD associated data.
