@@ -101,6 +101,9 @@ enum Scenario {
         /// Seconds to spend per size (split over seal and open).
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+        /// Also time each primitive a seal and an open are made of, alone, at each size.
+        #[arg(long)]
+        primitives: bool,
     },
     /// Context put (R holders + index append) and get (resolve + fetch + verify + decrypt)
     /// latency on an in-process mesh, then record seal/open throughput next to openssl. With
@@ -673,23 +676,23 @@ async fn context(n: usize, ops: usize, sizes: &[usize], replication: u32) -> Res
         .find(|(_, node)| node.consensus().status().is_admin)
         .map(|(i, _)| i)
         .context("an admin")?;
+    let phases_wanted = std::env::var("BZZZ_BENCH_PHASES").is_ok();
     for &size in sizes {
+        // Write phase: every put, and a read of it at once from another node. That read competes
+        // with the put's own aftermath (holders announcing themselves as providers, followers
+        // applying the index entry), which on one 2-core machine running all N nodes shows as CPU
+        // queueing; it is reported on its own line.
         let mut puts = Vec::new();
-        let mut gets = Vec::new();
-        let mut local_gets = Vec::new();
-        let mut remote_gets = Vec::new();
+        let mut gets_after_put = Vec::new();
+        let mut written = Vec::new();
         let mut failures = 0;
-        let mut phases = Vec::new();
-        let mut phases2 = Vec::new();
-        let mut phases3 = Vec::new();
         for i in 0..ops {
             let address = format!("ucxl://bench:agent@bzzz-bench:context/s{size}/r{i}");
             let content = vec![(i % 251) as u8; size];
             // Writers and readers are never the admin, so every index call crosses the network.
             let writer = (admin + 1 + i % (n - 1)) % n;
             let t = Instant::now();
-            let put = cluster.node(writer).context().put(&address, content).await;
-            match put {
+            match cluster.node(writer).context().put(&address, content).await {
                 Ok(_) => puts.push(t.elapsed().as_secs_f64() * 1000.0),
                 Err(e) => {
                     failures += 1;
@@ -697,17 +700,36 @@ async fn context(n: usize, ops: usize, sizes: &[usize], replication: u32) -> Res
                     continue;
                 }
             }
-            let mut reader = (writer + 1 + (i * 7) % (n - 1)) % n;
-            if reader == admin {
-                reader = (reader + 1) % n;
+            let reader = pick_reader(writer, 1 + (i * 7) % (n - 1), admin, n);
+            let t = Instant::now();
+            match cluster.node(reader).context().get(&address).await {
+                Ok(_) => gets_after_put.push(t.elapsed().as_secs_f64() * 1000.0),
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("get {address} right after its put: {e}");
+                }
             }
-            if std::env::var("BZZZ_BENCH_PHASES").is_ok() {
+            written.push((address, writer));
+            if let Some(ms) = std::env::var("BZZZ_BENCH_PUT_GAP_MS").ok().and_then(|v| v.parse().ok()) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
+        // Read phase, once the writes have settled: every record read from a node that is neither
+        // its writer, the admin, nor the node that read it in the write phase.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut gets = Vec::new();
+        let mut local_gets = Vec::new();
+        let mut remote_gets = Vec::new();
+        let (mut history_rtt, mut roles_rtt, mut bare_rtt) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (address, writer)) in written.iter().enumerate() {
+            let reader = pick_reader(*writer, 2 + (i * 7) % (n - 2).max(1), admin, n);
+            if phases_wanted {
                 let t = Instant::now();
-                let _ = cluster.node(reader).context().history(&address, 1).await;
-                phases.push(t.elapsed().as_secs_f64() * 1000.0);
+                let _ = cluster.node(reader).context().history(address, 1).await;
+                history_rtt.push(t.elapsed().as_secs_f64() * 1000.0);
                 let t = Instant::now();
                 let _ = cluster.node(reader).context().roles().await;
-                phases2.push(t.elapsed().as_secs_f64() * 1000.0);
+                roles_rtt.push(t.elapsed().as_secs_f64() * 1000.0);
                 let ack = bzzz_protocol::wire::RpcRequest {
                     body: Some(bzzz_protocol::wire::rpc_request::Body::ProbeAck(
                         bzzz_protocol::wire::ProbeAck {
@@ -722,34 +744,14 @@ async fn context(n: usize, ops: usize, sizes: &[usize], replication: u32) -> Res
                     .client()
                     .send_rpc(cluster.node(admin).peer_id(), ack)
                     .await;
-                phases3.push(t.elapsed().as_secs_f64() * 1000.0);
-                phases2.push(t.elapsed().as_secs_f64() * 1000.0);
+                bare_rtt.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             let t = Instant::now();
-            match cluster.node(reader).context().get(&address).await {
+            match cluster.node(reader).context().get(address).await {
                 Ok(_) => {
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
                     gets.push(ms);
-                    let key = cluster
-                        .node(reader)
-                        .context()
-                        .history(&address, 1)
-                        .await
-                        .ok()
-                        .and_then(|h| h.versions.first().map(|v| v.record_key.clone()))
-                        .and_then(|k| hex::decode(k).ok())
-                        .and_then(|k| <[u8; 32]>::try_from(k).ok());
-                    let held = match key {
-                        Some(k) => cluster
-                            .node(reader)
-                            .client()
-                            .local_get(bzzz_node::crypto::dht_key(&k))
-                            .await
-                            .map(|v| v.is_some())
-                            .unwrap_or(false),
-                        None => false,
-                    };
-                    if held {
+                    if reader_holds(&cluster, reader, address).await {
                         local_gets.push(ms)
                     } else {
                         remote_gets.push(ms)
@@ -761,15 +763,15 @@ async fn context(n: usize, ops: usize, sizes: &[usize], replication: u32) -> Res
                 }
             }
         }
-        if !phases.is_empty() {
-            println!("context history (admin round trip): {}", summary(phases));
+        if phases_wanted {
+            println!("context history (admin round trip): {}", summary(history_rtt));
             println!(
                 "context roles query (admin round trip, no index read): {}",
-                summary(phases2)
+                summary(roles_rtt)
             );
             println!(
                 "context bare rpc (probe ack to the admin, answered in its event loop): {}",
-                summary(phases3)
+                summary(bare_rtt)
             );
         }
         println!(
@@ -788,8 +790,69 @@ async fn context(n: usize, ops: usize, sizes: &[usize], replication: u32) -> Res
             "context N={n:<3} R={replication} content={size} B  get, reader fetched from a holder: {}",
             summary(remote_gets)
         );
+        println!(
+            "context N={n:<3} R={replication} content={size} B  get right after its put (mesh still busy with the put): {}",
+            summary(gets_after_put)
+        );
     }
     cluster.shutdown().await;
+    Ok(())
+}
+
+/// A node `offset` places after `writer` (mod `n`) that is neither the writer nor the admin (the
+/// writer itself on a mesh too small to have such a node).
+fn pick_reader(writer: usize, offset: usize, admin: usize, n: usize) -> usize {
+    (0..n)
+        .map(|k| (writer + offset + k) % n)
+        .find(|&r| r != admin && r != writer)
+        .unwrap_or(writer)
+}
+
+/// Whether `reader` holds the newest record of `address` itself (so its get needed no fetch).
+async fn reader_holds(cluster: &TestCluster, reader: usize, address: &str) -> bool {
+    let key = cluster
+        .node(reader)
+        .context()
+        .history(address, 1)
+        .await
+        .ok()
+        .and_then(|h| h.versions.first().map(|v| v.record_key.clone()))
+        .and_then(|k| hex::decode(k).ok())
+        .and_then(|k| <[u8; 32]>::try_from(k).ok());
+    match key {
+        Some(k) => cluster
+            .node(reader)
+            .client()
+            .local_get(bzzz_node::crypto::dht_key(&k))
+            .await
+            .map(|v| v.is_some())
+            .unwrap_or(false),
+        None => false,
+    }
+}
+
+/// What each primitive of a seal and an open costs alone (median of 5 rounds of 100 at each size).
+fn crypto_primitives(sizes: &[usize]) -> Result<()> {
+    for &size in sizes {
+        let mut rounds = Vec::new();
+        for _ in 0..5 {
+            rounds.push(bzzz_node::crypto::bench::primitive_costs(size, 100)?);
+        }
+        for (i, first) in rounds[0].iter().enumerate() {
+            let mut per_op: Vec<f64> = rounds.iter().map(|r| r[i].per_op.as_secs_f64()).collect();
+            per_op.sort_by(f64::total_cmp);
+            let median = per_op[per_op.len() / 2];
+            if first.bytes > 0 {
+                println!(
+                    "primitive size={size} {:<72} {:>8.0} MB/s",
+                    first.name,
+                    first.bytes as f64 / median / 1e6
+                );
+            } else {
+                println!("primitive size={size} {:<72} {:>8.1} us", first.name, median * 1e6);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -901,7 +964,13 @@ async fn main() -> Result<()> {
             sizes,
             readers,
             seconds,
-        } => crypto(&sizes, readers, seconds)?,
+            primitives,
+        } => {
+            crypto(&sizes, readers, seconds)?;
+            if primitives {
+                crypto_primitives(&sizes)?;
+            }
+        }
         Scenario::Context {
             nodes,
             ops,
