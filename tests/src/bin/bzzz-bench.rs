@@ -106,9 +106,11 @@ enum Scenario {
         primitives: bool,
     },
     /// Context put (R holders + index append) and get (resolve + fetch + verify + decrypt)
-    /// latency on an in-process mesh, then record seal/open throughput next to openssl. With
-    /// `BZZZ_BENCH_PHASES=1` it also times one index round trip to the admin (a history query)
-    /// before each get.
+    /// latency on an in-process mesh, then record seal/open throughput next to openssl. Per size:
+    /// a write phase (each put, then a get of it at once from another node, reported on its own
+    /// line), a 2 s pause, then a read phase timing a get of every record. With
+    /// `BZZZ_BENCH_PHASES=1` the read phase also times an index round trip to the admin, a roles
+    /// query and a bare RPC before each get; `BZZZ_BENCH_PUT_GAP_MS=N` waits N ms between writes.
     Context {
         /// Mesh size.
         #[arg(long, default_value_t = 20)]
