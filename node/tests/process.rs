@@ -15,22 +15,23 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
-
 struct Ports {
     p2p: u16,
     api: u16,
     health: u16,
 }
 
+/// Three distinct free ports: the listeners are held until all three are bound, so the kernel
+/// cannot hand out one port twice.
 fn ports() -> Ports {
+    let l: Vec<_> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    let port = |i: usize| l[i].local_addr().expect("local addr").port();
     Ports {
-        p2p: free_port(),
-        api: free_port(),
-        health: free_port(),
+        p2p: port(0),
+        api: port(1),
+        health: port(2),
     }
 }
 

@@ -256,6 +256,19 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// `N` distinct free loopback ports: every listener is held until all are bound, so (unlike `N`
+/// calls of [`free_port`]) the kernel cannot hand the same port out twice.
+pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut ports = [0u16; N];
+    for (port, l) in ports.iter_mut().zip(&listeners) {
+        *port = l.local_addr()?.port();
+    }
+    Ok(ports)
+}
+
 /// The `bzzz` binary, for process-level tests. `BZZZ_BIN` names one; otherwise cargo builds it (a
 /// no-op when it is up to date) into the calling test's target dir and profile: the binary
 /// belongs to `bzzz-node`, so `CARGO_BIN_EXE_bzzz` does not exist for this package's tests.

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail, ensure};
 use bzzz_node::Config;
 use bzzz_node::node::Node;
 use bzzz_node::ops::ConfigSource;
-use bzzz_tests::{bounded, bzzz_binary, free_port, test_config, wait_for};
+use bzzz_tests::{bounded, bzzz_binary, free_ports, test_config, wait_for};
 use serde_json::Value;
 
 /// POSTs to `path` of `api` with an optional bearer token and an optional JSON body; returns the
@@ -260,7 +260,7 @@ async fn sighup_reloads_a_running_bzzz_process() -> Result<()> {
         std::fs::write(&token_file, "first-secret-7c1e\n")?;
         let config_file = dir.path().join("config.yaml");
         let mut config = test_config(&dir.path().join("data"));
-        let (api_port, health_port) = (free_port()?, free_port()?);
+        let [api_port, health_port] = free_ports()?;
         config.api.listen = format!("127.0.0.1:{api_port}");
         config.health.listen = format!("127.0.0.1:{health_port}");
         config.api.operator_token_file = Some(token_file.clone());

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::Kind;
-use bzzz_tests::{TestCluster, free_port, wait_for};
+use bzzz_tests::{TestCluster, free_ports, wait_for};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -348,7 +348,7 @@ fn spawn_bzzz_with(
 ) -> Result<Spawned> {
     let (p2p, api, health) = match fixed {
         Some(f) => f,
-        None => (free_port()?, free_port()?, free_port()?),
+        None => free_ports::<3>()?.into(),
     };
     let mut cmd = Command::new(bin);
     cmd.args(["run", "--mode", mode, "--data-dir"])
