@@ -25,6 +25,7 @@
 //! Shutdown order: HTTP, services (join loop, health, probes), network, final sled flush.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod consensus;
@@ -39,7 +40,6 @@ pub mod network;
 pub mod node;
 pub mod ops;
 pub mod probe;
-pub mod ucxi;
 
 pub use config::Config;
 pub use node::{Node, NodeError};

@@ -134,14 +134,14 @@ impl Node {
             None => None,
             Some(path) => {
                 Some(
-                    crate::api::OperatorToken::read_file(path).map_err(|reason| NodeError::OperatorToken {
+                    crate::auth::OperatorToken::read_file(path).map_err(|reason| NodeError::OperatorToken {
                         path: path.clone(),
                         reason,
                     })?,
                 )
             }
         };
-        let operator_token = crate::api::OperatorAuth::new(operator_token);
+        let operator_token = crate::auth::OperatorAuth::new(operator_token);
         let policy_seed = config.roles.to_policy()?;
         let peer_id = key.public().to_peer_id();
         let store = Store::open(&config.node.data_dir.join("db"))?;

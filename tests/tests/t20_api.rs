@@ -30,7 +30,12 @@ async fn health_status_and_peers_endpoints() -> Result<()> {
         ensure!(h["status"] == "healthy", "expected healthy: {h}");
         ensure!(h["peer_id"] == n.peer_id().to_string());
 
-        let c: Value = reqwest::get(format!("{api}/health/checks")).await?.json().await?;
+        let all: Value = reqwest::get(format!("{api}/health/checks")).await?.json().await?;
+        ensure!(
+            all["status"] == "healthy",
+            "/health/checks names the overall status: {all}"
+        );
+        let c = &all["checks"];
         for check in ["p2p-connectivity", "pubsub-health", "dht-health", "storage-health"] {
             let r = &c[check];
             ensure!(r["status"] == "healthy", "{check} not healthy: {r}");

@@ -94,7 +94,11 @@ async fn three_eligible_five_observers_agree_on_one_admin() -> Result<()> {
                 "admin's peer table lacks voter node {i}"
             );
         }
-        ensure!(s.state == "observer", "non-eligible node state: {}", s.state);
+        ensure!(
+            s.state == bzzz_node::consensus::RaftRole::Observer,
+            "non-eligible node state: {}",
+            s.state
+        );
         cluster.shutdown().await;
         Ok(())
     })

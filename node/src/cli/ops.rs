@@ -1,87 +1,68 @@
 //! The operator verbs: `reload`, `peers clear`, `dht reprovide`, `dht cache clear`, `backup`
 //! (each sends the operator token of `--token-file` or `BZZZ_OPERATOR_TOKEN_FILE` and prints the
-//! node's answer, `--json` for the raw answer), and the offline `restore`.
+//! node's answer, `--json` for the answer as JSON), and the offline `restore`.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use bzzz_client::types::ReplicationCheck;
 
-use super::{BackupArgs, ClientError, OperatorArgs, Payload, RestoreArgs, api_error, operator_answer, print_json};
-
-/// Prints a JSON array of strings as indented lines, or `none`.
-fn print_list(title: &str, v: &Value) {
-    let items: Vec<&str> = v.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-    if items.is_empty() {
-        println!("{title}: none");
-    } else {
-        println!("{title}:");
-        for i in items {
-            println!("  {i}");
-        }
-    }
-}
+use super::print::{format_time_ms, print_json, print_list, printed_json};
+use super::{BackupArgs, CliError, OperatorArgs, RestoreArgs};
 
 /// `bzzz reload`.
-pub(super) async fn reload(a: &OperatorArgs) -> Result<(), ClientError> {
-    let Some(v) = operator_answer(a, reqwest::Method::POST, "/api/config/reload", None).await? else {
+pub(super) async fn reload(a: &OperatorArgs) -> Result<(), CliError> {
+    let v = a.client()?.reload_config().await?;
+    if printed_json(a.client.json, &v) {
         return Ok(());
-    };
-    println!("reloaded {}", v["source"].as_str().unwrap_or("?"));
-    println!("operator token: {}", v["operator_token"].as_str().unwrap_or("?"));
-    print_list("applied", &v["applied"]);
-    print_list("needs a restart", &v["needs_restart"]);
-    print_list("not applied", &v["not_applied"]);
+    }
+    println!("reloaded {}", v.source);
+    println!("operator token: {}", v.operator_token);
+    print_list("applied", &v.applied);
+    print_list("needs a restart", &v.needs_restart);
+    print_list("not applied", &v.not_applied);
     Ok(())
 }
 
 /// `bzzz peers clear`.
-pub(super) async fn peers_clear(a: &OperatorArgs) -> Result<(), ClientError> {
-    let Some(v) = operator_answer(a, reqwest::Method::POST, "/api/peers/clear", None).await? else {
+pub(super) async fn peers_clear(a: &OperatorArgs) -> Result<(), CliError> {
+    let v = a.client()?.clear_peers().await?;
+    if printed_json(a.client.json, &v) {
         return Ok(());
-    };
+    }
     println!(
         "forgot {} routing-table peers, disconnected {} peers ({} connections)",
-        v["routing_table_peers_forgotten"], v["peers_disconnected"], v["connections_closed"]
+        v.routing_table_peers_forgotten, v.peers_disconnected, v.connections_closed
     );
-    println!("re-bootstrap: {}", v["rebootstrap"].as_str().unwrap_or("?"));
+    println!("re-bootstrap: {}", v.rebootstrap);
     Ok(())
 }
 
-/// `bzzz dht reprovide`.
-pub(super) async fn dht_reprovide(a: &OperatorArgs) -> Result<(), ClientError> {
-    let Some(v) = operator_answer(a, reqwest::Method::POST, "/api/dht/reprovide", None).await? else {
+/// `bzzz dht reprovide`: fails when the admin's replication check failed.
+pub(super) async fn dht_reprovide(a: &OperatorArgs) -> Result<(), CliError> {
+    let v = a.client()?.dht_reprovide().await?;
+    if printed_json(a.client.json, &v) {
         return Ok(());
-    };
+    }
     println!(
         "{} records ({} context): {} provider announcements, {} republished, {} failed to start",
-        v["records"], v["context_records"], v["provider_announcements"], v["republished"], v["failed"]
+        v.records, v.context_records, v.provider_announcements, v.republished, v.failed
     );
-    let check = &v["replication_check"];
-    match check["status"].as_str() {
-        Some("ran") => {
-            let r = &check["report"];
-            println!(
-                "replication check on the admin: {} records, average {:.2} live holders (R = {}), {} below R before repair, {} after, {} unavailable, {} copies made",
-                r["records"],
-                r["average_replicas"].as_f64().unwrap_or(0.0),
-                r["replication_factor"],
-                r["below_r_before"],
-                r["below_r"],
-                r["unavailable"],
-                r["copies_made"]
-            );
-        }
-        Some("skipped") => println!(
-            "replication check: skipped: {}",
-            check["reason"].as_str().unwrap_or("?")
+    match &v.replication_check {
+        ReplicationCheck::Ran { report: r } => println!(
+            "replication check on the admin: {} records, average {:.2} live holders (R = {}), {} below R before repair, {} after, {} unavailable, {} copies made",
+            r.records,
+            r.average_replicas,
+            r.replication_factor,
+            r.below_r_before,
+            r.below_r,
+            r.unavailable,
+            r.copies_made
         ),
-        _ => {
-            return Err(ClientError::Api {
+        ReplicationCheck::Skipped { reason } => println!("replication check: skipped: {reason}"),
+        ReplicationCheck::Failed { error } => {
+            return Err(CliError::Failed {
                 code: "BZZZ-REPLICATION-CHECK-FAILED".into(),
-                message: format!(
-                    "records re-provided, but the admin's replication check failed: {}",
-                    check["error"].as_str().unwrap_or("?")
-                ),
+                message: format!("records re-provided, but the admin's replication check failed: {error}"),
             });
         }
     }
@@ -89,28 +70,29 @@ pub(super) async fn dht_reprovide(a: &OperatorArgs) -> Result<(), ClientError> {
 }
 
 /// `bzzz dht cache clear`.
-pub(super) async fn dht_cache_clear(a: &OperatorArgs) -> Result<(), ClientError> {
-    let Some(v) = operator_answer(a, reqwest::Method::POST, "/api/dht/cache/clear", None).await? else {
+pub(super) async fn dht_cache_clear(a: &OperatorArgs) -> Result<(), CliError> {
+    let v = a.client()?.dht_cache_clear().await?;
+    if printed_json(a.client.json, &v) {
         return Ok(());
-    };
+    }
     println!(
         "removed: {} cached records, {} expired records, {} expired provider records, {} provider records of records no longer held, {} corrupt entries",
-        v["cached_records_removed"],
-        v["expired_records_removed"],
-        v["expired_provider_records_removed"],
-        v["orphan_provider_records_removed"],
-        v["corrupt_entries_removed"]
+        v.cached_records_removed,
+        v.expired_records_removed,
+        v.expired_provider_records_removed,
+        v.orphan_provider_records_removed,
+        v.corrupt_entries_removed
     );
     println!(
         "kept: {} context records, {} records this node published, {} provider records",
-        v["context_records_kept"], v["own_records_kept"], v["provider_records_kept"]
+        v.context_records_kept, v.own_records_kept, v.provider_records_kept
     );
     Ok(())
 }
 
-fn local(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClientError {
+fn local(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
     let what = what.into();
-    move |e| ClientError::Local {
+    move |e| CliError::Local {
         what,
         reason: e.to_string(),
     }
@@ -126,7 +108,7 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// `bzzz backup --output FILE`.
-pub(super) async fn backup(a: &BackupArgs) -> Result<(), ClientError> {
+pub(super) async fn backup(a: &BackupArgs) -> Result<(), CliError> {
     let output = &a.output;
     let dir = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -135,31 +117,17 @@ pub(super) async fn backup(a: &BackupArgs) -> Result<(), ClientError> {
     let name = output
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| ClientError::Local {
+        .ok_or_else(|| CliError::Local {
             what: format!("cannot write {}", output.display()),
             reason: "--output must name a file".into(),
         })?;
-    let token = super::read_token_file(a.operator.token_file.as_ref())?;
-    let (url, mut resp) = super::send(
-        &a.operator.client,
-        reqwest::Method::POST,
-        "/api/backup",
-        Payload::Empty,
-        token.as_deref(),
-    )
-    .await?;
-    if resp.status().as_u16() != 200 {
-        let (_, v) = super::read_json(&url, resp).await?;
-        return Err(api_error(&v));
-    }
+    let mut stream = a.operator.client()?.backup().await?;
+    let url = stream.url().to_owned();
     let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
     let result = async {
         let mut file = create_private(&partial).map_err(local(format!("cannot create {}", partial.display())))?;
         loop {
-            let chunk = resp.chunk().await.map_err(|e| ClientError::Protocol {
-                url: url.clone(),
-                reason: format!("the backup stream broke off: {e}"),
-            })?;
+            let chunk = stream.chunk().await?;
             let Some(chunk) = chunk else { break };
             std::io::Write::write_all(&mut file, &chunk)
                 .map_err(local(format!("cannot write {}", partial.display())))?;
@@ -170,13 +138,15 @@ pub(super) async fn backup(a: &BackupArgs) -> Result<(), ClientError> {
         let checked = partial.clone();
         let info = tokio::task::spawn_blocking(move || bzzz_storage::backup::verify_file(&checked))
             .await
-            .map_err(|e| ClientError::Local {
+            .map_err(|e| CliError::Local {
                 what: "cannot check the backup".into(),
                 reason: e.to_string(),
             })?
-            .map_err(|e| ClientError::Protocol {
-                url: url.clone(),
-                reason: format!("the backup received is incomplete or damaged ({e}); nothing was written"),
+            .map_err(|e| {
+                CliError::Client(bzzz_client::ClientError::Protocol {
+                    url: url.clone(),
+                    reason: format!("the backup received is incomplete or damaged ({e}); nothing was written"),
+                })
             })?;
         std::fs::rename(&partial, output)
             .map_err(local(format!("cannot rename the backup to {}", output.display())))?;
@@ -242,17 +212,17 @@ fn identity_warnings(data_dir: &Path, source: &str) -> Vec<String> {
 }
 
 /// `bzzz restore --input FILE --data-dir DIR`.
-pub(super) async fn restore(a: &RestoreArgs) -> Result<(), ClientError> {
+pub(super) async fn restore(a: &RestoreArgs) -> Result<(), CliError> {
     let input = a.input.clone();
     let db_dir = a.data_dir.join("db");
     let force = a.force;
     let outcome = tokio::task::spawn_blocking(move || bzzz_storage::backup::restore_data_dir(&input, &db_dir, force))
         .await
-        .map_err(|e| ClientError::Local {
+        .map_err(|e| CliError::Local {
             what: "restore".into(),
             reason: e.to_string(),
         })?
-        .map_err(|e| ClientError::Local {
+        .map_err(|e| CliError::Local {
             what: format!("cannot restore {} into {}", a.input.display(), a.data_dir.display()),
             reason: e.to_string(),
         })?;
@@ -265,7 +235,7 @@ pub(super) async fn restore(a: &RestoreArgs) -> Result<(), ClientError> {
             outcome.info.entries,
             outcome.info.trees.len(),
             outcome.info.source,
-            super::format_time_ms(outcome.info.created_unix_ms),
+            format_time_ms(outcome.info.created_unix_ms),
             outcome.db_dir.display()
         );
         if let Some(old) = &outcome.replaced_kept_at {

@@ -31,7 +31,6 @@ use bzzz_storage::raft::{NodeInfo, SledLogStore, SledStateMachine, node_id_from_
 use libp2p::PeerId;
 use openraft::ServerState;
 use prost::Message;
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -77,34 +76,8 @@ struct AdminSeen {
     replication: Option<ReplicationSummary>,
 }
 
-/// What `/api/election/status` shows.
-#[derive(Debug, Clone, Serialize)]
-pub struct ElectionStatus {
-    /// Peer id of the admin, if one is known.
-    pub admin: Option<String>,
-    /// Raft node id of the admin.
-    pub admin_node_id: Option<u64>,
-    /// Term of the admin (the highest term heard of).
-    pub term: u64,
-    /// Whether this node is the admin.
-    pub is_admin: bool,
-    /// When this node first heard of this admin in this term, ms since the Unix epoch.
-    pub since: Option<u64>,
-    /// Milliseconds since the admin was last heard from (0 on the admin itself).
-    pub last_heartbeat_ms_ago: Option<u64>,
-    /// Raft voters (node ids).
-    pub voters: Vec<u64>,
-    /// Raft learners (node ids).
-    pub learners: Vec<u64>,
-    /// This node's role: `leader`, `follower`, `candidate`, `learner`, or `observer` (not eligible).
-    pub state: &'static str,
-    /// This node's Raft node id.
-    pub node_id: u64,
-    /// Whether this node is admin-eligible.
-    pub eligible: bool,
-    /// Eligible nodes that announced themselves recently (not yet Raft members).
-    pub eligible_seen: usize,
-}
+/// What `/api/election/status` shows (the API's type).
+pub use bzzz_client::types::{ElectionStatus, RaftRole};
 
 struct Inner {
     node_id: u64,
@@ -357,16 +330,16 @@ impl Consensus {
                 let voters: Vec<u64> = membership.voter_ids().collect();
                 let learners: Vec<u64> = membership.learner_ids().collect();
                 let state = match m.state {
-                    ServerState::Leader => "leader",
-                    ServerState::Candidate => "candidate",
-                    ServerState::Follower if voters.contains(&inner.node_id) => "follower",
-                    ServerState::Follower | ServerState::Learner => "learner",
-                    ServerState::Shutdown => "shutdown",
+                    ServerState::Leader => RaftRole::Leader,
+                    ServerState::Candidate => RaftRole::Candidate,
+                    ServerState::Follower if voters.contains(&inner.node_id) => RaftRole::Follower,
+                    ServerState::Follower | ServerState::Learner => RaftRole::Learner,
+                    ServerState::Shutdown => RaftRole::Shutdown,
                 };
                 (state, self.acting(m), voters, learners, m.current_term)
             }
             None => (
-                "observer",
+                RaftRole::Observer,
                 false,
                 admin.as_ref().map(|a| a.voters.clone()).unwrap_or_default(),
                 admin.as_ref().map(|a| a.learners.clone()).unwrap_or_default(),

@@ -91,7 +91,7 @@ pub struct ContextArgs {
     /// The policy the admin seeds the cluster with if it has none.
     pub policy_seed: RolePolicy,
     /// The operator token in force (checked on grants and forwarded operator requests).
-    pub operator_token: crate::api::OperatorAuth,
+    pub operator_token: crate::auth::OperatorAuth,
     /// Largest record accepted, in bytes.
     pub max_record_bytes: usize,
     /// Metrics.
@@ -107,7 +107,7 @@ pub(crate) struct Inner {
     pub config: ContextConfig,
     pub requested_roles: Vec<String>,
     pub policy_seed: RolePolicy,
-    pub operator_token: crate::api::OperatorAuth,
+    pub operator_token: crate::auth::OperatorAuth,
     pub max_record_bytes: usize,
     pub metrics: Metrics,
     pub view: RwLock<View>,
@@ -143,64 +143,21 @@ impl std::fmt::Debug for ContextService {
     }
 }
 
-/// The answer to a write.
-#[derive(Debug, Clone, Serialize)]
-pub struct PutResult {
-    /// The canonical base address written.
-    pub address: String,
-    /// The version the write became.
-    pub version: u64,
-    /// The record key, hex.
-    pub record_key: String,
-    /// True if the index already held this record (a retried write).
-    pub duplicate: bool,
-    /// Holders that acknowledged the record before the write returned.
-    pub replicas: usize,
-    /// True for a delete (tombstone version).
-    pub tombstone: bool,
-}
-
-/// One version of an address, as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct VersionView {
-    /// Canonical base address.
-    pub address: String,
-    /// Version number, from 1.
-    pub version: u64,
-    /// Record key, hex.
-    pub record_key: String,
-    /// Author peer id.
-    pub author: String,
-    /// Creation time at the author, ms since the Unix epoch.
-    pub time_ms: u64,
-    /// Ciphertext size in bytes.
-    pub size: u64,
-    /// Writer's role.
-    pub role: String,
-    /// Writer's key epoch.
-    pub epoch: u64,
-    /// True if this version deletes the address.
-    pub tombstone: bool,
-    /// Versions the address had when this was read.
-    pub latest: u64,
-}
-
-impl VersionView {
-    pub(crate) fn from_wire(v: &VersionInfo) -> Self {
-        Self {
-            address: v.address.clone(),
-            version: v.version,
-            record_key: hex::encode(&v.record_key),
-            author: PeerId::from_bytes(&v.author)
-                .map(|p| p.to_string())
-                .unwrap_or_else(|_| hex::encode(&v.author)),
-            time_ms: v.time_ms,
-            size: v.size,
-            role: v.role.clone(),
-            epoch: v.epoch,
-            tombstone: v.tombstone,
-            latest: v.latest,
-        }
+/// A version from the index, as the API shows it.
+pub(crate) fn version_view(v: &VersionInfo) -> VersionView {
+    VersionView {
+        address: v.address.clone(),
+        version: v.version,
+        record_key: hex::encode(&v.record_key),
+        author: PeerId::from_bytes(&v.author)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|_| hex::encode(&v.author)),
+        time_ms: v.time_ms,
+        size: v.size,
+        role: v.role.clone(),
+        epoch: v.epoch,
+        tombstone: v.tombstone,
+        latest: v.latest,
     }
 }
 
@@ -225,50 +182,7 @@ impl std::fmt::Debug for GetResult {
     }
 }
 
-/// A history answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct History {
-    /// Canonical base address.
-    pub address: String,
-    /// Versions the address has in all.
-    pub total: u64,
-    /// The newest versions, oldest first.
-    pub versions: Vec<VersionView>,
-}
-
-/// A discover answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct Discovered {
-    /// The pattern as parsed, canonical.
-    pub pattern: String,
-    /// The latest version of each matching address.
-    pub addresses: Vec<VersionView>,
-    /// True if more addresses matched than were listed.
-    pub truncated: bool,
-}
-
-/// This node's context status.
-#[derive(Debug, Clone, Serialize)]
-pub struct ContextStatus {
-    /// This node's peer id.
-    pub peer_id: String,
-    /// Roles granted to this node.
-    pub roles: Vec<String>,
-    /// Roles asked for that wait for an operator.
-    pub pending_roles: Vec<String>,
-    /// Role keys held (role, epoch) count.
-    pub role_keys_held: usize,
-    /// Current epoch of each role.
-    pub epochs: BTreeMap<String, u64>,
-    /// Milliseconds since the role view was refreshed from a voter.
-    pub view_age_ms: Option<u64>,
-    /// R.
-    pub replication_factor: u32,
-    /// Copies a write waits for.
-    pub write_quorum: u32,
-    /// The admin's last replication check, if this node is the admin and ran one.
-    pub replication: Option<replication::Report>,
-}
+pub use bzzz_client::types::{ContextStatus, Discovered, History, PutResult, VersionView};
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -615,7 +529,7 @@ impl ContextService {
         let context_response::Body::Version(v) = answer else {
             return Err(ContextError::internal("admin answered a resolve with the wrong type"));
         };
-        let version = VersionView::from_wire(&v);
+        let version = version_view(&v);
         if v.tombstone {
             return Err(ContextError::not_found(format!(
                 "{} was deleted at version {}",
@@ -678,7 +592,7 @@ impl ContextService {
         Ok(History {
             address: addr.base().to_string(),
             total: h.total,
-            versions: h.versions.iter().map(VersionView::from_wire).collect(),
+            versions: h.versions.iter().map(version_view).collect(),
         })
     }
 
@@ -698,7 +612,7 @@ impl ContextService {
         };
         Ok(Discovered {
             pattern: p.base().to_string(),
-            addresses: d.latest.iter().map(VersionView::from_wire).collect(),
+            addresses: d.latest.iter().map(version_view).collect(),
             truncated: d.truncated,
         })
     }
@@ -736,7 +650,7 @@ impl ContextService {
             operator_token: token.unwrap_or_default(),
         });
         match self.ask_admin(body).await? {
-            context_response::Body::Replication(r) => Ok(replication::Report::from_wire(&r)),
+            context_response::Body::Replication(r) => Ok(replication::report_from_wire(&r)),
             _ => Err(ContextError::internal(
                 "admin answered a replication check with the wrong type",
             )),

@@ -18,70 +18,45 @@ use bzzz_protocol::ucxl::UcxlCode;
 use bzzz_protocol::wire::{RecordKeys, ReplicationCheckRequest, ReplicationReport, context_request, context_response};
 use futures::future::join_all;
 use libp2p::PeerId;
-use serde::Serialize;
 
 use super::holder::{per_peer_timeout, store_on};
 use super::{ContextError, ContextService, MAX_HOLDS_KEYS};
 use crate::consensus::duties::DutyContext;
 use crate::crypto::dht_key;
 
-/// The result of one replication check.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Report {
-    /// When it finished, ms since the Unix epoch.
-    pub finished_at_ms: u64,
-    /// How long it took, ms.
-    pub took_ms: u64,
-    /// Indexed records checked.
-    pub records: usize,
-    /// Nodes that answered.
-    pub live_nodes: usize,
-    /// Average live holders per record, before repair.
-    pub average_replicas: f64,
-    /// Records with fewer than R live holders, before repair.
-    pub below_r_before: usize,
-    /// Records still below R after repair.
-    pub below_r: usize,
-    /// Records no live node holds (lost until a holder returns).
-    pub unavailable: usize,
-    /// Copies made by this check.
-    pub copies_made: usize,
-    /// R.
-    pub replication_factor: u32,
+/// The result of one replication check (the API's type: `/ucxi/v1/status`, `bzzz dht reprovide`).
+pub use bzzz_client::types::ReplicationReport as Report;
+
+/// The report as sent to the node that asked for the check.
+pub fn report_to_wire(r: &Report) -> ReplicationReport {
+    ReplicationReport {
+        finished_at_ms: r.finished_at_ms,
+        took_ms: r.took_ms,
+        records: r.records as u64,
+        live_nodes: r.live_nodes as u64,
+        average_replicas: r.average_replicas,
+        below_r_before: r.below_r_before as u64,
+        below_r: r.below_r as u64,
+        unavailable: r.unavailable as u64,
+        copies_made: r.copies_made as u64,
+        replication_factor: r.replication_factor,
+    }
 }
 
-impl Report {
-    /// The report as sent to the node that asked for the check.
-    pub fn to_wire(&self) -> ReplicationReport {
-        ReplicationReport {
-            finished_at_ms: self.finished_at_ms,
-            took_ms: self.took_ms,
-            records: self.records as u64,
-            live_nodes: self.live_nodes as u64,
-            average_replicas: self.average_replicas,
-            below_r_before: self.below_r_before as u64,
-            below_r: self.below_r as u64,
-            unavailable: self.unavailable as u64,
-            copies_made: self.copies_made as u64,
-            replication_factor: self.replication_factor,
-        }
-    }
-
-    /// A report received from the admin.
-    pub fn from_wire(r: &ReplicationReport) -> Self {
-        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-        Report {
-            finished_at_ms: r.finished_at_ms,
-            took_ms: r.took_ms,
-            records: n(r.records),
-            live_nodes: n(r.live_nodes),
-            average_replicas: r.average_replicas,
-            below_r_before: n(r.below_r_before),
-            below_r: n(r.below_r),
-            unavailable: n(r.unavailable),
-            copies_made: n(r.copies_made),
-            replication_factor: r.replication_factor,
-        }
+/// A report received from the admin.
+pub fn report_from_wire(r: &ReplicationReport) -> Report {
+    let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    Report {
+        finished_at_ms: r.finished_at_ms,
+        took_ms: r.took_ms,
+        records: n(r.records),
+        live_nodes: n(r.live_nodes),
+        average_replicas: r.average_replicas,
+        below_r_before: n(r.below_r_before),
+        below_r: n(r.below_r),
+        unavailable: n(r.unavailable),
+        copies_made: n(r.copies_made),
+        replication_factor: r.replication_factor,
     }
 }
 
@@ -173,7 +148,7 @@ pub(crate) async fn check_now(
     }
     let report = inner.replication.read().unwrap_or_else(|p| p.into_inner()).clone();
     match report {
-        Some(report) => Ok(context_response::Body::Replication(report.to_wire())),
+        Some(report) => Ok(context_response::Body::Replication(report_to_wire(&report))),
         None => Err(ContextError::unavailable(
             "the replication check failed; see the admin's log",
         )),

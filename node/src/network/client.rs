@@ -85,20 +85,8 @@ pub struct GossipMessage {
     pub payload: Vec<u8>,
 }
 
-/// A connected peer, as `/api/peers` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerInfo {
-    /// The peer id.
-    pub peer_id: String,
-    /// Addresses we know for it (connection endpoints and its identify listen addresses).
-    pub addresses: Vec<String>,
-    /// When the first current connection was established, ms since the Unix epoch.
-    pub connected_since_unix_ms: u64,
-    /// Last ping round-trip time in milliseconds, once measured.
-    pub latency_ms: Option<f64>,
-    /// The peer's agent version from identify, once received.
-    pub agent_version: Option<String>,
-}
+/// A connected peer, as `/api/peers` shows it (the API's type).
+pub use bzzz_client::types::PeerInfo;
 
 /// A point-in-time view of the network.
 #[derive(Debug, Clone, Serialize)]

@@ -4,7 +4,7 @@
 
 use std::io;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::mpsc;
 

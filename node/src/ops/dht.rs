@@ -11,10 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::Inner;
-use crate::context::replication::Report;
 use crate::network::NetworkError;
 
 /// Records per batch handed to the event loop.
@@ -38,43 +35,7 @@ pub enum ReprovideError {
     Stuck(Duration),
 }
 
-/// What the admin's replication check did for this request.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum ReplicationCheck {
-    /// The admin ran a check (and repair) now; its report.
-    Ran {
-        /// The check's report.
-        report: Report,
-    },
-    /// Nothing to ask: the mesh has no admin-eligible node, so no context index.
-    Skipped {
-        /// Why.
-        reason: String,
-    },
-    /// The admin could not be asked or did not answer in time.
-    Failed {
-        /// Why.
-        error: String,
-    },
-}
-
-/// The answer of `POST /api/dht/reprovide`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReprovideReport {
-    /// Live records in this node's store.
-    pub records: usize,
-    /// Of those, context records.
-    pub context_records: usize,
-    /// Provider announcements started (one per record).
-    pub provider_announcements: usize,
-    /// Non-context records this node published that were put again.
-    pub republished: usize,
-    /// Announcements or puts that could not start (see the node's log).
-    pub failed: usize,
-    /// The admin's replication check.
-    pub replication_check: ReplicationCheck,
-}
+pub use bzzz_client::types::{ReplicationCheck, ReprovideReport};
 
 pub(crate) async fn reprovide(inner: &Inner, token: Option<String>) -> Result<ReprovideReport, ReprovideError> {
     let _running = inner

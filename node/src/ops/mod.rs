@@ -1,15 +1,14 @@
 //! Operator actions on a running node, the commands the runbook uses: config reload
 //! ([`reload`]), forgetting peers and re-bootstrapping ([`peers`]), DHT maintenance ([`dht`]),
-//! backups of the sled database ([`backup`]), and the HTTP routes that
-//! expose them to `bzzz <verb>` ([`http`]). Every route needs the operator token when one is
-//! configured.
+//! backups of the sled database ([`backup`]). `crate::api::ops` exposes them over HTTP to
+//! `bzzz <verb>`; every route needs the operator token when one is configured. Nothing here
+//! knows HTTP.
 //!
 //! [`Ops`] is a cheap, cloneable handle held by the API state and by `main` (which reloads on
 //! `SIGHUP`).
 
 pub mod backup;
 pub mod dht;
-pub mod http;
 pub mod peers;
 pub mod reload;
 
@@ -22,7 +21,7 @@ pub use reload::{ConfigSource, ReloadError, ReloadReport};
 
 use tokio_util::task::TaskTracker;
 
-use crate::api::OperatorAuth;
+use crate::auth::OperatorAuth;
 use crate::config::Config;
 use crate::consensus::Consensus;
 use crate::context::ContextService;
@@ -128,8 +127,7 @@ impl Ops {
     /// returns its bytes as a stream, in the format of [`bzzz_storage::backup`]. One at a time.
     pub fn backup(
         &self,
-    ) -> Result<impl futures::Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static, backup::BackupBusy>
-    {
+    ) -> Result<impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static, backup::BackupBusy> {
         backup::stream(&self.inner)
     }
 

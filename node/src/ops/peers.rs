@@ -7,22 +7,11 @@
 //! only supplies addresses when a peer is dialled by id). Nothing about peers is persisted on
 //! disk, so a restart starts from the bootstrap peers as well.
 
-use serde::Serialize;
-
 use super::Inner;
-use crate::network::{NetworkError, PeersCleared};
+use crate::network::NetworkError;
 
 /// The answer of `POST /api/peers/clear`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ClearReport {
-    /// What was forgotten and closed.
-    #[serde(flatten)]
-    pub cleared: PeersCleared,
-    /// Bootstrap peers the re-bootstrap dials (0: none configured; peers reconnect to this node).
-    pub bootstrap_peers: usize,
-    /// What happens next, in words.
-    pub rebootstrap: String,
-}
+pub use bzzz_client::types::PeersCleared as ClearReport;
 
 pub(crate) async fn clear(inner: &Inner) -> Result<ClearReport, NetworkError> {
     let cleared = inner.client.clear_peers().await?;
@@ -37,7 +26,9 @@ pub(crate) async fn clear(inner: &Inner) -> Result<ClearReport, NetworkError> {
         format!("dialling {bootstrap_peers} bootstrap peers now")
     };
     Ok(ClearReport {
-        cleared,
+        routing_table_peers_forgotten: cleared.routing_table_peers_forgotten,
+        peers_disconnected: cleared.peers_disconnected,
+        connections_closed: cleared.connections_closed,
         bootstrap_peers,
         rebootstrap,
     })

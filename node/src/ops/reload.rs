@@ -13,10 +13,8 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::Inner;
-use crate::api::OperatorToken;
+use crate::auth::OperatorToken;
 use crate::config::{Config, ConfigError, RELOADABLE_FIELDS};
 use crate::metrics::OutcomeLabel;
 
@@ -84,20 +82,7 @@ pub enum ReloadError {
     },
 }
 
-/// What a reload did.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ReloadReport {
-    /// Where the configuration was read from.
-    pub source: String,
-    /// Changed fields now in force.
-    pub applied: Vec<String>,
-    /// Changed fields that keep their running value until the node restarts.
-    pub needs_restart: Vec<String>,
-    /// Changed live fields that could not be applied, with why (`log.level: RUST_LOG is set…`).
-    pub not_applied: Vec<String>,
-    /// What happened to the operator token: `re-read from <path>` or `none configured`.
-    pub operator_token: String,
-}
+pub use bzzz_client::types::ReloadReport;
 
 pub(crate) async fn reload(inner: &Inner) -> Result<ReloadReport, ReloadError> {
     let result = attempt(inner).await;

@@ -1,0 +1,59 @@
+//! What every handler can reach: [`AppState`] (cloneable handles, no state of its own) and the
+//! node's fixed facts.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bzzz_bootstrap::{JoinStatus, Mode};
+use tokio::sync::watch;
+
+use crate::auth::OperatorAuth;
+use crate::consensus::Consensus;
+use crate::context::ContextService;
+use crate::health::Health;
+use crate::metrics::MetricsHandle;
+use crate::network::Client;
+use crate::ops::Ops;
+use crate::probe::Prober;
+
+/// Handles the API needs. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The election.
+    pub consensus: Consensus,
+    /// Network handle.
+    pub client: Client,
+    /// Probe service.
+    pub prober: Prober,
+    /// Latest health.
+    pub health: Health,
+    /// Metrics registry.
+    pub metrics: MetricsHandle,
+    /// Bootstrap progress.
+    pub join: watch::Receiver<JoinStatus>,
+    /// The context service.
+    pub context: ContextService,
+    /// The operator token in force (replaced by a config reload). Never shown.
+    pub operator_token: OperatorAuth,
+    /// Operator actions: reload, peers clear, DHT maintenance, backup.
+    pub ops: Ops,
+    /// Static facts about the node.
+    pub info: Arc<NodeInfo>,
+}
+
+/// Facts about the node that do not change while it runs.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Peer id.
+    pub peer_id: String,
+    /// Agent id from config (or derived from the peer id).
+    pub agent_id: String,
+    /// Role from config.
+    pub role: String,
+    /// Node mode.
+    pub mode: Mode,
+    /// bzzz version.
+    pub version: String,
+    /// When the node started.
+    pub started: Instant,
+}
