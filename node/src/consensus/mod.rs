@@ -14,7 +14,7 @@
 
 pub mod autopilot;
 pub mod duties;
-pub mod network;
+pub mod transport;
 pub mod prevote;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ElectionConfig;
 use crate::metrics::Metrics;
 use crate::network::{Client, GossipMessage, InboundRaft, NetworkError};
-pub use network::Raft;
+pub use transport::Raft;
 
 /// Most eligible-node announcements remembered.
 pub const MAX_ANNOUNCES: usize = 256;
@@ -138,6 +138,49 @@ pub struct StartArgs<'a> {
     pub duties: duties::DutyRegistry,
 }
 
+/// openraft's configuration for these election settings. Elections are started by bzzz's
+/// pre-vote timer ([`prevote::campaign_loop`]), so openraft's own timer is off.
+pub fn raft_config(config: &ElectionConfig) -> Result<openraft::Config, ConsensusError> {
+    openraft::Config {
+        cluster_name: "bzzz".into(),
+        heartbeat_interval: config.raft_heartbeat_ms,
+        election_timeout_min: config.election_timeout_min_ms,
+        election_timeout_max: config.election_timeout_max_ms,
+        enable_elect: false,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| ConsensusError::Raft(e.to_string()))
+}
+
+/// Opens this voter's Raft log and state machine in `store` and starts its Raft core, sending
+/// through `transport`; returns the Raft handle, the state machine and the [`prevote::Responder`]
+/// that answers inbound RPCs. The daemon passes libp2p, the tests an in-memory router.
+pub async fn start_voter<T: transport::RaftTransport>(
+    node_id: u64,
+    config: &ElectionConfig,
+    store: &Store,
+    transport: T,
+) -> Result<(Raft, SledStateMachine, prevote::Responder), ConsensusError> {
+    let log = SledLogStore::new(store)?;
+    let sm = SledStateMachine::new(store)?;
+    let raft = Raft::new(
+        node_id,
+        Arc::new(raft_config(config)?),
+        transport::RaftNet::new(transport),
+        log.clone(),
+        sm.clone(),
+    )
+    .await
+    .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+    let responder = prevote::Responder {
+        raft: raft.clone(),
+        log,
+        lease: Duration::from_millis(config.election_timeout_max_ms),
+    };
+    Ok((raft, sm, responder))
+}
+
 impl Consensus {
     /// Starts Raft (if eligible) and the election tasks. Returns the join-request sender the
     /// node's event dispatcher feeds.
@@ -147,33 +190,13 @@ impl Consensus {
         let peer_id = args.client.local_peer_id();
         let node_id = node_id_from_peer_bytes(&peer_id.to_bytes());
         let (raft, state_machine, responder) = if args.config.eligible {
-            let log = SledLogStore::new(args.store)?;
-            let sm = SledStateMachine::new(args.store)?;
-            let raft_config = openraft::Config {
-                cluster_name: "bzzz".into(),
-                heartbeat_interval: args.config.raft_heartbeat_ms,
-                election_timeout_min: args.config.election_timeout_min_ms,
-                election_timeout_max: args.config.election_timeout_max_ms,
-                // Elections are started by bzzz's pre-vote timer (`prevote::campaign_loop`).
-                enable_elect: false,
-                ..Default::default()
-            }
-            .validate()
-            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-            let raft = Raft::new(
+            let (raft, sm, responder) = start_voter(
                 node_id,
-                Arc::new(raft_config),
-                network::RaftNet::new(args.client.clone()),
-                log.clone(),
-                sm.clone(),
+                &args.config,
+                args.store,
+                transport::Libp2pTransport(args.client.clone()),
             )
-            .await
-            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-            let responder = prevote::Responder {
-                raft: raft.clone(),
-                log,
-                lease: Duration::from_millis(args.config.election_timeout_max_ms),
-            };
+            .await?;
             (Some(raft), Some(sm), Some(responder))
         } else {
             (None, None, None)
@@ -194,7 +217,7 @@ impl Consensus {
         });
         let consensus = Consensus { inner };
 
-        args.tracker.spawn(network::serve_inbound(
+        args.tracker.spawn(transport::serve_inbound(
             args.client.clone(),
             responder.clone(),
             args.inbound,
@@ -222,11 +245,22 @@ impl Consensus {
                     .formation_loop(raft.clone(), info, args.shutdown.clone()),
             );
             if let Some(responder) = responder {
-                args.tracker.spawn(prevote::campaign_loop(
-                    consensus.clone(),
-                    responder,
-                    args.shutdown.clone(),
-                ));
+                let metrics = consensus.inner.metrics.clone();
+                let campaign = prevote::Campaign {
+                    node_id,
+                    timeout_min: Duration::from_millis(args.config.election_timeout_min_ms),
+                    timeout_max: Duration::from_millis(args.config.election_timeout_max_ms),
+                    transport: transport::Libp2pTransport(args.client.clone()),
+                    on_round: Arc::new(move |won| {
+                        let outcome = if won { "won" } else { "lost" };
+                        metrics
+                            .election_prevote_rounds
+                            .get_or_create(&crate::metrics::OutcomeLabel { outcome: outcome.into() })
+                            .inc();
+                    }),
+                };
+                args.tracker
+                    .spawn(prevote::campaign_loop(campaign, responder, args.shutdown.clone()));
             }
             args.tracker.spawn(consensus.clone().leadership_loop(
                 raft.clone(),

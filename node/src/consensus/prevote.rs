@@ -17,6 +17,7 @@
 //! such a node loses the pre-vote round and the term stays where it is. It also lets the timer be
 //! tight: a would-be candidate that is early only loses a pre-vote round, which changes nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bzzz_protocol::wire::{PreVoteRequest, PreVoteResponse, RaftRequest, raft_request, raft_response};
@@ -31,9 +32,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Consensus;
-use super::network::Raft;
-use crate::metrics::OutcomeLabel;
+use super::transport::{Raft, RaftTransport};
 
 /// What answers pre-vote requests on a Raft member.
 #[derive(Clone)]
@@ -50,6 +49,32 @@ impl std::fmt::Debug for Responder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Responder")
             .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a voter's election timer needs besides its [`Responder`].
+#[derive(Clone)]
+pub struct Campaign<T> {
+    /// This node's Raft node id.
+    pub node_id: u64,
+    /// `election.election_timeout_min_ms`: the shortest wait before a pre-vote round.
+    pub timeout_min: Duration,
+    /// `election.election_timeout_max_ms`: waits are spread up to it.
+    pub timeout_max: Duration,
+    /// How pre-vote requests reach the other voters.
+    pub transport: T,
+    /// Called after each pre-vote round with whether it was won (the daemon counts them in
+    /// `bzzz_election_prevote_rounds_total`).
+    pub on_round: Arc<dyn Fn(bool) + Send + Sync>,
+}
+
+impl<T> std::fmt::Debug for Campaign<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Campaign")
+            .field("node_id", &self.node_id)
+            .field("timeout_min", &self.timeout_min)
+            .field("timeout_max", &self.timeout_max)
             .finish_non_exhaustive()
     }
 }
@@ -110,10 +135,9 @@ pub async fn answer(responder: &Responder, request: PreVoteRequest) -> PreVoteRe
 }
 
 /// Runs the election timer of a voter until `shutdown`: pre-vote, then elect.
-pub(super) async fn campaign_loop(consensus: Consensus, responder: Responder, shutdown: CancellationToken) {
-    let cfg = consensus.inner.config.clone();
-    let min = Duration::from_millis(cfg.election_timeout_min_ms);
-    let spread = cfg.election_timeout_max_ms.saturating_sub(cfg.election_timeout_min_ms);
+pub async fn campaign_loop<T: RaftTransport>(campaign: Campaign<T>, responder: Responder, shutdown: CancellationToken) {
+    let min = campaign.timeout_min;
+    let spread = campaign.timeout_max.saturating_sub(min).as_millis() as u64;
     let jitter = || Duration::from_millis(rand::thread_rng().gen_range(0..=spread));
     let started = Instant::now();
     let mut wait_extra = jitter();
@@ -130,7 +154,7 @@ pub(super) async fn campaign_loop(consensus: Consensus, responder: Responder, sh
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let me = consensus.inner.node_id;
+        let me = campaign.node_id;
         let (candidate_ok, vote, term) = {
             let m = metrics.borrow();
             let voter = m.membership_config.membership().voter_ids().any(|v| v == me);
@@ -162,16 +186,8 @@ pub(super) async fn campaign_loop(consensus: Consensus, responder: Responder, sh
         }
         deadline_vote = None;
         let membership = metrics.borrow().membership_config.membership().clone();
-        let won = pre_vote_round(&consensus, &responder, &membership, min).await;
-        let label = OutcomeLabel {
-            outcome: if won { "won" } else { "lost" }.into(),
-        };
-        consensus
-            .inner
-            .metrics
-            .election_prevote_rounds
-            .get_or_create(&label)
-            .inc();
+        let won = pre_vote_round(&campaign, &responder, &membership, min).await;
+        (campaign.on_round)(won);
         wait_extra = jitter();
         if won {
             tracing::info!(term, "pre-vote won; starting an election");
@@ -189,13 +205,13 @@ pub(super) async fn campaign_loop(consensus: Consensus, responder: Responder, sh
 }
 
 /// Asks every other voter; true once a majority of voters (counting this one) would vote for it.
-async fn pre_vote_round(
-    consensus: &Consensus,
+async fn pre_vote_round<T: RaftTransport>(
+    campaign: &Campaign<T>,
     responder: &Responder,
     membership: &openraft::Membership<u64, bzzz_storage::raft::NodeInfo>,
     timeout: Duration,
 ) -> bool {
-    let me = consensus.inner.node_id;
+    let me = campaign.node_id;
     let voters: Vec<u64> = membership.voter_ids().collect();
     let needed = voters.len() / 2 + 1;
     let mut granted = 1; // this node
@@ -227,9 +243,9 @@ async fn pre_vote_round(
                 last_log_id: last.clone(),
             })),
         };
-        let client = consensus.inner.client.clone();
+        let transport = campaign.transport.clone();
         asks.push(async move {
-            let answer = tokio::time::timeout(timeout, client.send_raft(peer, addrs, request)).await;
+            let answer = tokio::time::timeout(timeout, transport.send(peer, addrs, request)).await;
             (id, answer)
         });
     }

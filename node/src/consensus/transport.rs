@@ -1,5 +1,8 @@
-//! openraft's network over libp2p: outbound RPCs through [`Client::send_raft`], inbound ones
-//! from the event loop into the local [`Raft`].
+//! openraft's network over a [`RaftTransport`]: outbound RPCs (openraft's and pre-votes) go
+//! through the transport; inbound ones are answered by [`answer_request`] from the local
+//! [`Raft`]. The daemon's transport is libp2p request-response ([`Libp2pTransport`], inbound RPCs
+//! served by [`serve_inbound`]); the tests' is an in-memory router (`bzzz_tests::raft_router`)
+//! that can make nodes unreachable or slow, as openraft's own test fixtures do.
 //!
 //! Framing is prost ([`RaftRequest`]/[`RaftResponse`]); each body is openraft's own serde type
 //! encoded with the storage codec. Transport failures (no connection, dial failure, timeout) map
@@ -9,6 +12,7 @@
 // openraft's traits fix the (large) error types; boxing them here would only unbox again.
 #![allow(clippy::result_large_err)]
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bzzz_protocol::wire::{RaftFailure, RaftRequest, RaftResponse, raft_request, raft_response};
@@ -31,30 +35,62 @@ use crate::network::{Client, InboundRaft};
 /// The Raft handle type.
 pub type Raft = openraft::Raft<TypeConfig>;
 
+/// Why a Raft RPC got no answer: the peer is unreachable, the connection failed or timed out,
+/// or the node is shutting down. openraft backs off from an unreachable peer.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// How this node's Raft RPCs (openraft's and pre-votes) reach another voter, by peer id and the
+/// addresses the membership records for it. Cheap to clone.
+pub trait RaftTransport: Clone + Send + Sync + 'static {
+    /// Sends `request` to `peer` and waits for its answer. Cancel-safe: dropping the future
+    /// abandons the request.
+    fn send(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: RaftRequest,
+    ) -> impl Future<Output = Result<RaftResponse, TransportError>> + Send;
+}
+
+/// The daemon's transport: libp2p request-response on `/bzzz/raft/1`, through the event loop.
+#[derive(Clone, Debug)]
+pub struct Libp2pTransport(pub Client);
+
+impl RaftTransport for Libp2pTransport {
+    async fn send(&self, peer: PeerId, addrs: Vec<Multiaddr>, request: RaftRequest) -> Result<RaftResponse, TransportError> {
+        self.0
+            .send_raft(peer, addrs, request)
+            .await
+            .map_err(|e| TransportError(e.to_string()))
+    }
+}
+
 type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<u64, NodeInfo, RaftError<u64, E>>>;
 
 /// Most inbound Raft RPCs handled at once; more wait in the event loop's bounded queue.
 pub const MAX_INBOUND_IN_FLIGHT: usize = 64;
 
-/// Creates a [`RaftPeer`] per target.
+/// openraft's network factory: creates a [`RaftPeer`] per target, sending through `T`.
 #[derive(Clone, Debug)]
-pub struct RaftNet {
-    client: Client,
+pub struct RaftNet<T> {
+    transport: T,
 }
 
-impl RaftNet {
-    /// A factory sending through `client`.
-    pub fn new(client: Client) -> Self {
-        Self { client }
+impl<T: RaftTransport> RaftNet<T> {
+    /// A factory sending through `transport`.
+    pub fn new(transport: T) -> Self {
+        Self { transport }
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for RaftNet {
-    type Network = RaftPeer;
+impl<T: RaftTransport> RaftNetworkFactory<TypeConfig> for RaftNet<T> {
+    type Network = RaftPeer<T>;
 
-    async fn new_client(&mut self, target: u64, node: &NodeInfo) -> RaftPeer {
+    async fn new_client(&mut self, target: u64, node: &NodeInfo) -> RaftPeer<T> {
         RaftPeer {
-            client: self.client.clone(),
+            transport: self.transport.clone(),
             target,
             peer: node.peer_id.parse().ok(),
             addrs: node.addrs.iter().filter_map(|a| a.parse().ok()).collect(),
@@ -65,8 +101,8 @@ impl RaftNetworkFactory<TypeConfig> for RaftNet {
 
 /// The connection to one Raft peer.
 #[derive(Debug)]
-pub struct RaftPeer {
-    client: Client,
+pub struct RaftPeer<T> {
+    transport: T,
     target: u64,
     peer: Option<PeerId>,
     addrs: Vec<Multiaddr>,
@@ -77,7 +113,7 @@ pub struct RaftPeer {
 #[error("{0}")]
 struct Msg(String);
 
-impl RaftPeer {
+impl<T: RaftTransport> RaftPeer<T> {
     async fn call<E>(
         &self,
         request: raft_request::Body,
@@ -92,8 +128,8 @@ impl RaftPeer {
             )))));
         };
         let response = self
-            .client
-            .send_raft(peer, self.addrs.clone(), RaftRequest { body: Some(request) })
+            .transport
+            .send(peer, self.addrs.clone(), RaftRequest { body: Some(request) })
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         match response.body {
@@ -132,7 +168,7 @@ fn unexpected<E: std::error::Error>() -> RPCError<u64, NodeInfo, RaftError<u64, 
     RPCError::Network(NetworkError::new(&Msg("raft response of the wrong kind".into())))
 }
 
-impl RaftNetwork<TypeConfig> for RaftPeer {
+impl<T: RaftTransport> RaftNetwork<TypeConfig> for RaftPeer<T> {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
@@ -186,7 +222,9 @@ fn answer<T: serde::Serialize, E: serde::Serialize + std::fmt::Display>(
     }
 }
 
-async fn handle(responder: Option<&Responder>, request: RaftRequest) -> RaftResponse {
+/// Answers one inbound Raft RPC from this node's Raft (pre-votes by
+/// [`super::prevote::answer`]); a node that is not a Raft member (`None`) refuses it.
+pub async fn answer_request(responder: Option<&Responder>, request: RaftRequest) -> RaftResponse {
     let Some(responder) = responder else {
         return failure("unavailable", Vec::new(), "this node is not a raft member".into());
     };
@@ -238,7 +276,7 @@ pub async fn serve_inbound(
         tracker.spawn(async move {
             let _permit = permit;
             let started = std::time::Instant::now();
-            let response = handle(responder.as_ref(), rpc.request).await;
+            let response = answer_request(responder.as_ref(), rpc.request).await;
             if started.elapsed() > std::time::Duration::from_millis(100) {
                 tracing::warn!(peer = %rpc.peer, took_ms = started.elapsed().as_millis() as u64, "slow inbound raft rpc");
             }
