@@ -155,7 +155,19 @@ impl Node {
                 mode: config.node.mode.to_string(),
             })
             .set(1);
-        let net = network::new(key, &config, &resolved, &store, &mut registry, metrics.clone())?;
+        let validator = Arc::new(crate::context::ContextRecordValidator::new(
+            config.dht.max_record_bytes,
+            metrics.clone(),
+        ));
+        let net = network::new(
+            key,
+            &config,
+            &resolved,
+            &store,
+            &mut registry,
+            metrics.clone(),
+            validator,
+        )?;
         let store_stats = net.store_stats.clone();
         let metrics_handle = MetricsHandle {
             registry: Arc::new(registry),
@@ -202,14 +214,22 @@ impl Node {
             // The relay subscription's queue is read by nobody: size 1, drops are expected.
             drop(client.subscribe(topic, 1).await?);
         }
-        let prober = Prober::start(client.clone(), &services.1, services.0.clone(), metrics.clone()).await?;
+        let prober = Prober::start(
+            client.clone(),
+            net.inbound.probe_acks,
+            &services.1,
+            services.0.clone(),
+            metrics.clone(),
+        )
+        .await?;
         let duties = DutyRegistry::default();
-        let (consensus, join_tx) = Consensus::start(StartArgs {
+        let consensus = Consensus::start(StartArgs {
             config: config.election.clone(),
             client: client.clone(),
             store: &store,
             metrics: metrics.clone(),
-            inbound: net.raft_inbound,
+            inbound: net.inbound.raft,
+            joins: net.inbound.joins,
             addrs: listen_addrs.iter().map(|a| a.to_string()).collect(),
             tracker: services.1.clone(),
             shutdown: services.0.clone(),
@@ -228,36 +248,11 @@ impl Node {
                 max_record_bytes: config.dht.max_record_bytes,
                 metrics: metrics.clone(),
             },
+            net.inbound.context,
             &duties,
             &services.1,
             services.0.clone(),
         );
-        // Route network events to the services that handle them.
-        {
-            let mut events = net.events;
-            let prober = prober.clone();
-            let context = context.clone();
-            let tracker = services.1.clone();
-            let token = services.0.clone();
-            services.1.spawn(async move {
-                loop {
-                    let event = tokio::select! {
-                        _ = token.cancelled() => break,
-                        e = events.recv() => match e { Some(e) => e, None => break },
-                    };
-                    match event {
-                        network::Event::ProbeAck { from, probe_id } => prober.ack(from, &probe_id),
-                        network::Event::JoinCluster { from, join } => {
-                            if join_tx.try_send((from, join)).is_err() {
-                                tracing::debug!(%from, "join request dropped: queue full");
-                            }
-                        }
-                        network::Event::Context(inbound) => context.handle_inbound(&tracker, inbound),
-                    }
-                }
-            });
-        }
-
         // Bootstrap join; the targets change on config reload and `peers clear`.
         let (join_tx, join_rx) = watch::channel(JoinStatus::new(&resolved.bootstrap));
         // A bootstrap service's peer list may name this node itself; never dial ourselves.

@@ -60,18 +60,39 @@ pub struct Prober {
 
 impl Prober {
     /// Starts the responder (answers other nodes' probes); it stops on `shutdown`.
+    /// Collects the acknowledgements that arrive on `acks` (the network's probe-ack queue).
     pub async fn start(
         client: Client,
+        mut acks: mpsc::Receiver<crate::network::ProbeAck>,
         tracker: &tokio_util::task::TaskTracker,
         shutdown: CancellationToken,
         metrics: crate::metrics::Metrics,
     ) -> Result<Prober, NetworkError> {
         let inbox = client.subscribe(topics::HEALTH, 1024).await?;
-        tracker.spawn(respond(client.clone(), inbox, shutdown, metrics, tracker.clone()));
-        Ok(Prober {
+        tracker.spawn(respond(
+            client.clone(),
+            inbox,
+            shutdown.clone(),
+            metrics,
+            tracker.clone(),
+        ));
+        let prober = Prober {
             client,
             waiters: Arc::default(),
-        })
+        };
+        let collector = prober.clone();
+        tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    ack = acks.recv() => match ack {
+                        Some(ack) => collector.ack(ack.from, &ack.probe_id),
+                        None => break,
+                    },
+                }
+            }
+        });
+        Ok(prober)
     }
 
     /// Routes an acknowledgement from `from` to the probe waiting for it, if any.

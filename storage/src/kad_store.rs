@@ -273,6 +273,10 @@ enum Removal {
 }
 
 /// Kademlia RecordStore persisted in sled: records survive restarts, expiry honoured.
+///
+/// Clones share the trees and the counters: the swarm owns one (Kademlia's store), and
+/// [`LocalRecords`] handles read and write the same records from other tasks.
+#[derive(Clone)]
 pub struct SledRecordStore {
     /// Tree of value records.
     records: sled::Tree,
@@ -361,6 +365,12 @@ impl SledRecordStore {
             config,
             counters: Arc::new(counters),
         })
+    }
+
+    /// A handle on the same records for this node's own reads and writes, usable from any task
+    /// (no trip through the task that owns the swarm).
+    pub fn local(&self) -> LocalRecords {
+        LocalRecords(self.clone())
     }
 
     /// A snapshot of the counters.
@@ -678,6 +688,31 @@ impl<'a> Iterator for ProvidedIter<'a> {
                 }
             }
         }
+    }
+}
+
+/// This node's own access to its DHT records: the same trees, limits and counters as the
+/// [`SledRecordStore`] inside the swarm. Cheap to clone, `Send + Sync`.
+///
+/// The count limit is checked before an insert, so writers racing on new keys may pass
+/// `max_records` by at most one record each.
+#[derive(Clone, Debug)]
+pub struct LocalRecords(SledRecordStore);
+
+impl LocalRecords {
+    /// The live value under `key`, if any (an expired or corrupt entry is removed and is `None`).
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        RecordStore::get(&self.0, &RecordKey::new(&key)).map(|r| r.value.clone())
+    }
+
+    /// Whether a live value is stored under `key`.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Stores `record` under the store's limits (as a Kademlia put would).
+    pub fn put(&self, record: Record) -> Result<()> {
+        RecordStore::put(&mut self.0.clone(), record)
     }
 }
 

@@ -29,7 +29,7 @@ pub mod store;
 
 pub use codec::CodecError;
 pub use kad_store::{
-    CacheClearReport, CacheClearStep, CachePass, RecordStoreConfig, RecordStoreStats, RecordStoreStatsHandle,
-    SledRecordStore,
+    CacheClearReport, CacheClearStep, CachePass, LocalRecords, RecordStoreConfig, RecordStoreStats,
+    RecordStoreStatsHandle, SledRecordStore,
 };
 pub use store::{StorageError, Store};

@@ -13,6 +13,8 @@ use bzzz_node::{Config, Node};
 use libp2p::Multiaddr;
 use tempfile::TempDir;
 
+pub mod raft_router;
+
 /// A configuration with short timings for tests: loopback, port 0 everywhere.
 pub fn test_config(data_dir: &std::path::Path) -> Config {
     let mut c = Config::default();

@@ -49,7 +49,12 @@ pub struct RouterTransport {
 }
 
 impl RaftTransport for RouterTransport {
-    async fn send(&self, peer: PeerId, _addrs: Vec<Multiaddr>, request: RaftRequest) -> Result<RaftResponse, TransportError> {
+    async fn send(
+        &self,
+        peer: PeerId,
+        _addrs: Vec<Multiaddr>,
+        request: RaftRequest,
+    ) -> Result<RaftResponse, TransportError> {
         let (responder, delay) = {
             let routes = self.router.routes.lock().unwrap_or_else(|p| p.into_inner());
             if routes.unreachable.contains(&self.from) || routes.unreachable.contains(&peer) {
@@ -87,14 +92,19 @@ pub struct MemVoter {
 
 impl std::fmt::Debug for MemVoter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemVoter").field("node_id", &self.node_id).finish_non_exhaustive()
+        f.debug_struct("MemVoter")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
     }
 }
 
 impl MemVoter {
     /// Pre-vote rounds won and lost so far.
     pub fn rounds(&self) -> (u64, u64) {
-        (self.rounds.0.load(Ordering::Relaxed), self.rounds.1.load(Ordering::Relaxed))
+        (
+            self.rounds.0.load(Ordering::Relaxed),
+            self.rounds.1.load(Ordering::Relaxed),
+        )
     }
 
     /// Stops its timer and its Raft core.

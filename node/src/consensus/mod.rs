@@ -14,8 +14,8 @@
 
 pub mod autopilot;
 pub mod duties;
-pub mod transport;
 pub mod prevote;
+pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -37,13 +37,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ElectionConfig;
 use crate::metrics::Metrics;
-use crate::network::{Client, GossipMessage, InboundRaft, NetworkError};
+use crate::network::{Client, GossipMessage, InboundRaft, JoinRequest, NetworkError};
 pub use transport::Raft;
 
 /// Most eligible-node announcements remembered.
 pub const MAX_ANNOUNCES: usize = 256;
-/// Queue of join requests waiting for the admin.
-pub const JOIN_QUEUE: usize = 64;
 /// How long an announcement counts as "this node is around".
 const ANNOUNCE_TTL: Duration = Duration::from_secs(5);
 /// How long the chosen initial voter set must stay the same before a node initialises with it.
@@ -128,6 +126,8 @@ pub struct StartArgs<'a> {
     pub metrics: Metrics,
     /// Inbound Raft RPCs from the event loop.
     pub inbound: mpsc::Receiver<InboundRaft>,
+    /// Requests to join the cluster (acted on while this node leads).
+    pub joins: mpsc::Receiver<JoinRequest>,
     /// This node's P2P addresses (advertised in its node info).
     pub addrs: Vec<String>,
     /// Where tasks are spawned.
@@ -182,11 +182,8 @@ pub async fn start_voter<T: transport::RaftTransport>(
 }
 
 impl Consensus {
-    /// Starts Raft (if eligible) and the election tasks. Returns the join-request sender the
-    /// node's event dispatcher feeds.
-    pub async fn start(
-        args: StartArgs<'_>,
-    ) -> Result<(Consensus, mpsc::Sender<(PeerId, JoinCluster)>), ConsensusError> {
+    /// Starts Raft (if eligible) and the election tasks.
+    pub async fn start(args: StartArgs<'_>) -> Result<Consensus, ConsensusError> {
         let peer_id = args.client.local_peer_id();
         let node_id = node_id_from_peer_bytes(&peer_id.to_bytes());
         let (raft, state_machine, responder) = if args.config.eligible {
@@ -228,7 +225,6 @@ impl Consensus {
         args.tracker
             .spawn(consensus.clone().listen_admin_topic(admin_inbox, args.shutdown.clone()));
 
-        let (join_tx, join_rx) = mpsc::channel(JOIN_QUEUE);
         if let Some(raft) = raft {
             let max_voters = args.config.max_voters as usize;
             let dead_after = Duration::from_millis(args.config.dead_voter_timeout_ms);
@@ -255,7 +251,9 @@ impl Consensus {
                         let outcome = if won { "won" } else { "lost" };
                         metrics
                             .election_prevote_rounds
-                            .get_or_create(&crate::metrics::OutcomeLabel { outcome: outcome.into() })
+                            .get_or_create(&crate::metrics::OutcomeLabel {
+                                outcome: outcome.into(),
+                            })
                             .inc();
                     }),
                 };
@@ -270,7 +268,7 @@ impl Consensus {
             args.tracker.spawn(
                 consensus
                     .clone()
-                    .join_loop(raft.clone(), join_rx, args.shutdown.clone()),
+                    .join_loop(raft.clone(), args.joins, args.shutdown.clone()),
             );
             let shutdown = args.shutdown.clone();
             args.tracker.spawn(async move {
@@ -280,10 +278,11 @@ impl Consensus {
                 }
             });
         } else {
-            drop(join_rx);
+            // Not a voter: join requests are never acted on here (the queue closes).
+            drop(args.joins);
             consensus.inner.metrics.election_state.set(0);
         }
-        Ok((consensus, join_tx))
+        Ok(consensus)
     }
 
     /// Whether these Raft metrics make this node the *acting* admin: the leader, acknowledged by a
@@ -772,14 +771,9 @@ impl Consensus {
 
     /// On the admin: adds joining eligible nodes as learners (the voter-management duty
     /// promotes them).
-    async fn join_loop(
-        self,
-        raft: Raft,
-        mut requests: mpsc::Receiver<(PeerId, JoinCluster)>,
-        shutdown: CancellationToken,
-    ) {
+    async fn join_loop(self, raft: Raft, mut requests: mpsc::Receiver<JoinRequest>, shutdown: CancellationToken) {
         loop {
-            let (from, join) = tokio::select! {
+            let JoinRequest { from, join } = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = requests.recv() => match r { Some(r) => r, None => break },
             };

@@ -22,6 +22,9 @@ mod error;
 pub mod holder;
 pub mod members;
 pub mod replication;
+mod validator;
+
+pub use validator::ContextRecordValidator;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -194,8 +197,11 @@ fn now_ms() -> u64 {
 impl ContextService {
     /// Creates the service and starts its tasks (the member loop; the admin duties are
     /// registered on `duties`).
+    /// Starts the service; it answers the context requests that arrive on `inbound` (the
+    /// network's context queue) until `shutdown`.
     pub fn start(
         args: ContextArgs,
+        mut inbound: tokio::sync::mpsc::Receiver<InboundContext>,
         duties: &crate::consensus::duties::DutyRegistry,
         tracker: &TaskTracker,
         shutdown: CancellationToken,
@@ -227,7 +233,22 @@ impl ContextService {
                 shutdown: shutdown.clone(),
             }),
         };
-        tracker.spawn(members::member_loop(service.clone(), shutdown));
+        tracker.spawn(members::member_loop(service.clone(), shutdown.clone()));
+        {
+            let service = service.clone();
+            let tracker = tracker.clone();
+            tracker.clone().spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        request = inbound.recv() => match request {
+                            Some(request) => service.handle_inbound(&tracker, request),
+                            None => break,
+                        },
+                    }
+                }
+            });
+        }
         // The duty registry lives inside the consensus handle this service holds: the duties
         // keep only a weak reference, so a stopped node's state (and its sled database) is freed.
         {
@@ -261,7 +282,7 @@ impl ContextService {
     }
 
     /// Handles one inbound context request on its own task (bounded by [`MAX_INBOUND`]).
-    pub fn handle_inbound(&self, tracker: &TaskTracker, inbound: InboundContext) {
+    fn handle_inbound(&self, tracker: &TaskTracker, inbound: InboundContext) {
         let InboundContext { peer, request, channel } = inbound;
         let me = self.clone();
         let permit = self.inner.inbound.clone().try_acquire_owned().ok();

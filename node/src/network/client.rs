@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bzzz_protocol::envelope::{self, NONCE_LEN};
 use bzzz_protocol::wire::{Kind, RaftRequest, RaftResponse, RpcRequest, RpcResponse};
+use bzzz_storage::LocalRecords;
 use libp2p::identity::Keypair;
 use libp2p::kad::Quorum;
 use libp2p::kad::Record;
@@ -147,18 +148,9 @@ pub(crate) enum Command {
         channel: libp2p::request_response::ResponseChannel<RpcResponse>,
         response: RpcResponse,
     },
-    StoreLocal {
-        record: Record,
-        provide: bool,
-        reply: oneshot::Sender<Result<(), NetworkError>>,
-    },
-    LocalGet {
+    StartProviding {
         key: Vec<u8>,
-        reply: oneshot::Sender<Option<Vec<u8>>>,
-    },
-    LocalHas {
-        keys: Vec<Vec<u8>>,
-        reply: oneshot::Sender<Vec<bool>>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
     },
     ClosestPeers {
         key: Vec<u8>,
@@ -220,6 +212,8 @@ pub struct Client {
     pub(crate) publish_wait: Duration,
     pub(crate) default_quorum: Quorum,
     pub(crate) max_record_bytes: usize,
+    /// This node's own DHT records, read and written without the event loop.
+    pub(crate) local: LocalRecords,
 }
 
 impl std::fmt::Debug for Client {
@@ -367,20 +361,26 @@ impl Client {
                 limit: self.max_record_bytes,
             });
         }
-        let mut record = Record::new(key, value);
+        let mut record = Record::new(key.clone(), value);
         record.publisher = Some(self.peer_id);
-        self.call(|reply| Command::StoreLocal { record, provide, reply })
-            .await?
+        self.local.put(record).map_err(|e| NetworkError::Dht {
+            operation: "store",
+            reason: e.to_string(),
+        })?;
+        if provide {
+            self.call(|reply| Command::StartProviding { key, reply }).await??;
+        }
+        Ok(())
     }
 
     /// The value under `key` in this node's own DHT store, if any (no network query).
     pub async fn local_get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, NetworkError> {
-        self.call(|reply| Command::LocalGet { key, reply }).await
+        Ok(self.local.get(&key))
     }
 
     /// Which of `keys` this node's own DHT store holds, in order.
     pub async fn local_has(&self, keys: Vec<Vec<u8>>) -> Result<Vec<bool>, NetworkError> {
-        self.call(|reply| Command::LocalHas { keys, reply }).await
+        Ok(keys.iter().map(|k| self.local.contains(k)).collect())
     }
 
     /// This node and the peers of its routing table, nearest to `key` (Kademlia XOR distance)

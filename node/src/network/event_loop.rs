@@ -10,8 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bzzz_protocol::envelope::{self, EnvelopeLimits, RejectReason};
 use bzzz_protocol::wire::{
-    Ack, ContextRequest, JoinCluster, Probe, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request,
-    rpc_response,
+    Ack, Probe, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request, rpc_response,
 };
 use bzzz_protocol::{ReplayWindow, topics};
 use futures::StreamExt;
@@ -33,6 +32,7 @@ pub use maintenance::{MAX_MAINTENANCE_QUERIES, PeersCleared, ReprovideBatch};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::client::{Command, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PublishFailure, PutOutcome};
+use super::inbound::{InboundContext, InboundRaft, InboundSenders, JoinRequest, ProbeAck, RecordValidator, Verdict};
 use crate::metrics::Metrics;
 
 /// Most DHT queries, dials and RPCs in flight at once, each; more are refused with `Busy`.
@@ -43,49 +43,6 @@ pub const MAX_SUBSCRIBERS_PER_TOPIC: usize = 64;
 pub const MAX_ADDRS_PER_PEER: usize = 8;
 /// How often expired DHT records are swept.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
-
-/// Events the network reports to the node.
-#[derive(Debug)]
-pub enum Event {
-    /// A peer acknowledged one of our probes.
-    ProbeAck {
-        /// Who acknowledged.
-        from: PeerId,
-        /// Which probe.
-        probe_id: Vec<u8>,
-    },
-    /// A peer asks to join the Raft cluster (only meaningful on the admin).
-    JoinCluster {
-        /// Who asked.
-        from: PeerId,
-        /// Its node id and addresses.
-        join: JoinCluster,
-    },
-    /// A context-service request, to be answered with [`super::Client::respond_rpc`].
-    Context(InboundContext),
-}
-
-/// A context-service request from a peer.
-#[derive(Debug)]
-pub struct InboundContext {
-    /// Who sent it (authenticated by the transport).
-    pub peer: PeerId,
-    /// The request.
-    pub request: ContextRequest,
-    /// Where the answer goes.
-    pub channel: request_response::ResponseChannel<RpcResponse>,
-}
-
-/// A Raft RPC from a peer, to be answered with [`super::Client::respond_raft`].
-#[derive(Debug)]
-pub struct InboundRaft {
-    /// Who sent it.
-    pub peer: PeerId,
-    /// The request.
-    pub request: RaftRequest,
-    /// Where the answer goes.
-    pub channel: request_response::ResponseChannel<RaftResponse>,
-}
 
 struct PeerState {
     addresses: Vec<Multiaddr>,
@@ -116,20 +73,16 @@ pub(crate) struct LoopSettings {
     pub replay_window: usize,
     /// TTL of records put by this node.
     pub record_ttl: Option<Duration>,
-    /// Largest context record accepted from a peer, in bytes.
-    pub max_record_bytes: usize,
 }
 
 /// Owns the swarm. Built by [`super::new`]; run with [`EventLoop::run`].
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<Event>,
     metrics: Metrics,
     p2p_metrics: libp2p::metrics::Metrics,
     limits: EnvelopeLimits,
     record_ttl: Option<Duration>,
-    max_record_bytes: usize,
     replay: ReplayWindow,
     subscribers: HashMap<String, Vec<mpsc::Sender<GossipMessage>>>,
     peers: HashMap<PeerId, PeerState>,
@@ -139,7 +92,8 @@ pub struct EventLoop {
     pending_providers: HashMap<QueryId, PendingProviders>,
     pending_rpcs: Pending<RpcResponse>,
     pending_raft: Pending<RaftResponse>,
-    raft_inbound: mpsc::Sender<InboundRaft>,
+    inbound: InboundSenders,
+    validator: std::sync::Arc<dyn RecordValidator>,
     /// Provider announcements and republications an operator started (`dht reprovide`), until
     /// their queries finish; bounded by [`MAX_MAINTENANCE_QUERIES`].
     maintenance_queries: HashSet<QueryId>,
@@ -156,21 +110,19 @@ impl EventLoop {
     pub(crate) fn new(
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
-        events: mpsc::Sender<Event>,
         metrics: Metrics,
         p2p_metrics: libp2p::metrics::Metrics,
         settings: LoopSettings,
-        raft_inbound: mpsc::Sender<InboundRaft>,
+        inbound: InboundSenders,
+        validator: std::sync::Arc<dyn RecordValidator>,
     ) -> Self {
         Self {
             swarm,
             commands,
-            events,
             metrics,
             p2p_metrics,
             limits: settings.limits,
             record_ttl: settings.record_ttl,
-            max_record_bytes: settings.max_record_bytes,
             replay: ReplayWindow::new(settings.replay_window),
             subscribers: HashMap::new(),
             peers: HashMap::new(),
@@ -180,7 +132,8 @@ impl EventLoop {
             pending_providers: HashMap::new(),
             pending_rpcs: HashMap::new(),
             pending_raft: HashMap::new(),
-            raft_inbound,
+            inbound,
+            validator,
             maintenance_queries: HashSet::new(),
         }
     }
@@ -332,37 +285,18 @@ impl EventLoop {
                     tracing::debug!("rpc response not sent: stream closed");
                 }
             }
-            Command::StoreLocal { record, provide, reply } => {
-                let key = record.key.clone();
-                let kad = &mut self.swarm.behaviour_mut().kad;
-                let mut result =
-                    libp2p::kad::store::RecordStore::put(kad.store_mut(), record).map_err(|e| NetworkError::Dht {
-                        operation: "store",
-                        reason: e.to_string(),
-                    });
-                if result.is_ok()
-                    && provide
-                    && let Err(e) = kad.start_providing(key)
-                {
-                    result = Err(NetworkError::Dht {
+            Command::StartProviding { key, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(RecordKey::new(&key))
+                    .map(|_| ())
+                    .map_err(|e| NetworkError::Dht {
                         operation: "provide",
                         reason: e.to_string(),
                     });
-                }
                 let _ = reply.send(result);
-            }
-            Command::LocalGet { key, reply } => {
-                let store = self.swarm.behaviour_mut().kad.store_mut();
-                let value = libp2p::kad::store::RecordStore::get(store, &RecordKey::new(&key)).map(|r| r.value.clone());
-                let _ = reply.send(value);
-            }
-            Command::LocalHas { keys, reply } => {
-                let store = self.swarm.behaviour_mut().kad.store_mut();
-                let held = keys
-                    .iter()
-                    .map(|k| libp2p::kad::store::RecordStore::get(store, &RecordKey::new(k)).is_some())
-                    .collect();
-                let _ = reply.send(held);
             }
             Command::ClosestPeers { key, reply } => {
                 let target = kad::KBucketKey::new(RecordKey::new(&key));
@@ -706,28 +640,17 @@ impl EventLoop {
         }
     }
 
-    /// A record a peer put with Kademlia `PUT_VALUE` (filtered: nothing is stored unless this
-    /// accepts it). Context records (keys under `/bzzz/ctx/1/`) must be valid, signed records whose
-    /// hash is their key; they never expire here (the Raft index decides their life).
+    /// A record a peer put with Kademlia `PUT_VALUE`: stored only if the injected
+    /// [`RecordValidator`] accepts it (context records must be valid, signed records whose hash is
+    /// their key; they never expire here, the Raft index decides their life).
     fn on_inbound_put(&mut self, source: PeerId, mut record: Record) {
-        if record.key.as_ref().starts_with(crate::crypto::DHT_KEY_PREFIX) {
-            let valid = crate::crypto::record::parse_dht_key(record.key.as_ref())
-                .ok_or_else(|| "malformed context record key".to_string())
-                .and_then(|key| {
-                    let v = crate::crypto::verify_record(&record.value, self.max_record_bytes)
-                        .map_err(|e| e.to_string())?;
-                    if v.record_key() == key {
-                        Ok(())
-                    } else {
-                        Err("record does not hash to its key".to_string())
-                    }
-                });
-            if let Err(reason) = valid {
-                self.metrics.context_record_rejected("dht_put");
-                tracing::debug!(peer = %source, %reason, "context record from a dht put rejected");
+        match self.validator.validate(record.key.as_ref(), &record.value) {
+            Verdict::Ordinary => {}
+            Verdict::Keep => record.expires = None,
+            Verdict::Reject(reason) => {
+                tracing::debug!(peer = %source, %reason, "record from a dht put rejected");
                 return;
             }
-            record.expires = None;
         }
         if let Err(e) = libp2p::kad::store::RecordStore::put(self.swarm.behaviour_mut().kad.store_mut(), record) {
             tracing::debug!(peer = %source, error = %e, "dht record from a peer not stored");
@@ -794,7 +717,7 @@ impl EventLoop {
         if let Some((peer, request, channel)) = split_event(event, &mut self.pending_rpcs, "rpc") {
             if let Some(rpc_request::Body::Context(request)) = request.body {
                 let inbound = InboundContext { peer, request, channel };
-                if let Err(e) = self.events.try_send(Event::Context(inbound)) {
+                if let Err(e) = self.inbound.context.try_send(inbound) {
                     // The request's stream closes unanswered; the sender sees a failure and retries.
                     self.metrics.error("events_dropped");
                     tracing::debug!(%peer, reason = %e, "context request dropped: queue full");
@@ -811,7 +734,7 @@ impl EventLoop {
     fn on_raft(&mut self, event: request_response::Event<RaftRequest, RaftResponse>) {
         if let Some((peer, request, channel)) = split_event(event, &mut self.pending_raft, "raft") {
             // Full queues drop the request; the sender's Raft retries.
-            if let Err(e) = self.raft_inbound.try_send(InboundRaft { peer, request, channel }) {
+            if let Err(e) = self.inbound.raft.try_send(InboundRaft { peer, request, channel }) {
                 self.metrics.error("raft_inbound_dropped");
                 tracing::debug!(%peer, reason = %e, "inbound raft rpc dropped");
             }
@@ -821,11 +744,11 @@ impl EventLoop {
     fn on_rpc_request(&mut self, peer: PeerId, request: RpcRequest) -> RpcResponse {
         match request.body {
             Some(rpc_request::Body::ProbeAck(ack)) if ack.probe_id.len() == bzzz_protocol::envelope::NONCE_LEN => {
-                let event = Event::ProbeAck {
+                let ack = ProbeAck {
                     from: peer,
                     probe_id: ack.probe_id,
                 };
-                if self.events.try_send(event).is_err() {
+                if self.inbound.probe_acks.try_send(ack).is_err() {
                     self.metrics.error("events_dropped");
                 }
                 RpcResponse {
@@ -836,7 +759,7 @@ impl EventLoop {
             // Routed to the context service before this; never answered here.
             Some(rpc_request::Body::Context(_)) => rpc_error("unsupported", "context request not routed"),
             Some(rpc_request::Body::JoinCluster(join)) => {
-                if self.events.try_send(Event::JoinCluster { from: peer, join }).is_err() {
+                if self.inbound.joins.try_send(JoinRequest { from: peer, join }).is_err() {
                     self.metrics.error("events_dropped");
                 }
                 RpcResponse {

@@ -1,10 +1,12 @@
-//! The P2P network: [`new`] builds the swarm and returns a cloneable [`Client`], a stream of
-//! [`Event`]s for the node, and the [`EventLoop`] that alone owns the swarm.
+//! The P2P network: [`new`] builds the swarm and returns a cloneable [`Client`], the typed
+//! queues of [`Inbound`] requests (one per owning service), and the [`EventLoop`] that alone owns
+//! the swarm.
 
 pub mod behaviour;
 pub mod client;
 pub mod codec;
 pub mod event_loop;
+pub mod inbound;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -17,19 +19,14 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
 pub use client::{Client, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PutOutcome};
-pub use event_loop::{
-    Event, EventLoop, InboundContext, InboundRaft, MAX_MAINTENANCE_QUERIES, PeersCleared, ReprovideBatch,
-};
+pub use event_loop::{EventLoop, MAX_MAINTENANCE_QUERIES, PeersCleared, ReprovideBatch};
+pub use inbound::{AcceptAll, Inbound, InboundContext, InboundRaft, JoinRequest, ProbeAck, RecordValidator, Verdict};
 
 use crate::config::{Config, Resolved};
 use crate::metrics::Metrics;
 
 /// Queue of commands from clients to the event loop.
 const COMMAND_QUEUE: usize = 256;
-/// Queue of events from the event loop to the node.
-const EVENT_QUEUE: usize = 1024;
-/// Queue of inbound Raft RPCs waiting for the consensus task.
-const RAFT_INBOUND_QUEUE: usize = 1024;
 
 /// Why the network could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,18 +62,16 @@ pub enum StartError {
 pub struct Network {
     /// Handle for the node's tasks.
     pub client: Client,
-    /// Events for the node.
-    pub events: mpsc::Receiver<Event>,
+    /// Inbound requests, one queue per owning service.
+    pub inbound: Inbound,
     /// The loop to spawn.
     pub event_loop: EventLoop,
     /// Live counts of the DHT store, for metrics.
     pub store_stats: RecordStoreStatsHandle,
-    /// Inbound Raft RPCs.
-    pub raft_inbound: mpsc::Receiver<InboundRaft>,
 }
 
 /// Builds the swarm for `key`, starts listening on the configured addresses and returns the
-/// pieces. Listening has started (addresses are bound asynchronously by the transport; the first
+/// pieces. Records peers put into the DHT are judged by `validator`. Listening has started (addresses are bound asynchronously by the transport; the first
 /// `NewListenAddr` events follow).
 pub fn new(
     key: Keypair,
@@ -85,6 +80,7 @@ pub fn new(
     store: &Store,
     registry: &mut Registry,
     metrics: Metrics,
+    validator: std::sync::Arc<dyn RecordValidator>,
 ) -> Result<Network, StartError> {
     let peer_id = key.public().to_peer_id();
     let record_store = SledRecordStore::new(
@@ -97,6 +93,7 @@ pub fn new(
         },
     )?;
     let store_stats = record_store.stats_handle();
+    let local = record_store.local();
 
     let bcfg = behaviour::BehaviourConfig {
         max_connections: config.p2p.max_connections,
@@ -163,8 +160,7 @@ pub fn new(
     }
 
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
-    let (raft_tx, raft_rx) = mpsc::channel(RAFT_INBOUND_QUEUE);
+    let (inbound_tx, inbound) = inbound::channels();
     let limits = EnvelopeLimits {
         max_bytes: config.gossip.max_message_bytes,
         max_age_ms: config.gossip.max_age_ms,
@@ -173,16 +169,15 @@ pub fn new(
     let event_loop = EventLoop::new(
         swarm,
         cmd_rx,
-        ev_tx,
         metrics,
         p2p_metrics,
         event_loop::LoopSettings {
             limits,
             replay_window: config.gossip.replay_window,
             record_ttl: bcfg.record_ttl,
-            max_record_bytes: config.dht.max_record_bytes,
         },
-        raft_tx,
+        inbound_tx,
+        validator,
     );
     let client = Client {
         commands: cmd_tx,
@@ -191,13 +186,13 @@ pub fn new(
         publish_wait: Duration::from_millis(config.gossip.publish_wait_ms),
         default_quorum: resolved.put_quorum,
         max_record_bytes: config.dht.max_record_bytes,
+        local,
     };
     Ok(Network {
         client,
-        events: ev_rx,
+        inbound,
         event_loop,
         store_stats,
-        raft_inbound: raft_rx,
     })
 }
 
