@@ -367,16 +367,7 @@ impl ContextService {
         let deadline = Instant::now() + Duration::from_millis(self.inner.config.request_timeout_ms);
         let mut delay = Duration::from_millis(25);
         loop {
-            let status = self.inner.consensus.status();
-            let admin = if status.is_admin {
-                Some(self.inner.peer_id)
-            } else {
-                status
-                    .admin
-                    .as_deref()
-                    .and_then(|a| a.parse::<PeerId>().ok())
-                    .filter(|_| self.inner.consensus.admin_is_fresh())
-            };
+            let admin = self.inner.consensus.admin();
             let left = deadline.saturating_duration_since(Instant::now());
             let err = match admin {
                 Some(peer) => match self
@@ -690,7 +681,7 @@ impl ContextService {
             view_age_ms: view.refreshed.map(|t| t.elapsed().as_millis() as u64),
             replication_factor: self.inner.config.replication_factor,
             write_quorum: self.inner.config.write_quorum,
-            replication: if self.inner.consensus.status().is_admin {
+            replication: if self.inner.consensus.is_admin() {
                 self.inner.replication.read().ok().and_then(|r| r.clone())
             } else {
                 None
@@ -725,7 +716,7 @@ impl ContextService {
 
     /// The admin's last replication report, if this node is the admin.
     pub fn replication_report(&self) -> Option<replication::Report> {
-        if !self.inner.consensus.status().is_admin {
+        if !self.inner.consensus.is_admin() {
             return None;
         }
         self.inner.replication.read().ok().and_then(|r| r.clone())

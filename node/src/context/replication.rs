@@ -123,7 +123,7 @@ pub(crate) async fn check_now(
     r: ReplicationCheckRequest,
 ) -> Result<context_response::Body, ContextError> {
     let inner = &service.inner;
-    if !inner.consensus.status().is_admin {
+    if !inner.consensus.is_admin() {
         return Err(ContextError::unavailable("this node is not the admin"));
     }
     if !inner.operator_token.allows(Some(&r.operator_token)) {

@@ -76,12 +76,7 @@ pub(crate) async fn reprovide(inner: &Inner, token: Option<String>) -> Result<Re
             Err(e) => return Err(e.into()),
         }
     }
-    let election = inner.consensus.status();
-    report.replication_check = if election.admin.is_none()
-        && !election.eligible
-        && election.eligible_seen == 0
-        && election.voters.is_empty()
-    {
+    report.replication_check = if inner.consensus.mesh_without_election() {
         ReplicationCheck::Skipped {
             reason: "no admin-eligible node on this mesh, so no context index to check".into(),
         }
