@@ -5,11 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bzzz_protocol::envelope::NONCE_LEN;
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::{Kind, Probe, ProbeAck, RpcRequest, rpc_request};
+use bzzz_storage::util::now_unix_ms;
 use libp2p::PeerId;
 use prost::Message;
 use serde::Serialize;
@@ -155,13 +156,6 @@ impl Drop for WaiterGuard {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Answers every probe on the health topic with an acknowledgement to its sender.
 async fn respond(
     client: Client,
@@ -194,7 +188,7 @@ async fn respond(
             let request = RpcRequest {
                 body: Some(rpc_request::Body::ProbeAck(ProbeAck {
                     probe_id: probe.probe_id,
-                    received_at_ms: now_ms(),
+                    received_at_ms: now_unix_ms(),
                 })),
             };
             if let Err(e) = client.send_rpc(msg.sender, request).await {

@@ -14,12 +14,12 @@
 
 pub mod autopilot;
 pub mod duties;
-pub mod transport;
 pub mod prevote;
+pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::{
@@ -27,7 +27,9 @@ use bzzz_protocol::wire::{
     rpc_request,
 };
 use bzzz_storage::Store;
+use bzzz_storage::raft::typ::RaftMetrics;
 use bzzz_storage::raft::{NodeInfo, SledLogStore, SledStateMachine, node_id_from_peer_bytes};
+use bzzz_storage::util::now_unix_ms;
 use libp2p::PeerId;
 use openraft::ServerState;
 use prost::Message;
@@ -107,13 +109,6 @@ impl std::fmt::Debug for Consensus {
             .field("node_id", &self.inner.node_id)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Everything [`Consensus::start`] needs.
@@ -255,7 +250,9 @@ impl Consensus {
                         let outcome = if won { "won" } else { "lost" };
                         metrics
                             .election_prevote_rounds
-                            .get_or_create(&crate::metrics::OutcomeLabel { outcome: outcome.into() })
+                            .get_or_create(&crate::metrics::OutcomeLabel {
+                                outcome: outcome.into(),
+                            })
                             .inc();
                     }),
                 };
@@ -295,7 +292,7 @@ impl Consensus {
     /// So no other leader can exist until `election_timeout_max` after the acknowledged send; the
     /// admin stops acting one Raft heartbeat before that, the margin for clock-rate differences
     /// and for the moment between this check and what the admin does next.
-    fn acting(&self, m: &openraft::RaftMetrics<u64, NodeInfo>) -> bool {
+    fn acting(&self, m: &RaftMetrics) -> bool {
         let lease = self
             .inner
             .config
@@ -473,7 +470,7 @@ impl Consensus {
             .is_none_or(|a| a.node_id != hb.node_id || a.term != hb.term);
         let since = match admin.as_ref() {
             Some(a) if !changed => a.since_unix_ms,
-            _ => now_ms(),
+            _ => now_unix_ms(),
         };
         if changed {
             self.inner.metrics.election_leader_changes.inc();

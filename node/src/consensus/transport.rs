@@ -32,8 +32,7 @@ use tokio_util::task::TaskTracker;
 use super::prevote::Responder;
 use crate::network::{Client, InboundRaft};
 
-/// The Raft handle type.
-pub type Raft = openraft::Raft<TypeConfig>;
+pub use bzzz_storage::raft::Raft;
 
 /// Why a Raft RPC got no answer: the peer is unreachable, the connection failed or timed out,
 /// or the node is shutting down. openraft backs off from an unreachable peer.
@@ -59,7 +58,12 @@ pub trait RaftTransport: Clone + Send + Sync + 'static {
 pub struct Libp2pTransport(pub Client);
 
 impl RaftTransport for Libp2pTransport {
-    async fn send(&self, peer: PeerId, addrs: Vec<Multiaddr>, request: RaftRequest) -> Result<RaftResponse, TransportError> {
+    async fn send(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: RaftRequest,
+    ) -> Result<RaftResponse, TransportError> {
         self.0
             .send_raft(peer, addrs, request)
             .await

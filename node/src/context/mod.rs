@@ -33,6 +33,7 @@ use bzzz_protocol::wire::{
     context_response, rpc_request, rpc_response,
 };
 use bzzz_storage::raft::RolePolicy;
+use bzzz_storage::util::now_unix_ms;
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
 use serde::Serialize;
@@ -183,13 +184,6 @@ impl std::fmt::Debug for GetResult {
 }
 
 pub use bzzz_client::types::{ContextStatus, Discovered, History, PutResult, VersionView};
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 impl ContextService {
     /// Creates the service and starts its tasks (the member loop; the admin duties are
@@ -454,7 +448,7 @@ impl ContextService {
                         address: &base,
                         role: &role,
                         epoch: plan.epoch,
-                        created_ms: now_ms(),
+                        created_ms: now_unix_ms(),
                         tombstone,
                     },
                     &readers,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use bzzz_protocol::ucxl::UcxlCode;
 use bzzz_protocol::wire::{RecordKeys, ReplicationCheckRequest, ReplicationReport, context_request, context_response};
+use bzzz_storage::util::now_unix_ms;
 use futures::future::join_all;
 use libp2p::PeerId;
 
@@ -219,7 +220,7 @@ pub async fn check(service: &ContextService) -> Result<Report, ContextError> {
         }
     }
     Ok(Report {
-        finished_at_ms: super::now_ms(),
+        finished_at_ms: now_unix_ms(),
         took_ms: started.elapsed().as_millis() as u64,
         records: keys.len(),
         live_nodes: live.len(),

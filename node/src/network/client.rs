@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bzzz_protocol::envelope::{self, NONCE_LEN};
 use bzzz_protocol::wire::{Kind, RaftRequest, RaftResponse, RpcRequest, RpcResponse};
+use bzzz_storage::util::now_unix_ms;
 use libp2p::identity::Keypair;
 use libp2p::kad::Quorum;
 use libp2p::kad::Record;
@@ -231,13 +232,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Client {
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetworkError> {
         let (tx, rx) = oneshot::channel();
@@ -255,8 +249,8 @@ impl Client {
     /// Cancel-safe: dropping the future abandons the publish.
     pub async fn publish(&self, topic: &str, kind: Kind, payload: Vec<u8>) -> Result<(), NetworkError> {
         let nonce: [u8; NONCE_LEN] = rand::random();
-        let env =
-            envelope::seal(&self.key, kind, payload, now_ms(), nonce).map_err(|e| NetworkError::Sign(e.to_string()))?;
+        let env = envelope::seal(&self.key, kind, payload, now_unix_ms(), nonce)
+            .map_err(|e| NetworkError::Sign(e.to_string()))?;
         self.publish_raw(topic, env.encode_to_vec()).await
     }
 
