@@ -245,8 +245,7 @@ pub const CONTENT_DIGEST_TAG: &[u8] = b"bzzz/ctx-digest/v1";
 pub const CONTENT_SIGNATURE_TAG: &[u8] = b"bzzz/ctx-content/v1";
 /// Tag that starts the message the keys signer signs over a context record's key list.
 pub const KEYS_SIGNATURE_TAG: &[u8] = b"bzzz/ctx-keys/v1";
-/// Prefix of every context record's DHT key; the rest is the hex record key.
-pub const DHT_KEY_PREFIX: &[u8] = b"/bzzz/ctx/1/";
+pub use bzzz_protocol::context::DHT_KEY_PREFIX;
 
 /// Length of an XChaCha20-Poly1305 nonce, in bytes.
 pub const NONCE_LEN: usize = 24;

@@ -18,11 +18,13 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+pub use bzzz_protocol::context::{dht_key, parse_dht_key};
+
 use super::canonical::Canonical;
 use super::seal::{EphemeralSeal, RoleKey, RolePublicKey, SEALED_CIPHERTEXT_LEN, Secret, X25519_PUBLIC_LEN, seal_to};
 use super::{
-    CONTENT_DIGEST_TAG, CONTENT_SIGNATURE_TAG, CryptoError, DEK_COMMIT_TAG, DEK_WRAP_TAG, DHT_KEY_PREFIX, KEY_LEN,
-    KEYS_SIGNATURE_TAG, NONCE_LEN, SIGNATURE_LEN, TAG_LEN, public_key_of, random_array, random_secret,
+    CONTENT_DIGEST_TAG, CONTENT_SIGNATURE_TAG, CryptoError, DEK_COMMIT_TAG, DEK_WRAP_TAG, KEY_LEN, KEYS_SIGNATURE_TAG,
+    NONCE_LEN, SIGNATURE_LEN, TAG_LEN, public_key_of, random_array, random_secret,
 };
 
 /// The record format this build writes and reads.
@@ -205,24 +207,6 @@ pub fn keys_signed_bytes(
 /// `SHA-256` of an encoded record: its name in the DHT and in the Raft version index.
 pub fn record_key(encoded: &[u8]) -> [u8; 32] {
     Sha256::digest(encoded).into()
-}
-
-/// The DHT key of a record: `"/bzzz/ctx/1/" || lowercase_hex(record_key)` (76 bytes).
-pub fn dht_key(record_key: &[u8; 32]) -> Vec<u8> {
-    let mut key = DHT_KEY_PREFIX.to_vec();
-    key.extend_from_slice(hex::encode(record_key).as_bytes());
-    key
-}
-
-/// The record key named by a DHT key, if it is a context record key (lowercase hex only).
-pub fn parse_dht_key(key: &[u8]) -> Option<[u8; 32]> {
-    let hex_part = key.strip_prefix(DHT_KEY_PREFIX)?;
-    if hex_part.len() != 64 || hex_part.iter().any(|b| b.is_ascii_uppercase()) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(hex_part, &mut out).ok()?;
-    Some(out)
 }
 
 /// Encrypts `content` for the `readers` (role, epoch, role public key) and signs the record as

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use bzzz_protocol::context::{self, DHT_KEY_PREFIX};
 use bzzz_protocol::envelope::{self, EnvelopeLimits, RejectReason};
 use bzzz_protocol::wire::{
     Ack, ContextRequest, JoinCluster, Probe, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request,
@@ -414,7 +415,7 @@ impl EventLoop {
                 reply,
             } => {
                 let store = self.swarm.behaviour_mut().kad.store_mut();
-                let step = store.clear_cache_step(pass, after.as_deref(), limit, crate::crypto::DHT_KEY_PREFIX);
+                let step = store.clear_cache_step(pass, after.as_deref(), limit, DHT_KEY_PREFIX);
                 let _ = reply.send(step);
             }
             Command::ReprovideBatch { after, limit, reply } => {
@@ -704,8 +705,8 @@ impl EventLoop {
     /// accepts it). Context records (keys under `/bzzz/ctx/1/`) must be valid, signed records whose
     /// hash is their key; they never expire here (the Raft index decides their life).
     fn on_inbound_put(&mut self, source: PeerId, mut record: Record) {
-        if record.key.as_ref().starts_with(crate::crypto::DHT_KEY_PREFIX) {
-            let valid = crate::crypto::record::parse_dht_key(record.key.as_ref())
+        if context::is_context_key(record.key.as_ref()) {
+            let valid = context::parse_dht_key(record.key.as_ref())
                 .ok_or_else(|| "malformed context record key".to_string())
                 .and_then(|key| {
                     let v = crate::crypto::verify_record(&record.value, self.max_record_bytes)
