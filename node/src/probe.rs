@@ -67,7 +67,7 @@ impl Prober {
         shutdown: CancellationToken,
         metrics: crate::metrics::Metrics,
     ) -> Result<Prober, NetworkError> {
-        let inbox = client.subscribe(topics::HEALTH, 1024).await?;
+        let inbox = client.subscribe(topics::HEALTH, client.subscriber_queue()).await?;
         tracker.spawn(respond(client.clone(), inbox, shutdown, metrics, tracker.clone()));
         Ok(Prober {
             client,

@@ -219,7 +219,10 @@ impl Consensus {
             args.tracker.clone(),
             args.shutdown.clone(),
         ));
-        let admin_inbox = args.client.subscribe(topics::ADMIN, 1024).await?;
+        let admin_inbox = args
+            .client
+            .subscribe(topics::ADMIN, args.client.subscriber_queue())
+            .await?;
         args.tracker
             .spawn(consensus.clone().listen_admin_topic(admin_inbox, args.shutdown.clone()));
 

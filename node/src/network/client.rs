@@ -221,6 +221,7 @@ pub struct Client {
     pub(crate) publish_wait: Duration,
     pub(crate) default_quorum: Quorum,
     pub(crate) max_record_bytes: usize,
+    pub(crate) subscriber_queue: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -287,6 +288,12 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// The queue length long-lived topic subscribers use (`gossip.subscriber_queue`): pass it to
+    /// [`Client::subscribe`].
+    pub fn subscriber_queue(&self) -> usize {
+        self.subscriber_queue
     }
 
     /// Subscribes to `topic`. Several subscribers per topic are allowed; each gets every

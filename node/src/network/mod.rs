@@ -191,6 +191,7 @@ pub fn new(
         publish_wait: Duration::from_millis(config.gossip.publish_wait_ms),
         default_quorum: resolved.put_quorum,
         max_record_bytes: config.dht.max_record_bytes,
+        subscriber_queue: config.gossip.subscriber_queue,
     };
     Ok(Network {
         client,
