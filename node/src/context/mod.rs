@@ -692,7 +692,7 @@ impl ContextService {
             && view.granted.iter().all(|r| {
                 view.epochs
                     .get(r)
-                    .is_some_and(|(e, _)| crate::crypto::record::RoleKeyLookup::role_key(&view.keys, r, *e).is_some())
+                    .is_some_and(|(e, _)| crate::crypto::RoleKeyLookup::role_key(&view.keys, r, *e).is_some())
             })
     }
 

@@ -220,11 +220,11 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 pub use error::{CryptoError, ErrorKind};
-pub use keyring::{KeyBinding, Keyring, X25519_KEY_FILE};
+pub use keyring::{KeyBinding, Keyring, RoleKeyLookup, RoleKeySet, X25519_KEY_FILE};
 pub use record::{
     DEFAULT_MAX_RECORD_BYTES, MAX_ADDRESS_LEN, MAX_ROLE_LEN, MAX_WRAPPED_KEYS, NewRecord, Opened, RECORD_FORMAT,
-    Reader, RoleKeyLookup, RoleKeySet, VerifiedRecord, dht_key, open_record, open_verified, parse_dht_key, record_key,
-    rewrap_record, seal_record, verify_record,
+    Reader, VerifiedRecord, dht_key, open_record, open_verified, parse_dht_key, record_key, rewrap_record, seal_record,
+    verify_record,
 };
 pub use seal::{RoleKey, RolePublicKey, seal_role_key};
 
