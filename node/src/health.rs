@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bzzz_bootstrap::{JoinState, JoinStatus};
 use bzzz_storage::Store;
-use bzzz_storage::util::now_unix_ms;
+use bzzz_storage::util::now_unix_ms as now_ms;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -121,7 +121,7 @@ impl Health {
     }
 
     fn record(&self, name: &'static str, status: Status, latency: Duration, message: String) {
-        let now = now_unix_ms();
+        let now = now_ms();
         if let Ok(mut c) = self.checks.write() {
             let last_success = if status == Status::Unhealthy {
                 c.get(name).and_then(|r| r.last_success)
@@ -242,7 +242,7 @@ impl Checker {
         };
         self.metrics.dht_replication_factor.set(s.average_replicas);
         self.metrics.context_records_below_r.set(s.below_r as i64);
-        let age = Duration::from_millis(now_unix_ms().saturating_sub(s.finished_at_ms));
+        let age = Duration::from_millis(now_ms().saturating_sub(s.finished_at_ms));
         if s.below_r > 0 {
             return (
                 Status::Unhealthy,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bzzz_protocol::envelope::NONCE_LEN;
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::{Kind, Probe, ProbeAck, RpcRequest, rpc_request};
-use bzzz_storage::util::now_unix_ms;
+use bzzz_storage::util::now_unix_ms as now_ms;
 use libp2p::PeerId;
 use prost::Message;
 use serde::Serialize;
@@ -188,7 +188,7 @@ async fn respond(
             let request = RpcRequest {
                 body: Some(rpc_request::Body::ProbeAck(ProbeAck {
                     probe_id: probe.probe_id,
-                    received_at_ms: now_unix_ms(),
+                    received_at_ms: now_ms(),
                 })),
             };
             if let Err(e) = client.send_rpc(msg.sender, request).await {

@@ -58,12 +58,7 @@ pub trait RaftTransport: Clone + Send + Sync + 'static {
 pub struct Libp2pTransport(pub Client);
 
 impl RaftTransport for Libp2pTransport {
-    async fn send(
-        &self,
-        peer: PeerId,
-        addrs: Vec<Multiaddr>,
-        request: RaftRequest,
-    ) -> Result<RaftResponse, TransportError> {
+    async fn send(&self, peer: PeerId, addrs: Vec<Multiaddr>, request: RaftRequest) -> Result<RaftResponse, TransportError> {
         self.0
             .send_raft(peer, addrs, request)
             .await
