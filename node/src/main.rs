@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use bzzz_node::cli::{Cli, Command};
 use bzzz_node::node::shutdown_signal;
 use bzzz_node::{Node, logging};
+use bzzz_storage::util::error_chain;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -85,22 +86,6 @@ async fn run(args: bzzz_node::cli::RunArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// The error and every cause under it, `outer: inner: ...`, so that e.g. a sled lock held by
-/// another process is named, not only "cannot open sled database".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// `SIGHUP` (config reload) on Unix; never fires elsewhere.

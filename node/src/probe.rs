@@ -5,11 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bzzz_protocol::envelope::NONCE_LEN;
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::{Kind, Probe, ProbeAck, RpcRequest, rpc_request};
+use bzzz_storage::util::now_unix_ms as now_ms;
 use libp2p::PeerId;
 use prost::Message;
 use serde::Serialize;
@@ -68,7 +69,7 @@ impl Prober {
         shutdown: CancellationToken,
         metrics: crate::metrics::Metrics,
     ) -> Result<Prober, NetworkError> {
-        let inbox = client.subscribe(topics::HEALTH, 1024).await?;
+        let inbox = client.subscribe(topics::HEALTH, client.subscriber_queue()).await?;
         tracker.spawn(respond(
             client.clone(),
             inbox,
@@ -174,13 +175,6 @@ impl Drop for WaiterGuard {
             w.remove(&self.id);
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Answers every probe on the health topic with an acknowledgement to its sender.

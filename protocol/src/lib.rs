@@ -1,10 +1,11 @@
 //! Wire types of the bzzz mesh: the prost schemas, gossip topic names, protocol ids, the signed
-//! [`Envelope`](wire::Envelope) every gossip message travels in, [UCXL addresses](ucxl) and the
-//! stable error codes of the HTTP API.
+//! [`Envelope`](wire::Envelope) every gossip message travels in, [UCXL addresses](ucxl), the
+//! DHT names of [context records](context) and the stable error codes of the HTTP API.
 //!
 //! This crate holds no runtime: no tokio, no sled, no libp2p swarm. Everything here is pure data
 //! and pure functions, so every boundary (gossip, RPC, HTTP) validates input with the same code.
 
+pub mod context;
 pub mod envelope;
 pub mod error_codes;
 pub mod replay;

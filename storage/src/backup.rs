@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::raft::SledStateMachine;
 use crate::store::Store;
+use crate::util::now_unix_ms;
 
 /// First bytes of every backup file.
 pub const MAGIC: &[u8; 8] = b"BZZZBKUP";
@@ -188,13 +189,6 @@ fn open_tree(db: &sled::Db, name: &[u8]) -> Result<sled::Tree, BackupError> {
 
 fn name_text(name: &[u8]) -> String {
     String::from_utf8_lossy(name).into_owned()
-}
-
-fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Writes every tree of `store` to `out` in the backup format; `source` names the node (its peer

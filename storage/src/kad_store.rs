@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use libp2p::kad::store::{Error, RecordStore, Result};
 use libp2p::kad::{K_VALUE, ProviderRecord, Record, RecordKey};
@@ -27,6 +27,7 @@ use tracing::{debug, error, warn};
 
 use crate::codec;
 use crate::store::{StorageError, Store};
+use crate::util::{error_chain, now_unix_ms};
 
 mod cache;
 
@@ -165,11 +166,6 @@ struct StoredProvider {
     expires_unix_ms: Option<u64>,
 }
 
-/// The current wall-clock time in unix-epoch milliseconds (0 before the epoch).
-fn now_unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, duration_ms)
-}
-
 /// A duration in whole milliseconds, saturating at `u64::MAX`.
 fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -214,18 +210,6 @@ fn hex_prefix(b: &[u8]) -> String {
     }
     if b.len() > 32 {
         s.push_str("..");
-    }
-    s
-}
-
-/// An error and its sources joined with ": ", for log lines.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        s.push_str(": ");
-        s.push_str(&src.to_string());
-        cur = src.source();
     }
     s
 }

@@ -13,6 +13,8 @@
 //!   done. The state machine holds the cluster data ([`raft::cluster`]): role
 //!   policy, key bindings, role grants, key epochs and the context version index.
 //! - [`codec`] is the single place where persisted values are (de)serialised.
+//! - [`util`] holds the wall clock in milliseconds ([`util::now_unix_ms`]) and
+//!   [`util::error_chain`], used across the workspace.
 //! - [`backup`] exports every tree of a live database to one versioned, checksummed file and
 //!   restores such a file into a node's data dir offline.
 //!
@@ -26,6 +28,7 @@ pub mod codec;
 pub mod kad_store;
 pub mod raft;
 pub mod store;
+pub mod util;
 
 pub use codec::CodecError;
 pub use kad_store::{

@@ -22,7 +22,7 @@ mod view;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::{
@@ -30,7 +30,9 @@ use bzzz_protocol::wire::{
     rpc_request,
 };
 use bzzz_storage::Store;
+use bzzz_storage::raft::typ::RaftMetrics;
 use bzzz_storage::raft::{NodeInfo, SledLogStore, SledStateMachine, node_id_from_peer_bytes};
+use bzzz_storage::util::now_unix_ms;
 use libp2p::PeerId;
 use openraft::ServerState;
 use prost::Message;
@@ -108,13 +110,6 @@ impl std::fmt::Debug for Consensus {
             .field("node_id", &self.inner.node_id)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Everything [`Consensus::start`] needs.
@@ -224,7 +219,10 @@ impl Consensus {
             args.tracker.clone(),
             args.shutdown.clone(),
         ));
-        let admin_inbox = args.client.subscribe(topics::ADMIN, 1024).await?;
+        let admin_inbox = args
+            .client
+            .subscribe(topics::ADMIN, args.client.subscriber_queue())
+            .await?;
         args.tracker
             .spawn(consensus.clone().listen_admin_topic(admin_inbox, args.shutdown.clone()));
 
@@ -297,7 +295,7 @@ impl Consensus {
     /// So no other leader can exist until `election_timeout_max` after the acknowledged send; the
     /// admin stops acting one Raft heartbeat before that, the margin for clock-rate differences
     /// and for the moment between this check and what the admin does next.
-    fn acting(&self, m: &openraft::RaftMetrics<u64, NodeInfo>) -> bool {
+    fn acting(&self, m: &RaftMetrics) -> bool {
         let lease = self
             .inner
             .config

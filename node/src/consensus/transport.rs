@@ -32,8 +32,7 @@ use tokio_util::task::TaskTracker;
 use super::prevote::Responder;
 use crate::network::{Client, InboundRaft};
 
-/// The Raft handle type.
-pub type Raft = openraft::Raft<TypeConfig>;
+pub use bzzz_storage::raft::Raft;
 
 /// Why a Raft RPC got no answer: the peer is unreachable, the connection failed or timed out,
 /// or the node is shutting down. openraft backs off from an unreachable peer.

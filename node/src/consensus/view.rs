@@ -163,7 +163,7 @@ impl Consensus {
             .is_none_or(|a| a.node_id != hb.node_id || a.term != hb.term);
         let since = match admin.as_ref() {
             Some(a) if !changed => a.since_unix_ms,
-            _ => now_ms(),
+            _ => now_unix_ms(),
         };
         if changed {
             self.inner.metrics.election_leader_changes.inc();

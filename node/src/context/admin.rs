@@ -18,10 +18,11 @@ use bzzz_protocol::wire::{
 use bzzz_storage::raft::{
     Command, GrantSource, NewVersion, Request, Response, SledStateMachine, VersionEntry, validate_role_name,
 };
+use bzzz_storage::util::now_unix_ms;
 use libp2p::PeerId;
 use prost::Message;
 
-use super::{ContextError, ContextService, MAX_DISCOVER, MAX_HISTORY, MAX_REQUESTED_ROLES, now_ms};
+use super::{ContextError, ContextService, MAX_DISCOVER, MAX_HISTORY, MAX_REQUESTED_ROLES};
 use crate::consensus::Raft;
 use crate::consensus::duties::DutyContext;
 use crate::crypto::{KeyBinding, RoleKey, seal_role_key};
@@ -157,7 +158,7 @@ pub(crate) async fn register(
                     role: role.clone(),
                     peer_id: peer_bytes.clone(),
                     source: GrantSource::Auto,
-                    at_ms: now_ms(),
+                    at_ms: now_unix_ms(),
                 },
             )
             .await?;
@@ -173,7 +174,7 @@ pub(crate) async fn register(
                     Command::SetKv {
                         namespace: ROLE_REQUESTS.into(),
                         key,
-                        value: now_ms().to_be_bytes().to_vec(),
+                        value: now_unix_ms().to_be_bytes().to_vec(),
                     },
                 )
                 .await?;
@@ -212,7 +213,7 @@ pub(crate) async fn grant(service: &ContextService, g: GrantRequest) -> Result<c
             role: g.role.clone(),
             peer_id: peer.to_bytes(),
             source: GrantSource::Operator,
-            at_ms: now_ms(),
+            at_ms: now_unix_ms(),
         },
     )
     .await?;
@@ -592,7 +593,7 @@ async fn reconcile(service: &ContextService, ctx: &DutyContext) -> Result<(), Co
                         epoch: 1,
                         public_key: *key.public().as_bytes(),
                         sealed,
-                        at_ms: now_ms(),
+                        at_ms: now_unix_ms(),
                     },
                 )
                 .await?;

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use bzzz_protocol::context::dht_key;
 use bzzz_protocol::ucxl::{Address, UcxlCode};
 use bzzz_protocol::wire::{ContextOk, HeldFlags, RecordKeys, context_request, context_response};
 use futures::StreamExt;
@@ -16,7 +17,7 @@ use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
 
 use super::{ContextError, ContextService, MAX_HOLDS_KEYS};
-use crate::crypto::{VerifiedRecord, dht_key, verify_record};
+use crate::crypto::{VerifiedRecord, verify_record};
 
 /// Checks a record before this node stores it: it verifies (both signatures, size, canonical
 /// encoding) and its address is a concrete, canonical UCXL base address (no pattern, no version).

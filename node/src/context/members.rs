@@ -130,7 +130,7 @@ fn apply_view(service: &ContextService, roles: &RolesView) -> bool {
     let all_keys = granted.iter().all(|role| {
         epochs
             .get(role)
-            .is_some_and(|(e, _)| crate::crypto::record::RoleKeyLookup::role_key(&keys, role, *e).is_some())
+            .is_some_and(|(e, _)| crate::crypto::RoleKeyLookup::role_key(&keys, role, *e).is_some())
     });
     let decided = inner
         .requested_roles

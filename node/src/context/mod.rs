@@ -36,6 +36,7 @@ use bzzz_protocol::wire::{
     context_response, rpc_request, rpc_response,
 };
 use bzzz_storage::raft::RolePolicy;
+use bzzz_storage::util::now_unix_ms;
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
 use serde::Serialize;
@@ -186,13 +187,6 @@ impl std::fmt::Debug for GetResult {
 }
 
 pub use bzzz_client::types::{ContextStatus, Discovered, History, PutResult, VersionView};
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 impl ContextService {
     /// Creates the service and starts its tasks (the member loop; the admin duties are
@@ -466,7 +460,7 @@ impl ContextService {
                         address: &base,
                         role: &role,
                         epoch: plan.epoch,
-                        created_ms: now_ms(),
+                        created_ms: now_unix_ms(),
                         tombstone,
                     },
                     &readers,
@@ -710,7 +704,7 @@ impl ContextService {
             && view.granted.iter().all(|r| {
                 view.epochs
                     .get(r)
-                    .is_some_and(|(e, _)| crate::crypto::record::RoleKeyLookup::role_key(&view.keys, r, *e).is_some())
+                    .is_some_and(|(e, _)| crate::crypto::RoleKeyLookup::role_key(&view.keys, r, *e).is_some())
             })
     }
 

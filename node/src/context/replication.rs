@@ -14,15 +14,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use bzzz_protocol::context::dht_key;
 use bzzz_protocol::ucxl::UcxlCode;
 use bzzz_protocol::wire::{RecordKeys, ReplicationCheckRequest, ReplicationReport, context_request, context_response};
+use bzzz_storage::util::now_unix_ms;
 use futures::future::join_all;
 use libp2p::PeerId;
 
 use super::holder::{per_peer_timeout, store_on};
 use super::{ContextError, ContextService, MAX_HOLDS_KEYS};
 use crate::consensus::duties::DutyContext;
-use crate::crypto::dht_key;
 
 /// The result of one replication check (the API's type: `/ucxi/v1/status`, `bzzz dht reprovide`).
 pub use bzzz_client::types::ReplicationReport as Report;
@@ -219,7 +220,7 @@ pub async fn check(service: &ContextService) -> Result<Report, ContextError> {
         }
     }
     Ok(Report {
-        finished_at_ms: super::now_ms(),
+        finished_at_ms: now_unix_ms(),
         took_ms: started.elapsed().as_millis() as u64,
         records: keys.len(),
         live_nodes: live.len(),

@@ -1,8 +1,8 @@
 //! The validator the network asks before it stores a record a peer put with Kademlia
 //! `PUT_VALUE`: context records must pass the same check as a `store` RPC, and hash to their key.
 
-use crate::crypto::DHT_KEY_PREFIX;
-use crate::crypto::record::parse_dht_key;
+use bzzz_protocol::context::{DHT_KEY_PREFIX, parse_dht_key};
+
 use crate::metrics::Metrics;
 use crate::network::{RecordValidator, Verdict};
 

@@ -1,5 +1,6 @@
 //! The node's static X25519 key, kept in `<data_dir>/x25519.key`, and the signed [`KeyBinding`]
-//! that ties its public half to the node's ed25519 identity.
+//! that ties its public half to the node's ed25519 identity; and the role keys the node holds
+//! ([`RoleKeySet`], looked up through [`RoleKeyLookup`]).
 //!
 //! The key file holds exactly the 32 secret bytes. It is created once, atomically and private
 //! (mode 0600 from the first byte written: a temp file opened with that mode, fsync, then linked
@@ -8,6 +9,7 @@
 //!
 //! Key material never reaches logs or errors: they name the file and the problem only.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
@@ -260,6 +262,60 @@ impl KeyBinding {
         };
         binding.verify()?;
         Ok(binding)
+    }
+}
+
+/// Finds the secret key of a role at an epoch, if this node holds it. Implemented by
+/// [`RoleKeySet`] and by slices of `(role, epoch, &RoleKey)`.
+pub trait RoleKeyLookup {
+    /// The key of `role` at `epoch`, if held.
+    fn role_key(&self, role: &str, epoch: u64) -> Option<&RoleKey>;
+}
+
+impl RoleKeyLookup for [(&str, u64, &RoleKey)] {
+    fn role_key(&self, role: &str, epoch: u64) -> Option<&RoleKey> {
+        self.iter()
+            .find(|(r, e, _)| *r == role && *e == epoch)
+            .map(|(_, _, k)| *k)
+    }
+}
+
+/// The role keys a node holds, by (role, epoch).
+#[derive(Debug, Default, Clone)]
+pub struct RoleKeySet {
+    keys: HashMap<(String, u64), RoleKey>,
+}
+
+impl RoleKeySet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces the key of `role` at `epoch`.
+    pub fn insert(&mut self, role: impl Into<String>, epoch: u64, key: RoleKey) {
+        self.keys.insert((role.into(), epoch), key);
+    }
+
+    /// Removes the key of `role` at `epoch` (a retired epoch, a revoked role).
+    pub fn remove(&mut self, role: &str, epoch: u64) -> Option<RoleKey> {
+        self.keys.remove(&(role.to_owned(), epoch))
+    }
+
+    /// How many keys are held.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True if no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl RoleKeyLookup for RoleKeySet {
+    fn role_key(&self, role: &str, epoch: u64) -> Option<&RoleKey> {
+        self.keys.get(&(role.to_owned(), epoch))
     }
 }
 

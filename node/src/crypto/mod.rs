@@ -220,11 +220,11 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 pub use error::{CryptoError, ErrorKind};
-pub use keyring::{KeyBinding, Keyring, X25519_KEY_FILE};
+pub use keyring::{KeyBinding, Keyring, RoleKeyLookup, RoleKeySet, X25519_KEY_FILE};
 pub use record::{
     DEFAULT_MAX_RECORD_BYTES, MAX_ADDRESS_LEN, MAX_ROLE_LEN, MAX_WRAPPED_KEYS, NewRecord, Opened, RECORD_FORMAT,
-    Reader, RoleKeyLookup, RoleKeySet, VerifiedRecord, dht_key, open_record, open_verified, parse_dht_key, record_key,
-    rewrap_record, seal_record, verify_record,
+    Reader, VerifiedRecord, dht_key, open_record, open_verified, parse_dht_key, record_key, rewrap_record, seal_record,
+    verify_record,
 };
 pub use seal::{RoleKey, RolePublicKey, seal_role_key};
 
@@ -245,8 +245,7 @@ pub const CONTENT_DIGEST_TAG: &[u8] = b"bzzz/ctx-digest/v1";
 pub const CONTENT_SIGNATURE_TAG: &[u8] = b"bzzz/ctx-content/v1";
 /// Tag that starts the message the keys signer signs over a context record's key list.
 pub const KEYS_SIGNATURE_TAG: &[u8] = b"bzzz/ctx-keys/v1";
-/// Prefix of every context record's DHT key; the rest is the hex record key.
-pub const DHT_KEY_PREFIX: &[u8] = b"/bzzz/ctx/1/";
+pub use bzzz_protocol::context::DHT_KEY_PREFIX;
 
 /// Length of an XChaCha20-Poly1305 nonce, in bytes.
 pub const NONCE_LEN: usize = 24;

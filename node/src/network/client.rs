@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bzzz_protocol::envelope::{self, NONCE_LEN};
 use bzzz_protocol::wire::{Kind, RaftRequest, RaftResponse, RpcRequest, RpcResponse};
 use bzzz_storage::LocalRecords;
+use bzzz_storage::util::now_unix_ms;
 use libp2p::identity::Keypair;
 use libp2p::kad::Quorum;
 use libp2p::kad::Record;
@@ -214,6 +215,7 @@ pub struct Client {
     pub(crate) max_record_bytes: usize,
     /// This node's own DHT records, read and written without the event loop.
     pub(crate) local: LocalRecords,
+    pub(crate) subscriber_queue: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -223,13 +225,6 @@ impl std::fmt::Debug for Client {
             .field("peer_id", &self.peer_id)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Client {
@@ -249,8 +244,8 @@ impl Client {
     /// Cancel-safe: dropping the future abandons the publish.
     pub async fn publish(&self, topic: &str, kind: Kind, payload: Vec<u8>) -> Result<(), NetworkError> {
         let nonce: [u8; NONCE_LEN] = rand::random();
-        let env =
-            envelope::seal(&self.key, kind, payload, now_ms(), nonce).map_err(|e| NetworkError::Sign(e.to_string()))?;
+        let env = envelope::seal(&self.key, kind, payload, now_unix_ms(), nonce)
+            .map_err(|e| NetworkError::Sign(e.to_string()))?;
         self.publish_raw(topic, env.encode_to_vec()).await
     }
 
@@ -287,6 +282,12 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// The queue length long-lived topic subscribers use (`gossip.subscriber_queue`): pass it to
+    /// [`Client::subscribe`].
+    pub fn subscriber_queue(&self) -> usize {
+        self.subscriber_queue
     }
 
     /// Subscribes to `topic`. Several subscribers per topic are allowed; each gets every

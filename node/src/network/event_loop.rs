@@ -6,13 +6,15 @@
 //! the node use `try_send` and count what they drop.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use bzzz_protocol::context::DHT_KEY_PREFIX;
 use bzzz_protocol::envelope::{self, EnvelopeLimits, RejectReason};
 use bzzz_protocol::wire::{
     Ack, Probe, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request, rpc_response,
 };
 use bzzz_protocol::{ReplayWindow, topics};
+use bzzz_storage::util::now_unix_ms;
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
@@ -100,13 +102,6 @@ pub struct EventLoop {
     /// Provider announcements and republications an operator started (`dht reprovide`), until
     /// their queries finish; bounded by [`MAX_MAINTENANCE_QUERIES`].
     maintenance_queries: HashSet<QueryId>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl EventLoop {
@@ -224,7 +219,7 @@ impl EventLoop {
                 }
                 let entry = self.peers.entry(peer_id).or_insert_with(|| PeerState {
                     addresses: Vec::new(),
-                    connected_since_unix_ms: now_ms(),
+                    connected_since_unix_ms: now_unix_ms(),
                     latency_ms: None,
                     agent_version: None,
                 });
@@ -275,7 +270,7 @@ impl EventLoop {
             return;
         };
         let topic = message.topic.as_str().to_string();
-        let verdict = envelope::open(&message.data, &self.limits, now_ms())
+        let verdict = envelope::open(&message.data, &self.limits, now_unix_ms())
             .and_then(|v| self.replay.check_and_insert(v.sender, &v.nonce).map(|()| v));
         let gossip = &mut self.swarm.behaviour_mut().gossipsub;
         match verdict {

@@ -187,6 +187,7 @@ pub fn new(
         default_quorum: resolved.put_quorum,
         max_record_bytes: config.dht.max_record_bytes,
         local,
+        subscriber_queue: config.gossip.subscriber_queue,
     };
     Ok(Network {
         client,

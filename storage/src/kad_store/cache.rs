@@ -183,7 +183,7 @@ mod tests {
     use crate::kad_store::RecordStoreConfig;
     use crate::store::Store;
 
-    const CTX: &[u8] = b"/bzzz/ctx/1/";
+    const CTX: &[u8] = bzzz_protocol::context::DHT_KEY_PREFIX;
 
     fn record(key: &str, publisher: Option<PeerId>, expired: bool) -> Record {
         let mut r = Record::new(RecordKey::new(&key), b"v".to_vec());

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use openraft::LogId;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::cluster::{
@@ -17,10 +16,11 @@ use super::cluster::{
     MAX_SIGNATURE_LEN, MAX_VERSIONS_PER_ADDRESS, NewVersion, RECORD_KEY_LEN, RoleEpochRecord, RolePolicy, VersionEntry,
     check_address, check_len, check_peer_id, excerpt, prefixed_key, validate_role_name,
 };
-use super::state_machine::{
+use super::schema::{
     BINDINGS_TREE, EPOCHS_TREE, GRANTS_TREE, NODES_TREE, NodeRecord, POLICY_KEY, POLICY_TREE, RECORDS_TREE,
     VERSION_HEADS_TREE, VERSIONS_TREE, kv_key,
 };
+use super::typ::LogId;
 use super::{Command, Request, Response, SCHEMA_VERSION, codec_err, key_u64, u64_key};
 use crate::codec;
 use crate::store::StorageError;
@@ -28,7 +28,7 @@ use crate::store::StorageError;
 /// Why an apply transaction was aborted: the entry and the error.
 pub(super) struct ApplyAbort {
     /// The entry being applied.
-    pub(super) log_id: LogId<u64>,
+    pub(super) log_id: LogId,
     /// What failed.
     pub(super) source: StorageError,
 }
@@ -44,7 +44,7 @@ fn reject(reason: impl Into<String>) -> TxResult<Response> {
 /// The state machine's data trees, as seen inside one apply transaction.
 pub(super) struct ApplyTx<'t> {
     /// The entry being applied, for abort errors.
-    pub(super) log_id: LogId<u64>,
+    pub(super) log_id: LogId,
     /// Node records.
     pub(super) nodes: &'t TransactionalTree,
     /// Cluster key-value map.

@@ -16,24 +16,17 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, Vote};
+use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use tracing::debug;
 
+use super::schema::MetaTree;
+use super::typ::{LogId, Vote};
 use super::{Entry, RaftStorageError, TypeConfig, codec_err, io, key_u64, raft_err, u64_key};
 use crate::codec;
 use crate::store::{StorageError, Store};
 
-/// Name of the tree holding log entries by index.
-pub const LOG_TREE: &str = "raft_log";
-/// Name of the tree holding the vote, the committed log id and the last purged log id.
-pub const META_TREE: &str = "raft_meta";
-/// Key of the persisted vote in [`META_TREE`].
-pub const VOTE_KEY: &[u8] = b"vote";
-/// Key of the persisted committed log id in [`META_TREE`].
-pub const COMMITTED_KEY: &[u8] = b"committed";
-/// Key of the last purged log id in [`META_TREE`].
-pub const LAST_PURGED_KEY: &[u8] = b"last_purged";
+pub use super::schema::{COMMITTED_KEY, LAST_PURGED_KEY, LOG_META_TREE as META_TREE, LOG_TREE, VOTE_KEY};
 
 /// Most encoded bytes of entries [`RaftLogReader::limited_get_log_entries`] returns in one call,
 /// unless a single entry is bigger (the first entry is always returned): bounds one replication
@@ -61,6 +54,12 @@ impl std::fmt::Debug for SledLogStore {
     }
 }
 
+impl MetaTree for SledLogStore {
+    fn meta_tree(&self) -> (&sled::Tree, &'static str) {
+        (&self.meta, META_TREE)
+    }
+}
+
 impl SledLogStore {
     /// Opens (creating if needed) the log trees in `store`.
     pub fn new(store: &Store) -> Result<Self, StorageError> {
@@ -69,15 +68,6 @@ impl SledLogStore {
             log: store.tree(LOG_TREE)?,
             meta: store.tree(META_TREE)?,
         })
-    }
-
-    /// Reads and decodes the value at `key` of [`META_TREE`].
-    fn read_meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &[u8],
-        op: &'static str,
-    ) -> Result<Option<T>, StorageError> {
-        super::read_decoded(&self.meta, META_TREE, key, op)
     }
 
     /// Encodes `value` at `key` of [`META_TREE`]; fsyncs when `durable`.
@@ -155,7 +145,7 @@ impl SledLogStore {
     }
 
     /// The log id of the last entry present, if any.
-    fn last_present(&self) -> Result<Option<LogId<u64>>, RaftStorageError> {
+    fn last_present(&self) -> Result<Option<LogId>, RaftStorageError> {
         let last = self.log.last().map_err(|e| {
             raft_err(
                 ErrorSubject::Logs,
@@ -210,7 +200,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
-        let last_purged_log_id: Option<LogId<u64>> = self
+        let last_purged_log_id: Option<LogId> = self
             .read_meta(LAST_PURGED_KEY, "read the last purged log id")
             .map_err(|e| raft_err(ErrorSubject::Logs, ErrorVerb::Read, &e))?;
         let last_log_id = match self.last_present()? {
@@ -227,27 +217,27 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), RaftStorageError> {
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftStorageError> {
         self.write_meta(VOTE_KEY, vote, "save the vote", true)
             .await
             .map_err(|e| raft_err(ErrorSubject::Vote, ErrorVerb::Write, &e))
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, RaftStorageError> {
+    async fn read_vote(&mut self) -> Result<Option<Vote>, RaftStorageError> {
         self.read_meta(VOTE_KEY, "read the vote")
             .map_err(|e| raft_err(ErrorSubject::Vote, ErrorVerb::Read, &e))
     }
 
     /// Not fsynced: openraft allows the committed id to go back after a crash (it is re-learned
     /// from the leader), and an fsync here would add one to every commit on every node.
-    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), RaftStorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
         self.write_meta(COMMITTED_KEY, &committed, "save the committed log id", false)
             .await
             .map_err(|e| raft_err(ErrorSubject::Store, ErrorVerb::Write, &e))
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, RaftStorageError> {
-        let committed: Option<Option<LogId<u64>>> = self
+    async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
+        let committed: Option<Option<LogId>> = self
             .read_meta(COMMITTED_KEY, "read the committed log id")
             .map_err(|e| raft_err(ErrorSubject::Store, ErrorVerb::Read, &e))?;
         Ok(committed.flatten())
@@ -281,7 +271,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         Ok(())
     }
 
-    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), RaftStorageError> {
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
         let delete = |e: StorageError| raft_err(ErrorSubject::Logs, ErrorVerb::Delete, &e);
         let removed = self.remove_range(u64_key(log_id.index)..).map_err(delete)?;
         self.store.flush_async().await.map_err(delete)?;
@@ -289,7 +279,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         Ok(())
     }
 
-    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), RaftStorageError> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
         let delete = |e: StorageError| raft_err(ErrorSubject::Logs, ErrorVerb::Delete, &e);
         let last_purged = codec::encode(&log_id).map_err(|e| delete(codec_err(META_TREE)(e)))?;
         let mut removals = sled::Batch::default();

@@ -4,8 +4,11 @@
 //!   (a typed [`Command`] plus the schema version and the proposer's term), the state machine
 //!   answers each with a [`Response`], nodes are `u64` ids ([`node_id_from_peer_bytes`]) that
 //!   advertise a [`NodeInfo`].
+//! - [`typ`] names openraft's generic types for [`TypeConfig`], with the one [`Raft`] handle
+//!   alias every crate uses.
+//! - [`schema`] holds every tree name and fixed key, the key encodings and the node record.
 //! - [`SledLogStore`] implements [`RaftLogStorage`](openraft::storage::RaftLogStorage) on the
-//!   trees [`log_store::LOG_TREE`] and [`log_store::META_TREE`].
+//!   trees [`schema::LOG_TREE`] and [`schema::LOG_META_TREE`].
 //! - [`SledStateMachine`] implements [`RaftStateMachine`](openraft::storage::RaftStateMachine)
 //!   and builds and installs snapshots on the trees named in [`state_machine`]. Besides node
 //!   records and a small key-value map it holds the cluster data of [`cluster`]: the
@@ -71,8 +74,10 @@ mod apply;
 pub mod cluster;
 pub mod log_store;
 mod reads;
+pub mod schema;
 mod snapshot;
 pub mod state_machine;
+pub mod typ;
 
 pub use cluster::{
     GrantRecord, GrantSource, KeyBindingRecord, NewVersion, PolicyError, RecordRef, RoleDef, RoleEpochRecord,
@@ -80,6 +85,7 @@ pub use cluster::{
 };
 pub use log_store::SledLogStore;
 pub use state_machine::SledStateMachine;
+pub use typ::{Entry, Raft, RaftStorageError};
 
 openraft::declare_raft_types!(
     /// bzzz's Raft type configuration.
@@ -93,15 +99,6 @@ openraft::declare_raft_types!(
         AsyncRuntime = openraft::TokioRuntime,
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
 );
-
-/// The Raft handle of a bzzz node.
-pub type Raft = openraft::Raft<TypeConfig>;
-
-/// A Raft log entry of bzzz.
-pub type Entry = openraft::Entry<TypeConfig>;
-
-/// The error openraft's storage traits return, for bzzz's `u64` node ids.
-pub type RaftStorageError = openraft::StorageError<u64>;
 
 /// What a Raft node advertises: its libp2p peer id and addresses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

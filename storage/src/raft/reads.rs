@@ -12,10 +12,11 @@ use super::cluster::{
     GrantRecord, KeyBindingRecord, RecordRef, RoleEpochRecord, RolePolicy, VersionEntry, prefixed_key,
     split_prefixed_key,
 };
-use super::state_machine::{
-    BINDINGS_TREE, EPOCHS_TREE, GRANTS_TREE, POLICY_KEY, POLICY_TREE, RECORDS_TREE, SledStateMachine,
-    VERSION_HEADS_TREE, VERSIONS_TREE,
+use super::schema::{
+    BINDINGS_TREE, EPOCHS_TREE, GRANTS_TREE, KV_TREE, POLICY_KEY, POLICY_TREE, RECORDS_TREE, VERSION_HEADS_TREE,
+    VERSIONS_TREE, kv_key,
 };
+use super::state_machine::SledStateMachine;
 use super::{codec_err, io, key_u64, read_decoded, u64_key};
 use crate::codec;
 use crate::store::StorageError;
@@ -234,30 +235,22 @@ impl SledStateMachine {
 impl SledStateMachine {
     /// The value of `key` in the cluster key-value `namespace` ([`super::Command::SetKv`]).
     pub fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let Some(k) = super::state_machine::kv_key(namespace, key) else {
+        let Some(k) = kv_key(namespace, key) else {
             return Ok(None);
         };
-        Ok(self
-            .kv
-            .get(k)
-            .map_err(io(super::state_machine::KV_TREE, "get"))?
-            .map(|v| v.to_vec()))
+        Ok(self.kv.get(k).map_err(io(KV_TREE, "get"))?.map(|v| v.to_vec()))
     }
 
     /// Up to `limit` (key, value) pairs of `namespace`, in key order.
     pub fn kv_list(&self, namespace: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        let Some(prefix) = super::state_machine::kv_key(namespace, "") else {
+        let Some(prefix) = kv_key(namespace, "") else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for row in self.kv.scan_prefix(&prefix).take(limit) {
-            let (k, v) = row.map_err(io(super::state_machine::KV_TREE, "scan"))?;
-            let key = String::from_utf8(k[prefix.len()..].to_vec()).map_err(|_| {
-                corrupt(
-                    super::state_machine::KV_TREE,
-                    format!("key of {namespace:?} is not UTF-8"),
-                )
-            })?;
+            let (k, v) = row.map_err(io(KV_TREE, "scan"))?;
+            let key = String::from_utf8(k[prefix.len()..].to_vec())
+                .map_err(|_| corrupt(KV_TREE, format!("key of {namespace:?} is not UTF-8")))?;
             out.push((key, v.to_vec()));
         }
         Ok(out)

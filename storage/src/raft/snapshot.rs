@@ -29,16 +29,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::Snapshot;
-use openraft::{ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, SnapshotMeta};
+use openraft::{ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 use sled::transaction::{ConflictableTransactionError, Transactional};
 use tracing::{debug, warn};
 
-use super::state_machine::{
+use super::schema::{
     CURRENT_SNAPSHOT_DATA_KEY, CURRENT_SNAPSHOT_KEY, CURRENT_SNAPSHOT_META_KEY, KV_TREE, LAST_APPLIED_KEY,
-    MEMBERSHIP_KEY, META_TREE, Membership, NODES_TREE, NodeRecord, SCHEMA_KEY, SNAPSHOT_DATA_TREES, SNAPSHOT_TREE,
-    SledStateMachine, kv_key, tx_result,
+    MEMBERSHIP_KEY, Membership, NODES_TREE, NodeRecord, SCHEMA_KEY, SM_META_TREE as META_TREE, SNAPSHOT_DATA_TREES,
+    SNAPSHOT_TREE, kv_key,
 };
-use super::{NodeInfo, RaftStorageError, SCHEMA_VERSION, TypeConfig, codec_err, io, raft_err, u64_key};
+use super::state_machine::{SledStateMachine, tx_result};
+use super::typ::{LogId, SnapshotMeta};
+use super::{RaftStorageError, SCHEMA_VERSION, TypeConfig, codec_err, io, raft_err, u64_key};
 use crate::codec;
 use crate::store::StorageError;
 
@@ -56,7 +58,7 @@ type Row = (Vec<u8>, Vec<u8>);
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct StoredSnapshot {
     /// What openraft knows the snapshot by.
-    pub(super) meta: SnapshotMeta<u64, NodeInfo>,
+    pub(super) meta: SnapshotMeta,
     /// The snapshot bytes.
     pub(super) data: Vec<u8>,
 }
@@ -74,7 +76,7 @@ struct Envelope {
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Header {
     /// The last log id the state includes.
-    last_applied: Option<LogId<u64>>,
+    last_applied: Option<LogId>,
     /// The last membership the state includes.
     last_membership: Membership,
 }
@@ -100,7 +102,7 @@ enum Frame {
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct BodyV1 {
     /// The last log id the state includes.
-    last_applied: Option<LogId<u64>>,
+    last_applied: Option<LogId>,
     /// The last membership the state includes.
     last_membership: Membership,
     /// Every node record, by node id.
@@ -148,7 +150,7 @@ impl SnapshotState {
 
 /// Decodes snapshot bytes received with `meta`, refusing a newer schema, a truncated or malformed
 /// snapshot and one whose state does not match the metadata.
-pub(super) fn decode(meta: &SnapshotMeta<u64, NodeInfo>, data: &[u8]) -> Result<SnapshotState, StorageError> {
+pub(super) fn decode(meta: &SnapshotMeta, data: &[u8]) -> Result<SnapshotState, StorageError> {
     let invalid = |what: String| StorageError::InvalidSnapshot { what };
     let id = &meta.snapshot_id;
     let (envelope, used): (Envelope, usize) =
@@ -270,7 +272,7 @@ fn encode_tree(out: &mut Vec<u8>, name: &'static str, tree: &sled::Tree) -> Resu
 }
 
 /// A snapshot id unique to this call: last log id, wall-clock microseconds, sequence number.
-fn snapshot_id(last: Option<LogId<u64>>) -> String {
+fn snapshot_id(last: Option<LogId>) -> String {
     let micros = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
@@ -282,7 +284,7 @@ fn snapshot_id(last: Option<LogId<u64>>) -> String {
 }
 
 /// The [`SNAPSHOT_TREE`] writes that make (`meta`, `data`) the current snapshot.
-fn current_snapshot_batch(meta: &SnapshotMeta<u64, NodeInfo>, data: &[u8]) -> Result<sled::Batch, StorageError> {
+fn current_snapshot_batch(meta: &SnapshotMeta, data: &[u8]) -> Result<sled::Batch, StorageError> {
     let mut batch = sled::Batch::default();
     batch.remove(CURRENT_SNAPSHOT_KEY);
     batch.insert(
@@ -336,7 +338,7 @@ impl SledStateMachine {
 
     /// Builds a snapshot of the current state and keeps it as the current snapshot unless a newer
     /// one (installed meanwhile) is already kept. Does not flush.
-    fn build(&self) -> Result<(SnapshotMeta<u64, NodeInfo>, Vec<u8>), RaftStorageError> {
+    fn build(&self) -> Result<(SnapshotMeta, Vec<u8>), RaftStorageError> {
         let _guard = self.lock();
         let (header, data) = self
             .encode_state()
@@ -369,7 +371,7 @@ impl SledStateMachine {
     /// one transaction. Does not flush.
     pub(super) fn replace_state(
         &self,
-        meta: &SnapshotMeta<u64, NodeInfo>,
+        meta: &SnapshotMeta,
         state: SnapshotState,
         data: &[u8],
     ) -> Result<(), StorageError> {
@@ -439,7 +441,7 @@ mod tests {
 
     use super::*;
     use crate::Store;
-    use crate::raft::{Command, Entry, Request};
+    use crate::raft::{Command, Entry, NodeInfo, Request};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -467,12 +469,7 @@ mod tests {
 
     /// Installs `data` with `meta` and asserts it is refused with an error whose text contains
     /// `expect`, leaving the state (and the absence of a current snapshot) untouched.
-    async fn assert_refused(
-        sm: &mut SledStateMachine,
-        meta: &SnapshotMeta<u64, NodeInfo>,
-        data: Vec<u8>,
-        expect: &str,
-    ) -> TestResult {
+    async fn assert_refused(sm: &mut SledStateMachine, meta: &SnapshotMeta, data: Vec<u8>, expect: &str) -> TestResult {
         let got = sm.install_snapshot(meta, Box::new(Cursor::new(data))).await;
         let msg = got.as_ref().err().map(ToString::to_string).unwrap_or_default();
         assert!(
@@ -491,7 +488,7 @@ mod tests {
     }
 
     /// Metadata for a snapshot of an empty state.
-    fn empty_meta() -> SnapshotMeta<u64, NodeInfo> {
+    fn empty_meta() -> SnapshotMeta {
         SnapshotMeta {
             last_log_id: None,
             last_membership: Membership::default(),

@@ -38,84 +38,25 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::{EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, SnapshotMeta, StoredMembership};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend};
 use sled::transaction::{TransactionError, Transactional};
 use tracing::{info, warn};
 
 use super::apply::{ApplyAbort, ApplyTx};
 #[cfg(doc)]
 use super::cluster::{GrantRecord, KeyBindingRecord, RoleEpochRecord, RolePolicy, VersionEntry};
+use super::typ::{LogId, SnapshotMeta};
 use super::{Entry, NodeInfo, RaftStorageError, Response, SCHEMA_VERSION, TypeConfig};
 use super::{codec_err, io, key_u64, raft_err};
 use crate::codec;
 use crate::store::{StorageError, Store};
 
-/// Name of the tree holding the last applied log id, the last membership and the schema version.
-pub const META_TREE: &str = "sm_meta";
-/// Name of the tree holding node records by node id.
-pub const NODES_TREE: &str = "sm_nodes";
-/// Name of the tree holding the namespaced cluster key-value map.
-pub const KV_TREE: &str = "sm_kv";
-/// Name of the tree holding the role policy (schema 2).
-pub const POLICY_TREE: &str = "sm_policy";
-/// Name of the tree holding nodes' X25519 key bindings by peer id (schema 2).
-pub const BINDINGS_TREE: &str = "sm_key_bindings";
-/// Name of the tree holding role grants by role and peer id (schema 2).
-pub const GRANTS_TREE: &str = "sm_grants";
-/// Name of the tree holding role key epochs by role and epoch (schema 2).
-pub const EPOCHS_TREE: &str = "sm_role_epochs";
-/// Name of the tree holding the version index by address and version (schema 2).
-pub const VERSIONS_TREE: &str = "sm_versions";
-/// Name of the tree holding the latest version number of each address (schema 2).
-pub const VERSION_HEADS_TREE: &str = "sm_version_heads";
-/// Name of the tree mapping each record key of the version index to its address and version
-/// (schema 2).
-pub const RECORDS_TREE: &str = "sm_record_index";
-/// Name of the tree holding the current snapshot.
-pub const SNAPSHOT_TREE: &str = "sm_snapshot";
-/// Key of the last applied log id in [`META_TREE`].
-pub const LAST_APPLIED_KEY: &[u8] = b"last_applied";
-/// Key of the last applied membership in [`META_TREE`].
-pub const MEMBERSHIP_KEY: &[u8] = b"last_membership";
-/// Key of the schema version of the stored state in [`META_TREE`].
-pub const SCHEMA_KEY: &[u8] = b"schema";
-/// Key of the role policy in [`POLICY_TREE`].
-pub const POLICY_KEY: &[u8] = b"policy";
-/// Key of the current snapshot, metadata and bytes together, in [`SNAPSHOT_TREE`] as schema 1
-/// wrote it; schema 2 reads it but writes [`CURRENT_SNAPSHOT_META_KEY`] and
-/// [`CURRENT_SNAPSHOT_DATA_KEY`] instead.
-pub const CURRENT_SNAPSHOT_KEY: &[u8] = b"current";
-/// Key of the current snapshot's encoded metadata in [`SNAPSHOT_TREE`].
-pub const CURRENT_SNAPSHOT_META_KEY: &[u8] = b"current_meta";
-/// Key of the current snapshot's bytes (not re-encoded, so not bound by the codec's value limit)
-/// in [`SNAPSHOT_TREE`].
-pub const CURRENT_SNAPSHOT_DATA_KEY: &[u8] = b"current_data";
-
-/// Every tree a snapshot holds, in snapshot order: the whole replicated state except
-/// [`META_TREE`] (whose last applied id and membership travel in the snapshot metadata).
-pub const SNAPSHOT_DATA_TREES: [&str; 9] = [
-    NODES_TREE,
-    KV_TREE,
-    POLICY_TREE,
-    BINDINGS_TREE,
-    GRANTS_TREE,
-    EPOCHS_TREE,
-    VERSIONS_TREE,
-    VERSION_HEADS_TREE,
-    RECORDS_TREE,
-];
-
-/// The membership as stored with the state machine.
-pub(super) type Membership = StoredMembership<u64, NodeInfo>;
-
-/// One node record: what the node advertises and whether it may become admin.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub(super) struct NodeRecord {
-    /// What the node advertises.
-    pub(super) info: NodeInfo,
-    /// Whether the node is admin-eligible.
-    pub(super) eligible: bool,
-}
+pub use super::schema::{
+    BINDINGS_TREE, CURRENT_SNAPSHOT_DATA_KEY, CURRENT_SNAPSHOT_KEY, CURRENT_SNAPSHOT_META_KEY, EPOCHS_TREE,
+    GRANTS_TREE, KV_TREE, LAST_APPLIED_KEY, MEMBERSHIP_KEY, NODES_TREE, POLICY_KEY, POLICY_TREE, RECORDS_TREE,
+    SCHEMA_KEY, SM_META_TREE as META_TREE, SNAPSHOT_DATA_TREES, SNAPSHOT_TREE, VERSION_HEADS_TREE, VERSIONS_TREE,
+};
+use super::schema::{Membership, MetaTree, NodeRecord, kv_key};
 
 /// The replicated state machine on sled: the trees listed in the [module docs](self) (last
 /// applied log id, membership and schema; node records; the cluster key-value map; the role
@@ -159,16 +100,10 @@ impl std::fmt::Debug for SledStateMachine {
     }
 }
 
-/// The [`KV_TREE`] key of `key` in `namespace`; `None` if the namespace contains NUL.
-pub(super) fn kv_key(namespace: &str, key: &str) -> Option<Vec<u8>> {
-    if namespace.contains('\0') {
-        return None;
+impl MetaTree for SledStateMachine {
+    fn meta_tree(&self) -> (&sled::Tree, &'static str) {
+        (&self.meta, META_TREE)
     }
-    let mut k = Vec::with_capacity(namespace.len() + 1 + key.len());
-    k.extend_from_slice(namespace.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    Some(k)
 }
 
 impl SledStateMachine {
@@ -264,7 +199,7 @@ impl SledStateMachine {
     }
 
     /// The id of the last log entry applied to this state machine, if any.
-    pub fn last_applied(&self) -> Result<Option<LogId<u64>>, StorageError> {
+    pub fn last_applied(&self) -> Result<Option<LogId>, StorageError> {
         self.read_meta(LAST_APPLIED_KEY, "read the last applied log id")
     }
 
@@ -288,15 +223,6 @@ impl SledStateMachine {
             (VERSION_HEADS_TREE, &self.heads),
             (RECORDS_TREE, &self.records),
         ]
-    }
-
-    /// Reads and decodes the value at `key` of [`META_TREE`].
-    fn read_meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &[u8],
-        op: &'static str,
-    ) -> Result<Option<T>, StorageError> {
-        super::read_decoded(&self.meta, META_TREE, key, op)
     }
 
     /// Takes the apply/snapshot lock. It guards no data of its own, so a poisoned lock is still
@@ -388,7 +314,7 @@ impl SledStateMachine {
 impl RaftStateMachine<TypeConfig> for SledStateMachine {
     type SnapshotBuilder = Self;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId<u64>>, Membership), RaftStorageError> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), RaftStorageError> {
         let read = |e: StorageError| raft_err(ErrorSubject::StateMachine, ErrorVerb::Read, &e);
         Ok((
             self.last_applied().map_err(read)?,
@@ -424,7 +350,7 @@ impl RaftStateMachine<TypeConfig> for SledStateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<u64, NodeInfo>,
+        meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), RaftStorageError> {
         let subject = || ErrorSubject::Snapshot(Some(meta.signature()));

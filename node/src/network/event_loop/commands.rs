@@ -195,7 +195,7 @@ impl EventLoop {
                 reply,
             } => {
                 let store = self.swarm.behaviour_mut().kad.store_mut();
-                let step = store.clear_cache_step(pass, after.as_deref(), limit, crate::crypto::DHT_KEY_PREFIX);
+                let step = store.clear_cache_step(pass, after.as_deref(), limit, DHT_KEY_PREFIX);
                 let _ = reply.send(step);
             }
             Command::ReprovideBatch { after, limit, reply } => {

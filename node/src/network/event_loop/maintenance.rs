@@ -100,7 +100,7 @@ impl EventLoop {
             ..ReprovideBatch::default()
         };
         for mut record in records {
-            let context = record.key.as_ref().starts_with(crate::crypto::DHT_KEY_PREFIX);
+            let context = bzzz_protocol::context::is_context_key(record.key.as_ref());
             if context {
                 batch.context_records += 1;
             }
