@@ -87,6 +87,12 @@ pub struct TestCluster {
     _dirs: Vec<TempDir>,
 }
 
+impl std::fmt::Debug for TestCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCluster").finish_non_exhaustive()
+    }
+}
+
 impl TestCluster {
     /// Starts `n` nodes: node 0 alone, the others bootstrapping through node 0.
     pub async fn start(n: usize) -> Result<TestCluster> {

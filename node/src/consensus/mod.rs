@@ -136,6 +136,14 @@ pub struct StartArgs<'a> {
     pub duties: duties::DutyRegistry,
 }
 
+impl std::fmt::Debug for StartArgs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartArgs")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 /// openraft's configuration for these election settings. Elections are started by bzzz's
 /// pre-vote timer ([`prevote::campaign_loop`]), so openraft's own timer is off.
 pub fn raft_config(config: &ElectionConfig) -> Result<openraft::Config, ConsensusError> {

@@ -102,6 +102,14 @@ pub struct ContextArgs {
     pub metrics: Metrics,
 }
 
+impl std::fmt::Debug for ContextArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextArgs")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct Inner {
     pub client: Client,
     pub consensus: Consensus,

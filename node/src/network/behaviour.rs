@@ -1,5 +1,9 @@
 //! The libp2p behaviour of a bzzz node: every protocol it speaks, composed.
 
+// `#[derive(NetworkBehaviour)]` generates `BehaviourEvent` with undocumented variants (one per
+// field of `Behaviour`, each documented there).
+#![allow(missing_docs)]
+
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -42,6 +46,12 @@ pub struct Behaviour {
     pub rpc: request_response::Behaviour<RpcCodec>,
     /// Raft RPCs on `/bzzz/raft/1`.
     pub raft: request_response::Behaviour<RaftCodec>,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour").finish_non_exhaustive()
+    }
 }
 
 /// Gossip message id: the first 20 bytes of the SHA-256 of the payload (a signed envelope with a

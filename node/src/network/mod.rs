@@ -70,6 +70,12 @@ pub struct Network {
     pub store_stats: RecordStoreStatsHandle,
 }
 
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network").finish_non_exhaustive()
+    }
+}
+
 /// Builds the swarm for `key`, starts listening on the configured addresses and returns the
 /// pieces. Records peers put into the DHT are judged by `validator`. Listening has started (addresses are bound asynchronously by the transport; the first
 /// `NewListenAddr` events follow).

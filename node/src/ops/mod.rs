@@ -53,6 +53,12 @@ pub struct OpsArgs {
     pub store: bzzz_storage::Store,
 }
 
+impl std::fmt::Debug for OpsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsArgs").finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct Inner {
     pub source: ConfigSource,
     /// The configuration in force; held for the whole of a reload, so reloads run one at a time.

@@ -18,15 +18,15 @@ use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{CommittedLeaderId, EntryPayload, LogId};
 
 /// A test's result: any error fails it.
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The log id at `index`, term 1, node 1.
-pub fn log_id(index: u64) -> LogId<u64> {
+pub(crate) fn log_id(index: u64) -> LogId<u64> {
     LogId::new(CommittedLeaderId::new(1, 1), index)
 }
 
 /// A normal entry carrying `command` at `index`.
-pub fn normal(index: u64, command: Command) -> Entry {
+pub(crate) fn normal(index: u64, command: Command) -> Entry {
     Entry {
         log_id: log_id(index),
         payload: EntryPayload::Normal(Request::new(command, 1)),
@@ -34,7 +34,7 @@ pub fn normal(index: u64, command: Command) -> Entry {
 }
 
 /// Applies `commands` as consecutive entries from index `first`, one batch.
-pub async fn apply(
+pub(crate) async fn apply(
     sm: &mut SledStateMachine,
     first: u64,
     commands: Vec<Command>,
@@ -48,7 +48,7 @@ pub async fn apply(
 }
 
 /// Applies `commands` from index `first` and asserts every one is answered `Ok`.
-pub async fn apply_ok(sm: &mut SledStateMachine, first: u64, commands: Vec<Command>) -> TestResult {
+pub(crate) async fn apply_ok(sm: &mut SledStateMachine, first: u64, commands: Vec<Command>) -> TestResult {
     let responses = apply(sm, first, commands).await?;
     assert!(
         responses.iter().all(|r| *r == Response::Ok),
@@ -58,14 +58,14 @@ pub async fn apply_ok(sm: &mut SledStateMachine, first: u64, commands: Vec<Comma
 }
 
 /// Opens the state machine on the store in `dir`.
-pub fn open(dir: &Path) -> Result<(Store, SledStateMachine), StorageError> {
+pub(crate) fn open(dir: &Path) -> Result<(Store, SledStateMachine), StorageError> {
     let store = Store::open(dir)?;
     let sm = SledStateMachine::new(&store)?;
     Ok((store, sm))
 }
 
 /// A role definition.
-pub fn role(authority: u32, self_service: bool, can_read: &[&str]) -> RoleDef {
+pub(crate) fn role(authority: u32, self_service: bool, can_read: &[&str]) -> RoleDef {
     RoleDef {
         authority,
         self_service,
@@ -74,7 +74,7 @@ pub fn role(authority: u32, self_service: bool, can_read: &[&str]) -> RoleDef {
 }
 
 /// The test policy: admin (100) > lead (50) > dev, qa (10; qa reads dev).
-pub fn policy() -> RolePolicy {
+pub(crate) fn policy() -> RolePolicy {
     RolePolicy {
         roles: BTreeMap::from([
             ("admin".to_owned(), role(100, false, &[])),
@@ -86,17 +86,17 @@ pub fn policy() -> RolePolicy {
 }
 
 /// A test peer id.
-pub fn peer(name: &str) -> Vec<u8> {
+pub(crate) fn peer(name: &str) -> Vec<u8> {
     format!("peer-{name}").into_bytes()
 }
 
 /// A 32-byte record key filled with `n`.
-pub fn record_key(n: u8) -> Vec<u8> {
+pub(crate) fn record_key(n: u8) -> Vec<u8> {
     vec![n; RECORD_KEY_LEN]
 }
 
 /// A new version of record `n` under role dev, epoch 1.
-pub fn new_version(n: u8) -> NewVersion {
+pub(crate) fn new_version(n: u8) -> NewVersion {
     NewVersion {
         record_key: record_key(n),
         author: peer("a"),
@@ -109,7 +109,7 @@ pub fn new_version(n: u8) -> NewVersion {
 }
 
 /// An `AppendVersion` of record `n` to `address`.
-pub fn append(address: &str, n: u8) -> Command {
+pub(crate) fn append(address: &str, n: u8) -> Command {
     Command::AppendVersion {
         address: address.to_owned(),
         entry: new_version(n),
@@ -117,7 +117,7 @@ pub fn append(address: &str, n: u8) -> Command {
 }
 
 /// A `GrantRole`.
-pub fn grant(role: &str, peer_id: &[u8], source: GrantSource, at_ms: u64) -> Command {
+pub(crate) fn grant(role: &str, peer_id: &[u8], source: GrantSource, at_ms: u64) -> Command {
     Command::GrantRole {
         role: role.to_owned(),
         peer_id: peer_id.to_vec(),
@@ -127,7 +127,7 @@ pub fn grant(role: &str, peer_id: &[u8], source: GrantSource, at_ms: u64) -> Com
 }
 
 /// A `SetRoleEpoch` sealing to `members` (sealed bytes: role, epoch, member).
-pub fn epoch(role: &str, epoch: u64, members: &[&str], at_ms: u64) -> Command {
+pub(crate) fn epoch(role: &str, epoch: u64, members: &[&str], at_ms: u64) -> Command {
     Command::SetRoleEpoch {
         role: role.to_owned(),
         epoch,
@@ -141,7 +141,7 @@ pub fn epoch(role: &str, epoch: u64, members: &[&str], at_ms: u64) -> Command {
 }
 
 /// A `RegisterKeyBinding` for `name` whose key is filled with `fill`.
-pub fn binding(name: &str, fill: u8) -> Command {
+pub(crate) fn binding(name: &str, fill: u8) -> Command {
     Command::RegisterKeyBinding {
         peer_id: peer(name),
         x25519_public: [fill; 32],
@@ -150,7 +150,7 @@ pub fn binding(name: &str, fill: u8) -> Command {
 }
 
 /// Every command kind of schema 2, and the index of the next entry after them.
-pub fn cluster_history() -> (Vec<Command>, u64) {
+pub(crate) fn cluster_history() -> (Vec<Command>, u64) {
     let commands = vec![
         Command::SetRolePolicy { policy: policy() },
         binding("a", 1),
@@ -193,14 +193,14 @@ pub fn cluster_history() -> (Vec<Command>, u64) {
 
 /// What the read API shows of one role: `members_of()`, `current_epoch()` and every
 /// `role_epoch()`.
-pub type RoleView = (Vec<Vec<u8>>, Option<u64>, Vec<RoleEpochRecord>);
+pub(crate) type RoleView = (Vec<Vec<u8>>, Option<u64>, Vec<RoleEpochRecord>);
 
 /// The raw rows of one tree.
-pub type RawRows = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type RawRows = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Everything the read API shows of a state machine, for comparing two of them.
 #[derive(Debug, PartialEq)]
-pub struct Dump {
+pub(crate) struct Dump {
     /// `role_policy()`.
     pub policy: Option<RolePolicy>,
     /// `key_bindings()`.
@@ -224,7 +224,7 @@ pub struct Dump {
 }
 
 /// Reads everything `sm` (on `store`) shows.
-pub fn dump(store: &Store, sm: &SledStateMachine) -> Result<Dump, Box<dyn std::error::Error>> {
+pub(crate) fn dump(store: &Store, sm: &SledStateMachine) -> Result<Dump, Box<dyn std::error::Error>> {
     let policy = sm.role_policy()?;
     let bindings = sm.key_bindings()?;
     let grants = sm.grants()?;
@@ -307,7 +307,8 @@ pub fn dump(store: &Store, sm: &SledStateMachine) -> Result<Dump, Box<dyn std::e
 
 /// A state machine on a fresh store holding [`cluster_history`] and versions 1..=3 of
 /// "ucxl://a" and 1 of "ucxl://b"; returns the next free log index too.
-pub async fn populated() -> Result<(tempfile::TempDir, Store, SledStateMachine, u64), Box<dyn std::error::Error>> {
+pub(crate) async fn populated() -> Result<(tempfile::TempDir, Store, SledStateMachine, u64), Box<dyn std::error::Error>>
+{
     let dir = tempfile::tempdir()?;
     let (store, mut sm) = open(dir.path())?;
     let (commands, next) = cluster_history();
@@ -319,7 +320,7 @@ pub async fn populated() -> Result<(tempfile::TempDir, Store, SledStateMachine, 
 }
 
 /// Installs `snapshot` on `sm` as openraft would.
-pub async fn install(sm: &mut SledStateMachine, snapshot: &Snapshot<TypeConfig>) -> TestResult {
+pub(crate) async fn install(sm: &mut SledStateMachine, snapshot: &Snapshot<TypeConfig>) -> TestResult {
     let mut receiving = sm.begin_receiving_snapshot().await?;
     *receiving = Cursor::new(snapshot.snapshot.get_ref().clone());
     sm.install_snapshot(&snapshot.meta, receiving).await?;
