@@ -17,11 +17,13 @@
 //! Requests between nodes are [`ContextRequest`]s on `/bzzz/rpc/1`; the sender's peer id comes
 //! from the transport and is what every authorisation check uses.
 
+mod access;
 pub mod admin;
 mod error;
 pub mod holder;
 pub mod members;
 pub mod replication;
+mod rpc;
 mod validator;
 
 pub use validator::ContextRecordValidator;
@@ -283,116 +285,6 @@ impl ContextService {
         self.inner.peer_id
     }
 
-    /// Handles one inbound context request on its own task (bounded by [`MAX_INBOUND`]).
-    fn handle_inbound(&self, tracker: &TaskTracker, inbound: InboundContext) {
-        let InboundContext { peer, request, channel } = inbound;
-        let me = self.clone();
-        let permit = self.inner.inbound.clone().try_acquire_owned().ok();
-        tracker.spawn(async move {
-            let response = match permit {
-                Some(_permit) => me.dispatch(peer, request).await,
-                None => Err(ContextError::unavailable(
-                    "node is busy with other context requests; retry",
-                )),
-            };
-            let body = match response {
-                Ok(body) => body,
-                Err(e) => context_response::Body::Error(e.to_wire()),
-            };
-            let response = bzzz_protocol::wire::RpcResponse {
-                body: Some(rpc_response::Body::Context(ContextResponse { body: Some(body) })),
-            };
-            if let Err(e) = me.inner.client.respond_rpc(channel, response).await {
-                tracing::debug!(%peer, error = %e, "context response not sent");
-            }
-        });
-    }
-
-    /// Answers a request from `peer` (this node itself when it is the admin calling itself).
-    pub(crate) async fn dispatch(
-        &self,
-        peer: PeerId,
-        request: ContextRequest,
-    ) -> Result<context_response::Body, ContextError> {
-        use context_request::Body as Q;
-        match request.body {
-            Some(Q::Store(record)) => holder::store(self, peer, record).await,
-            Some(Q::Fetch(key)) => holder::fetch(self, &key).await,
-            Some(Q::Holds(keys)) => holder::holds(self, keys).await,
-            Some(Q::Roles(_)) => admin::roles_view(self, peer),
-            Some(Q::Register(r)) => admin::register(self, peer, r).await,
-            Some(Q::Append(record)) => admin::append(self, peer, record).await,
-            Some(Q::Resolve(address)) => admin::resolve(self, &address).await,
-            Some(Q::History(q)) => admin::history(self, q).await,
-            Some(Q::Discover(q)) => admin::discover(self, q).await,
-            Some(Q::Grant(g)) => admin::grant(self, g).await,
-            Some(Q::CheckReplication(r)) => replication::check_now(self, r).await,
-            None => Err(ContextError::bad_request("empty or unknown context request")),
-        }
-    }
-
-    /// Sends `body` to `peer` (or answers it here if `peer` is this node), within `timeout`.
-    pub(crate) async fn request(
-        &self,
-        peer: PeerId,
-        body: context_request::Body,
-        timeout: Duration,
-    ) -> Result<context_response::Body, ContextError> {
-        let request = ContextRequest { body: Some(body) };
-        if peer == self.inner.peer_id {
-            return Box::pin(self.dispatch(peer, request)).await;
-        }
-        let rpc = RpcRequest {
-            body: Some(rpc_request::Body::Context(request)),
-        };
-        let answer = tokio::time::timeout(timeout, self.inner.client.send_rpc(peer, rpc))
-            .await
-            .map_err(|_| ContextError::new(UcxlCode::Timeout, format!("{peer} did not answer within {timeout:?}")))??;
-        match answer.body {
-            Some(rpc_response::Body::Context(ContextResponse {
-                body: Some(context_response::Body::Error(e)),
-            })) => Err(ContextError::from_wire(&e)),
-            Some(rpc_response::Body::Context(ContextResponse { body: Some(body) })) => Ok(body),
-            Some(rpc_response::Body::Error(e)) => Err(ContextError::unavailable(format!(
-                "{peer} refused the request: {} {}",
-                e.code, e.message
-            ))),
-            _ => Err(ContextError::internal(format!(
-                "{peer} sent an answer of the wrong type"
-            ))),
-        }
-    }
-
-    /// Sends `body` to the admin, retrying (another admin, a restarting one) until the request
-    /// timeout. Errors the admin decided on (anything but unavailable or timeout) return at once.
-    pub(crate) async fn ask_admin(&self, body: context_request::Body) -> Result<context_response::Body, ContextError> {
-        let deadline = Instant::now() + Duration::from_millis(self.inner.config.request_timeout_ms);
-        let mut delay = Duration::from_millis(25);
-        loop {
-            let admin = self.inner.consensus.admin();
-            let left = deadline.saturating_duration_since(Instant::now());
-            let err = match admin {
-                Some(peer) => match self
-                    .request(peer, body.clone(), left.max(Duration::from_millis(1)))
-                    .await
-                {
-                    Ok(answer) => return Ok(answer),
-                    Err(e) if matches!(e.code, UcxlCode::ServiceUnavailable | UcxlCode::Timeout) => e,
-                    Err(e) => return Err(e),
-                },
-                None => ContextError::unavailable("no admin is known; the cluster is electing one or still forming"),
-            };
-            if Instant::now() + delay >= deadline || self.inner.shutdown.is_cancelled() {
-                return Err(err);
-            }
-            tokio::select! {
-                _ = self.inner.shutdown.cancelled() => return Err(ContextError::unavailable("the node is shutting down")),
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_millis(500));
-        }
-    }
-
     /// Writes `content` at `address` (a concrete address without a version selector) and returns
     /// once the record is on the write quorum of holders and indexed.
     pub async fn put(&self, address: &str, content: Vec<u8>) -> Result<PutResult, ContextError> {
@@ -413,174 +305,6 @@ impl ContextService {
         let result = self.read(address).await;
         self.count("get", &result);
         result
-    }
-
-    fn count<T>(&self, op: &str, result: &Result<T, ContextError>) {
-        let outcome = match result {
-            Ok(_) => "success",
-            Err(e) => e.outcome(),
-        };
-        let label = crate::metrics::OutcomeLabel {
-            outcome: outcome.into(),
-        };
-        match op {
-            "put" => self.inner.metrics.context_puts.get_or_create(&label).inc(),
-            _ => self.inner.metrics.context_gets.get_or_create(&label).inc(),
-        };
-    }
-
-    async fn write(&self, address: &str, content: Vec<u8>, tombstone: bool) -> Result<PutResult, ContextError> {
-        let addr = Address::parse(address)?;
-        if addr.is_pattern() {
-            return Err(ContextError::new(
-                UcxlCode::InvalidAddress,
-                "a write needs a concrete address; `any` is only for discover",
-            ));
-        }
-        if addr.temporal().is_some() {
-            return Err(ContextError::new(
-                UcxlCode::TemporalInvalid,
-                "a write cannot name a version: the index assigns the next one",
-            ));
-        }
-        let base = addr.to_string();
-        let role = addr.role().to_owned();
-        let content_limit = self.inner.max_record_bytes.saturating_sub(64 * 1024);
-        if content.len() > content_limit {
-            return Err(ContextError::new(
-                UcxlCode::PayloadTooLarge,
-                format!(
-                    "content of {} bytes exceeds the limit of {content_limit} bytes",
-                    content.len()
-                ),
-            ));
-        }
-        let sealed = {
-            let plan = self.write_plan(&role).await?;
-            let identity = self.inner.identity.clone();
-            let base = base.clone();
-            tokio::task::spawn_blocking(move || {
-                let readers: Vec<crate::crypto::record::Reader<'_>> =
-                    plan.readers.iter().map(|(r, e, k)| (r.as_str(), *e, k)).collect();
-                crate::crypto::seal_record(
-                    &content,
-                    &crate::crypto::record::NewRecord {
-                        address: &base,
-                        role: &role,
-                        epoch: plan.epoch,
-                        created_ms: now_unix_ms(),
-                        tombstone,
-                    },
-                    &readers,
-                    &identity,
-                )
-                .map(|r| prost::Message::encode_to_vec(&r))
-            })
-            .await
-            .map_err(|e| ContextError::internal(format!("sealing task failed: {e}")))??
-        };
-        let record_key = crate::crypto::record::record_key(&sealed);
-        let replicas = holder::replicate(self, &record_key, sealed.clone()).await?;
-        let answer = self.ask_admin(context_request::Body::Append(sealed)).await?;
-        let context_response::Body::Version(v) = answer else {
-            return Err(ContextError::internal("admin answered an append with the wrong type"));
-        };
-        Ok(PutResult {
-            address: base,
-            version: v.version,
-            record_key: hex::encode(record_key),
-            duplicate: v.duplicate,
-            replicas,
-            tombstone,
-        })
-    }
-
-    /// The epoch of `role` and the readers (role, epoch, public key) a record written for it is
-    /// wrapped to. Refreshes the view once if this node does not (yet) hold the role.
-    async fn write_plan(&self, role: &str) -> Result<WritePlan, ContextError> {
-        for attempt in 0..2 {
-            {
-                let view = self.read_view();
-                if view.granted.contains(role) {
-                    let Some((epoch, _)) = view.epochs.get(role) else {
-                        return Err(ContextError::unavailable(format!(
-                            "role {role} has no key yet; the admin creates it shortly"
-                        )));
-                    };
-                    let readers = view
-                        .policy
-                        .readers_of(role)
-                        .into_iter()
-                        .filter_map(|r| view.epochs.get(&r).map(|(e, k)| (r, *e, *k)))
-                        .collect();
-                    return Ok(WritePlan { epoch: *epoch, readers });
-                }
-                if attempt == 1 {
-                    let why = if view.pending.contains(role) {
-                        " (asked for; waits for an operator grant)"
-                    } else {
-                        ""
-                    };
-                    return Err(ContextError::forbidden(format!(
-                        "this node does not hold role {role}{why}, so it cannot write under it"
-                    )));
-                }
-            }
-            members::refresh(self).await?;
-        }
-        Err(ContextError::internal("unreachable write plan state"))
-    }
-
-    async fn read(&self, address: &str) -> Result<GetResult, ContextError> {
-        let addr = Address::parse(address)?;
-        if addr.is_pattern() {
-            return Err(ContextError::new(
-                UcxlCode::InvalidAddress,
-                "a read needs a concrete address; use discover for patterns",
-            ));
-        }
-        let answer = self.ask_admin(context_request::Body::Resolve(addr.to_string())).await?;
-        let context_response::Body::Version(v) = answer else {
-            return Err(ContextError::internal("admin answered a resolve with the wrong type"));
-        };
-        let version = version_view(&v);
-        if v.tombstone {
-            return Err(ContextError::not_found(format!(
-                "{} was deleted at version {}",
-                v.address, v.version
-            )));
-        }
-        let key: [u8; 32] = v
-            .record_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| ContextError::internal("admin sent a record key that is not 32 bytes"))?;
-        let verified = holder::fetch_verified(self, &key).await?;
-        for attempt in 0..2 {
-            let opened = {
-                let view = self.read_view();
-                crate::crypto::open_verified(&verified, &v.address, &view.keys)
-            };
-            match opened {
-                Ok(o) => {
-                    return Ok(GetResult {
-                        version,
-                        opened_role: o.opened_role,
-                        content: o.content,
-                    });
-                }
-                Err(e) if e.kind() == crate::crypto::ErrorKind::Forbidden && attempt == 0 => {
-                    members::refresh(self).await?;
-                }
-                Err(e) => {
-                    if e.kind() != crate::crypto::ErrorKind::Forbidden {
-                        self.inner.metrics.context_decrypt_failures.inc();
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
-        Err(ContextError::internal("unreachable read state"))
     }
 
     /// The newest `limit` versions of `address` (its temporal part, if any, is ignored).
@@ -727,9 +451,4 @@ impl ContextService {
     pub(crate) fn read_view(&self) -> std::sync::RwLockReadGuard<'_, View> {
         self.inner.view.read().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-struct WritePlan {
-    epoch: u64,
-    readers: Vec<(String, u64, RolePublicKey)>,
 }
