@@ -80,10 +80,7 @@ impl ContextService {
         };
         let record_key = crate::crypto::record::record_key(&sealed);
         let replicas = holder::replicate(self, &record_key, sealed.clone()).await?;
-        let answer = self.ask_admin(context_request::Body::Append(sealed)).await?;
-        let context_response::Body::Version(v) = answer else {
-            return Err(ContextError::internal("admin answered an append with the wrong type"));
-        };
+        let v = self.ask(rpc::Append(sealed)).await?;
         Ok(PutResult {
             address: base,
             version: v.version,
@@ -138,10 +135,7 @@ impl ContextService {
                 "a read needs a concrete address; use discover for patterns",
             ));
         }
-        let answer = self.ask_admin(context_request::Body::Resolve(addr.to_string())).await?;
-        let context_response::Body::Version(v) = answer else {
-            return Err(ContextError::internal("admin answered a resolve with the wrong type"));
-        };
+        let v = self.ask(rpc::Resolve(addr.to_string())).await?;
         let version = version_view(&v);
         if v.tombstone {
             return Err(ContextError::not_found(format!(

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bzzz_protocol::wire::{RegisterMember, RolesView, context_request, context_response};
+use bzzz_protocol::wire::{RegisterMember, RolesView};
 use bzzz_storage::raft::{RoleDef, RolePolicy};
 use tokio_util::sync::CancellationToken;
 
@@ -56,17 +56,12 @@ async fn register_and_refresh(service: &ContextService) -> Result<bool, ContextE
         .keyring
         .bind(&inner.identity)
         .map_err(|e| ContextError::internal(format!("cannot sign the key binding: {e}")))?;
-    let answer = service
-        .ask_admin(context_request::Body::Register(RegisterMember {
+    service
+        .ask(RegisterMember {
             binding: Some(binding.to_wire()),
             roles: inner.requested_roles.clone(),
-        }))
+        })
         .await?;
-    if !matches!(answer, context_response::Body::Member(_)) {
-        return Err(ContextError::internal(
-            "admin answered a registration with the wrong type",
-        ));
-    }
     let view = service.roles().await?;
     let settled = apply_view(service, &view);
     Ok(settled)

@@ -316,17 +316,12 @@ impl ContextService {
                 "history needs a concrete address; use discover for patterns",
             ));
         }
-        let answer = self
-            .ask_admin(context_request::Body::History(HistoryQuery {
+        let h = self
+            .ask(HistoryQuery {
                 address: addr.base().to_string(),
                 limit,
-            }))
+            })
             .await?;
-        let context_response::Body::History(h) = answer else {
-            return Err(ContextError::internal(
-                "admin answered a history query with the wrong type",
-            ));
-        };
         Ok(History {
             address: addr.base().to_string(),
             total: h.total,
@@ -337,17 +332,12 @@ impl ContextService {
     /// Addresses matching `pattern` (with `any` wildcards), each with its latest version.
     pub async fn discover(&self, pattern: &str, limit: u32) -> Result<Discovered, ContextError> {
         let p = Address::parse(pattern)?;
-        let answer = self
-            .ask_admin(context_request::Body::Discover(DiscoverQuery {
+        let d = self
+            .ask(DiscoverQuery {
                 pattern: p.base().to_string(),
                 limit,
-            }))
+            })
             .await?;
-        let context_response::Body::Discover(d) = answer else {
-            return Err(ContextError::internal(
-                "admin answered a discover query with the wrong type",
-            ));
-        };
         Ok(Discovered {
             pattern: p.base().to_string(),
             addresses: d.latest.iter().map(version_view).collect(),
@@ -357,26 +347,19 @@ impl ContextService {
 
     /// The cluster's roles, grants and pending requests, from the admin.
     pub async fn roles(&self) -> Result<bzzz_protocol::wire::RolesView, ContextError> {
-        match self.ask_admin(context_request::Body::Roles(Default::default())).await? {
-            context_response::Body::Roles(r) => Ok(r),
-            _ => Err(ContextError::internal(
-                "admin answered a roles query with the wrong type",
-            )),
-        }
+        self.ask(bzzz_protocol::wire::RolesQuery::default()).await
     }
 
     /// Grants `role` to `peer` (an operator action; `token` is the operator token the caller
     /// presented, checked by the admin).
     pub async fn grant(&self, role: &str, peer: PeerId, token: Option<String>) -> Result<(), ContextError> {
-        let body = context_request::Body::Grant(bzzz_protocol::wire::GrantRequest {
+        self.ask(bzzz_protocol::wire::GrantRequest {
             role: role.to_owned(),
             peer_id: peer.to_bytes(),
             operator_token: token.unwrap_or_default(),
-        });
-        match self.ask_admin(body).await? {
-            context_response::Body::Ok(_) => Ok(()),
-            _ => Err(ContextError::internal("admin answered a grant with the wrong type")),
-        }
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Asks the admin to run its replication check (and repair) now, and returns the report of
@@ -384,15 +367,12 @@ impl ContextService {
     /// the caller presented, checked by the admin). Waits at most `context.request_timeout_ms`
     /// per attempt.
     pub async fn check_replication_now(&self, token: Option<String>) -> Result<replication::Report, ContextError> {
-        let body = context_request::Body::CheckReplication(bzzz_protocol::wire::ReplicationCheckRequest {
-            operator_token: token.unwrap_or_default(),
-        });
-        match self.ask_admin(body).await? {
-            context_response::Body::Replication(r) => Ok(replication::report_from_wire(&r)),
-            _ => Err(ContextError::internal(
-                "admin answered a replication check with the wrong type",
-            )),
-        }
+        let report = self
+            .ask(bzzz_protocol::wire::ReplicationCheckRequest {
+                operator_token: token.unwrap_or_default(),
+            })
+            .await?;
+        Ok(replication::report_from_wire(&report))
     }
 
     /// This node's context status.

@@ -1,6 +1,11 @@
 //! Requests between nodes: answering a peer's context request (bounded by [`MAX_INBOUND`]),
 //! sending one, and asking the admin with retries until it answers or the request times out.
 
+use bzzz_protocol::wire::{
+    ContextOk, DiscoverView, GrantRequest, HistoryView, MemberStatus, RegisterMember, ReplicationCheckRequest,
+    ReplicationReport, RolesQuery, RolesView,
+};
+
 use super::*;
 
 impl ContextService {
@@ -112,5 +117,60 @@ impl ContextService {
             }
             delay = (delay * 2).min(Duration::from_millis(500));
         }
+    }
+}
+
+/// A question only the admin answers, with the type of its answer: [`ContextService::ask`] sends
+/// it with [`ContextService::ask_admin`]'s retries and checks the answer's type once, here.
+pub(crate) trait AdminQuery {
+    /// What the admin answers.
+    type Answer;
+    /// What the question is, for the error when the answer has the wrong type.
+    const WHAT: &'static str;
+    /// The request body.
+    fn into_body(self) -> context_request::Body;
+    /// The answer, if `body` is of this question's answer type.
+    fn answer(body: context_response::Body) -> Option<Self::Answer>;
+}
+
+/// Index a stored record (the encoded `ContextRecord`) as the next version of its address.
+pub(crate) struct Append(pub(crate) Vec<u8>);
+/// Resolve an address (with an optional temporal part) to one version.
+pub(crate) struct Resolve(pub(crate) String);
+
+macro_rules! admin_query {
+    ($query:ty, $what:literal, |$q:ident| $body:expr, $answer:ident($a:ident) => $out:ty = $value:expr) => {
+        impl AdminQuery for $query {
+            type Answer = $out;
+            const WHAT: &'static str = $what;
+            fn into_body(self) -> context_request::Body {
+                let $q = self;
+                $body
+            }
+            fn answer(body: context_response::Body) -> Option<$out> {
+                match body {
+                    context_response::Body::$answer($a) => Some($value),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+admin_query!(Append, "an append", |q| context_request::Body::Append(q.0), Version(v) => VersionInfo = v);
+admin_query!(Resolve, "a resolve", |q| context_request::Body::Resolve(q.0), Version(v) => VersionInfo = v);
+admin_query!(HistoryQuery, "a history query", |q| context_request::Body::History(q), History(h) => HistoryView = h);
+admin_query!(DiscoverQuery, "a discover query", |q| context_request::Body::Discover(q), Discover(d) => DiscoverView = d);
+admin_query!(RolesQuery, "a roles query", |q| context_request::Body::Roles(q), Roles(r) => RolesView = r);
+admin_query!(RegisterMember, "a registration", |q| context_request::Body::Register(q), Member(m) => MemberStatus = m);
+admin_query!(GrantRequest, "a grant", |q| context_request::Body::Grant(q), Ok(o) => ContextOk = o);
+admin_query!(ReplicationCheckRequest, "a replication check", |q| context_request::Body::CheckReplication(q), Replication(r) => ReplicationReport = r);
+
+impl ContextService {
+    /// Asks the admin `query` (with [`Self::ask_admin`]'s retries) and returns its typed answer.
+    pub(crate) async fn ask<Q: AdminQuery>(&self, query: Q) -> Result<Q::Answer, ContextError> {
+        let answer = self.ask_admin(query.into_body()).await?;
+        Q::answer(answer)
+            .ok_or_else(|| ContextError::internal(format!("admin answered {} with the wrong type", Q::WHAT)))
     }
 }
