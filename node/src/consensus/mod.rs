@@ -14,8 +14,9 @@
 
 pub mod autopilot;
 pub mod duties;
-pub mod transport;
+pub mod metrics;
 pub mod prevote;
+pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -36,8 +37,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ElectionConfig;
-use crate::metrics::Metrics;
 use crate::network::{Client, GossipMessage, InboundRaft, NetworkError};
+pub use metrics::ElectionMetrics;
+use metrics::{ElectionState, ErrorComponent};
 pub use transport::Raft;
 
 /// Most eligible-node announcements remembered.
@@ -88,7 +90,7 @@ struct Inner {
     state_machine: Option<SledStateMachine>,
     admin: RwLock<Option<AdminSeen>>,
     announces: RwLock<HashMap<u64, (EligibleAnnounce, Instant)>>,
-    metrics: Metrics,
+    metrics: ElectionMetrics,
     duties: duties::DutyRegistry,
     started: Instant,
     /// This node's last replication check, published in its heartbeats while admin.
@@ -124,8 +126,8 @@ pub struct StartArgs<'a> {
     pub client: Client,
     /// The node's database.
     pub store: &'a Store,
-    /// Metrics.
-    pub metrics: Metrics,
+    /// The election's metrics.
+    pub metrics: ElectionMetrics,
     /// Inbound Raft RPCs from the event loop.
     pub inbound: mpsc::Receiver<InboundRaft>,
     /// This node's P2P addresses (advertised in its node info).
@@ -251,13 +253,7 @@ impl Consensus {
                     timeout_min: Duration::from_millis(args.config.election_timeout_min_ms),
                     timeout_max: Duration::from_millis(args.config.election_timeout_max_ms),
                     transport: transport::Libp2pTransport(args.client.clone()),
-                    on_round: Arc::new(move |won| {
-                        let outcome = if won { "won" } else { "lost" };
-                        metrics
-                            .election_prevote_rounds
-                            .get_or_create(&crate::metrics::OutcomeLabel { outcome: outcome.into() })
-                            .inc();
-                    }),
+                    on_round: Arc::new(move |won| metrics.prevote_round(won)),
                 };
                 args.tracker
                     .spawn(prevote::campaign_loop(campaign, responder, args.shutdown.clone()));
@@ -281,7 +277,7 @@ impl Consensus {
             });
         } else {
             drop(join_rx);
-            consensus.inner.metrics.election_state.set(0);
+            consensus.inner.metrics.set_state(ElectionState::Observer, false);
         }
         Ok((consensus, join_tx))
     }
@@ -476,7 +472,7 @@ impl Consensus {
             _ => now_ms(),
         };
         if changed {
-            self.inner.metrics.election_leader_changes.inc();
+            self.inner.metrics.leader_changed();
             tracing::info!(admin = %hb.peer_id, node_id = hb.node_id, term = hb.term, "admin changed");
         }
         *admin = Some(AdminSeen {
@@ -489,7 +485,7 @@ impl Consensus {
             learners: hb.learners.clone(),
             replication: hb.replication,
         });
-        self.inner.metrics.election_term.set(hb.term as i64);
+        self.inner.metrics.set_term(hb.term);
     }
 
     async fn listen_admin_topic(self, mut inbox: mpsc::Receiver<GossipMessage>, shutdown: CancellationToken) {
@@ -502,7 +498,7 @@ impl Consensus {
                 continue;
             }
             let Ok(admin) = AdminMessage::decode(msg.payload.as_slice()) else {
-                self.inner.metrics.error("election");
+                self.inner.metrics.error(ErrorComponent::Election);
                 continue;
             };
             match admin.body {
@@ -525,7 +521,7 @@ impl Consensus {
                         }
                     }
                 }
-                _ => self.inner.metrics.error("election"),
+                _ => self.inner.metrics.error(ErrorComponent::Election),
             }
         }
     }
@@ -639,24 +635,21 @@ impl Consensus {
         loop {
             let m = metrics_rx.borrow_and_update().clone();
             let is_leader = self.acting(&m);
-            let state_value = match m.state {
-                ServerState::Leader => 4,
-                ServerState::Candidate => 3,
+            let state = match m.state {
+                ServerState::Leader => ElectionState::Leader,
+                ServerState::Candidate => ElectionState::Candidate,
                 ServerState::Follower
                     if m.membership_config
                         .membership()
                         .voter_ids()
                         .any(|v| v == self.inner.node_id) =>
                 {
-                    2
+                    ElectionState::Follower
                 }
-                _ => 1,
+                _ => ElectionState::Learner,
             };
-            self.inner.metrics.election_state.set(state_value);
-            self.inner.metrics.admin_is_self.set(i64::from(is_leader));
-            if m.current_term as i64 > self.inner.metrics.election_term.get() {
-                self.inner.metrics.election_term.set(m.current_term as i64);
-            }
+            self.inner.metrics.set_state(state, is_leader);
+            self.inner.metrics.raise_term(m.current_term);
             match (&leading, is_leader) {
                 (Some((term, token)), true) if *term != m.current_term => {
                     token.cancel();
@@ -668,7 +661,7 @@ impl Consensus {
                 (Some((term, token)), false) => {
                     if m.state == ServerState::Leader && m.current_term == *term {
                         // Still leader, but no quorum acknowledged it within the lease.
-                        self.inner.metrics.admin_lease_lapses.inc();
+                        self.inner.metrics.lease_lapsed();
                         tracing::warn!(
                             term,
                             millis_since_quorum_ack = ?m.millis_since_quorum_ack,
@@ -687,13 +680,7 @@ impl Consensus {
                         .last_log_index
                         .unwrap_or(0)
                         .saturating_sub(matched.map(|l| l.index).unwrap_or(0));
-                    self.inner
-                        .metrics
-                        .raft_replication_lag
-                        .get_or_create(&crate::metrics::FollowerLabel {
-                            follower: follower.to_string(),
-                        })
-                        .set(behind as i64);
+                    self.inner.metrics.replication_lag(*follower, behind);
                 }
             }
             tokio::select! {
@@ -785,7 +772,7 @@ impl Consensus {
             };
             // The id must be the sender's own: nobody can enrol another node.
             if join.peer_id != from.to_string() || join.node_id != node_id_from_peer_bytes(&from.to_bytes()) {
-                self.inner.metrics.error("election");
+                self.inner.metrics.error(ErrorComponent::Election);
                 continue;
             }
             let m = raft.metrics().borrow().clone();

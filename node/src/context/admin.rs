@@ -21,6 +21,7 @@ use bzzz_storage::raft::{
 use libp2p::PeerId;
 use prost::Message;
 
+use super::metrics::ErrorComponent;
 use super::{ContextError, ContextService, MAX_DISCOVER, MAX_HISTORY, MAX_REQUESTED_ROLES, now_ms};
 use crate::consensus::Raft;
 use crate::consensus::duties::DutyContext;
@@ -471,7 +472,7 @@ pub(crate) async fn discover(
     for row in sm.addresses() {
         let (address, _) = row?;
         let Ok(parsed) = Address::parse(&address) else {
-            service.inner.metrics.error("context");
+            service.inner.metrics.error(ErrorComponent::Context);
             continue;
         };
         if !parsed.matches(&pattern) {

@@ -21,6 +21,7 @@ pub mod admin;
 mod error;
 pub mod holder;
 pub mod members;
+pub mod metrics;
 pub mod replication;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,8 +46,9 @@ pub use error::ContextError;
 use crate::config::ContextConfig;
 use crate::consensus::Consensus;
 use crate::crypto::{Keyring, RoleKeySet, RolePublicKey};
-use crate::metrics::Metrics;
 use crate::network::{Client, InboundContext};
+pub use metrics::ContextMetrics;
+use metrics::{ContextOutcome, Operation};
 
 /// Most context requests from peers handled at once; more are answered `UCXL-503`.
 pub const MAX_INBOUND: usize = 64;
@@ -94,8 +96,8 @@ pub struct ContextArgs {
     pub operator_token: crate::auth::OperatorAuth,
     /// Largest record accepted, in bytes.
     pub max_record_bytes: usize,
-    /// Metrics.
-    pub metrics: Metrics,
+    /// The context service's metrics.
+    pub metrics: ContextMetrics,
 }
 
 pub(crate) struct Inner {
@@ -109,7 +111,7 @@ pub(crate) struct Inner {
     pub policy_seed: RolePolicy,
     pub operator_token: crate::auth::OperatorAuth,
     pub max_record_bytes: usize,
-    pub metrics: Metrics,
+    pub metrics: ContextMetrics,
     pub view: RwLock<View>,
     /// Wakes the member loop (e.g. a read found no key for a role it should hold).
     pub refresh: Notify,
@@ -383,36 +385,30 @@ impl ContextService {
     /// once the record is on the write quorum of holders and indexed.
     pub async fn put(&self, address: &str, content: Vec<u8>) -> Result<PutResult, ContextError> {
         let result = self.write(address, content, false).await;
-        self.count("put", &result);
+        self.count(Operation::Put, &result);
         result
     }
 
     /// Deletes `address`: appends a tombstone version (history stays).
     pub async fn delete(&self, address: &str) -> Result<PutResult, ContextError> {
         let result = self.write(address, Vec::new(), true).await;
-        self.count("put", &result);
+        self.count(Operation::Put, &result);
         result
     }
 
     /// Reads `address` (latest version, or the version its temporal part names).
     pub async fn get(&self, address: &str) -> Result<GetResult, ContextError> {
         let result = self.read(address).await;
-        self.count("get", &result);
+        self.count(Operation::Get, &result);
         result
     }
 
-    fn count<T>(&self, op: &str, result: &Result<T, ContextError>) {
+    fn count<T>(&self, op: Operation, result: &Result<T, ContextError>) {
         let outcome = match result {
-            Ok(_) => "success",
+            Ok(_) => ContextOutcome::Success,
             Err(e) => e.outcome(),
         };
-        let label = crate::metrics::OutcomeLabel {
-            outcome: outcome.into(),
-        };
-        match op {
-            "put" => self.inner.metrics.context_puts.get_or_create(&label).inc(),
-            _ => self.inner.metrics.context_gets.get_or_create(&label).inc(),
-        };
+        self.inner.metrics.operation(op, outcome);
     }
 
     async fn write(&self, address: &str, content: Vec<u8>, tombstone: bool) -> Result<PutResult, ContextError> {
@@ -560,7 +556,7 @@ impl ContextService {
                 }
                 Err(e) => {
                     if e.kind() != crate::crypto::ErrorKind::Forbidden {
-                        self.inner.metrics.context_decrypt_failures.inc();
+                        self.inner.metrics.decrypt_failure();
                     }
                     return Err(e.into());
                 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bzzz_protocol::envelope::{self, EnvelopeLimits, RejectReason};
 use bzzz_protocol::wire::{
-    Ack, ContextRequest, JoinCluster, Probe, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request,
+    Ack, ContextRequest, JoinCluster, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request,
     rpc_response,
 };
 use bzzz_protocol::{ReplayWindow, topics};
@@ -23,7 +23,6 @@ use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
-use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +32,7 @@ pub use maintenance::{MAX_MAINTENANCE_QUERIES, PeersCleared, ReprovideBatch};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::client::{Command, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PublishFailure, PutOutcome};
-use crate::metrics::Metrics;
+use super::metrics::{DhtOperation, ErrorComponent, NetworkMetrics, PubsubOutcome};
 
 /// Most DHT queries, dials and RPCs in flight at once, each; more are refused with `Busy`.
 pub const MAX_PENDING: usize = 1024;
@@ -125,7 +124,7 @@ pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
-    metrics: Metrics,
+    metrics: NetworkMetrics,
     p2p_metrics: libp2p::metrics::Metrics,
     limits: EnvelopeLimits,
     record_ttl: Option<Duration>,
@@ -157,7 +156,7 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
-        metrics: Metrics,
+        metrics: NetworkMetrics,
         p2p_metrics: libp2p::metrics::Metrics,
         settings: LoopSettings,
         raft_inbound: mpsc::Sender<InboundRaft>,
@@ -219,14 +218,14 @@ impl EventLoop {
                     .publish(IdentTopic::new(&topic), data);
                 let result = match result {
                     Ok(_) => {
-                        self.metrics.pubsub(&topic, "published");
+                        self.metrics.pubsub(&topic, PubsubOutcome::Published);
                         Ok(())
                     }
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
                     | Err(gossipsub::PublishError::AllQueuesFull(_)) => Err(PublishFailure::NoPeers),
                     Err(e) => {
-                        self.metrics.pubsub(&topic, "publish_failed");
-                        self.metrics.error("pubsub");
+                        self.metrics.pubsub(&topic, PubsubOutcome::PublishFailed);
+                        self.metrics.error(ErrorComponent::Pubsub);
                         Err(PublishFailure::Other(e.to_string()))
                     }
                 };
@@ -277,7 +276,7 @@ impl EventLoop {
                                 reason: e.to_string(),
                             });
                     self.metrics
-                        .dht_op("put", result.is_ok(), started.elapsed().as_secs_f64());
+                        .dht_op(DhtOperation::Put, result.is_ok(), started.elapsed().as_secs_f64());
                     let _ = reply.send(result);
                     return;
                 }
@@ -286,7 +285,8 @@ impl EventLoop {
                         self.pending_puts.insert(id, (reply, started));
                     }
                     Err(e) => {
-                        self.metrics.dht_op("put", false, started.elapsed().as_secs_f64());
+                        self.metrics
+                            .dht_op(DhtOperation::Put, false, started.elapsed().as_secs_f64());
                         let _ = reply.send(Err(NetworkError::Dht {
                             operation: "put",
                             reason: e.to_string(),
@@ -515,7 +515,7 @@ impl EventLoop {
                     // the join loop and Kademlia redial whatever is reachable.
                     Err(failure) => {
                         tracing::info!(peer = %e.peer, error = %failure, "ping failed; closing the connection");
-                        self.metrics.error("p2p_ping_failed");
+                        self.metrics.error(ErrorComponent::P2pPingFailed);
                         self.swarm.close_connection(e.connection);
                     }
                 }
@@ -553,7 +553,7 @@ impl EventLoop {
                 if num_established.get() == 1 {
                     tracing::debug!(peer = %peer_id, "peer connected");
                 }
-                self.metrics.p2p_connected_peers.set(self.peers.len() as i64);
+                self.metrics.set_connected_peers(self.peers.len());
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -564,7 +564,7 @@ impl EventLoop {
                     self.peers.remove(&peer_id);
                     tracing::debug!(peer = %peer_id, "peer disconnected");
                 }
-                self.metrics.p2p_connected_peers.set(self.peers.len() as i64);
+                self.metrics.set_connected_peers(self.peers.len());
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -579,7 +579,7 @@ impl EventLoop {
                 }
             }
             SwarmEvent::ListenerError { error, .. } => {
-                self.metrics.error("p2p");
+                self.metrics.error(ErrorComponent::P2p);
                 tracing::warn!(%error, "listener error");
             }
             _ => {}
@@ -602,7 +602,7 @@ impl EventLoop {
         match verdict {
             Ok(v) => {
                 gossip.report_message_validation_result(&message_id, &propagation_source, MessageAcceptance::Accept);
-                self.metrics.pubsub(&topic, "received");
+                self.metrics.pubsub(&topic, PubsubOutcome::Received);
                 let msg = GossipMessage {
                     topic: topic.clone(),
                     sender: v.sender,
@@ -615,7 +615,7 @@ impl EventLoop {
                     subs.retain(|s| !s.is_closed());
                     for s in subs.iter() {
                         if s.try_send(msg.clone()).is_err() {
-                            self.metrics.pubsub(&topic, "dropped");
+                            self.metrics.pubsub(&topic, PubsubOutcome::Dropped);
                         }
                     }
                 }
@@ -627,13 +627,8 @@ impl EventLoop {
                     _ => MessageAcceptance::Reject,
                 };
                 gossip.report_message_validation_result(&message_id, &propagation_source, acceptance);
-                self.metrics.pubsub(&topic, "rejected");
-                self.metrics
-                    .pubsub_rejected
-                    .get_or_create(&crate::metrics::ReasonLabel {
-                        reason: reason.as_str().into(),
-                    })
-                    .inc();
+                self.metrics.pubsub(&topic, PubsubOutcome::Rejected);
+                self.metrics.pubsub_rejected(reason);
                 tracing::debug!(%topic, via = %propagation_source, %reason, "rejected gossip envelope");
             }
         }
@@ -648,7 +643,8 @@ impl EventLoop {
                 QueryResult::PutRecord(r) => {
                     if let Some((reply, started)) = self.pending_puts.remove(&id) {
                         let ok = r.is_ok();
-                        self.metrics.dht_op("put", ok, started.elapsed().as_secs_f64());
+                        self.metrics
+                            .dht_op(DhtOperation::Put, ok, started.elapsed().as_secs_f64());
                         let _ = reply.send(match r {
                             Ok(_) => Ok(PutOutcome { replicated: true }),
                             Err(e) => Err(NetworkError::Dht {
@@ -683,7 +679,7 @@ impl EventLoop {
             },
             kad::Event::RoutingUpdated { .. } => {
                 let n = self.routing_table_size();
-                self.metrics.dht_routing_table_peers.set(n as i64);
+                self.metrics.set_routing_table_peers(n);
             }
             kad::Event::InboundRequest {
                 request:
@@ -723,7 +719,7 @@ impl EventLoop {
                     }
                 });
             if let Err(reason) = valid {
-                self.metrics.context_record_rejected("dht_put");
+                self.metrics.context_record_rejected();
                 tracing::debug!(peer = %source, %reason, "context record from a dht put rejected");
                 return;
             }
@@ -752,7 +748,8 @@ impl EventLoop {
         };
         if let PendingGet::Waiting(reply, started) = waiting {
             let ok = answer.is_ok();
-            self.metrics.dht_op("get", ok, started.elapsed().as_secs_f64());
+            self.metrics
+                .dht_op(DhtOperation::Get, ok, started.elapsed().as_secs_f64());
             let _ = reply.send(answer);
             if ok && let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
                 // First record is enough: stop the query instead of waiting for more.
@@ -796,7 +793,7 @@ impl EventLoop {
                 let inbound = InboundContext { peer, request, channel };
                 if let Err(e) = self.events.try_send(Event::Context(inbound)) {
                     // The request's stream closes unanswered; the sender sees a failure and retries.
-                    self.metrics.error("events_dropped");
+                    self.metrics.error(ErrorComponent::EventsDropped);
                     tracing::debug!(%peer, reason = %e, "context request dropped: queue full");
                 }
                 return;
@@ -812,7 +809,7 @@ impl EventLoop {
         if let Some((peer, request, channel)) = split_event(event, &mut self.pending_raft, "raft") {
             // Full queues drop the request; the sender's Raft retries.
             if let Err(e) = self.raft_inbound.try_send(InboundRaft { peer, request, channel }) {
-                self.metrics.error("raft_inbound_dropped");
+                self.metrics.error(ErrorComponent::RaftInboundDropped);
                 tracing::debug!(%peer, reason = %e, "inbound raft rpc dropped");
             }
         }
@@ -826,7 +823,7 @@ impl EventLoop {
                     probe_id: ack.probe_id,
                 };
                 if self.events.try_send(event).is_err() {
-                    self.metrics.error("events_dropped");
+                    self.metrics.error(ErrorComponent::EventsDropped);
                 }
                 RpcResponse {
                     body: Some(rpc_response::Body::Ack(Ack {})),
@@ -837,7 +834,7 @@ impl EventLoop {
             Some(rpc_request::Body::Context(_)) => rpc_error("unsupported", "context request not routed"),
             Some(rpc_request::Body::JoinCluster(join)) => {
                 if self.events.try_send(Event::JoinCluster { from: peer, join }).is_err() {
-                    self.metrics.error("events_dropped");
+                    self.metrics.error(ErrorComponent::EventsDropped);
                 }
                 RpcResponse {
                     body: Some(rpc_response::Body::Ack(Ack {})),
@@ -899,10 +896,4 @@ fn rpc_error(code: &str, message: &str) -> RpcResponse {
             message: message.into(),
         })),
     }
-}
-
-/// Decodes a probe payload, if well-formed.
-pub fn decode_probe(payload: &[u8]) -> Option<Probe> {
-    let p = Probe::decode(payload).ok()?;
-    (p.probe_id.len() == bzzz_protocol::envelope::NONCE_LEN).then_some(p)
 }

@@ -5,6 +5,7 @@ pub mod behaviour;
 pub mod client;
 pub mod codec;
 pub mod event_loop;
+pub mod metrics;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -21,8 +22,9 @@ pub use event_loop::{
     Event, EventLoop, InboundContext, InboundRaft, MAX_MAINTENANCE_QUERIES, PeersCleared, ReprovideBatch,
 };
 
+pub use metrics::NetworkMetrics;
+
 use crate::config::{Config, Resolved};
-use crate::metrics::Metrics;
 
 /// Queue of commands from clients to the event loop.
 const COMMAND_QUEUE: usize = 256;
@@ -84,7 +86,7 @@ pub fn new(
     resolved: &Resolved,
     store: &Store,
     registry: &mut Registry,
-    metrics: Metrics,
+    metrics: NetworkMetrics,
 ) -> Result<Network, StartError> {
     let peer_id = key.public().to_peer_id();
     let record_store = SledRecordStore::new(
