@@ -19,7 +19,7 @@ pub trait LabelValue: Copy + Eq + std::hash::Hash + std::fmt::Debug + Send + Syn
 /// Declares a label enum: `Variant => "exposed text"` per value. The enum gets [`LabelValue`]
 /// and `EncodeLabelValue` (which writes the exposed text).
 ///
-/// ```ignore
+/// ```text
 /// label_enum! {
 ///     /// `outcome` of a DHT operation.
 ///     pub enum DhtOutcome {
