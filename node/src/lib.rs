@@ -13,7 +13,7 @@
 //!                       │        │ verified gossip → per-topic subscriber queues           │
 //!                       │        │ Event::ProbeAck → probe router                          │
 //!                       │        ▼                                                         │
-//!                       │   probe (responder + router) · health::Checker (interval)        │
+//!                       │   health::probe (responder + router) · health::Checker           │
 //!                       │   bzzz_bootstrap::run_join_loop (dial with backoff, re-bootstrap)│
 //!                       └──────────────────────────────────────────────────────────────────┘
 //! ```
@@ -23,6 +23,11 @@
 //! clear (batched commands to the event loop), and streamed backups of the sled database.
 //!
 //! Shutdown order: HTTP, services (join loop, health, probes), network, final sled flush.
+//!
+//! Metrics: each subsystem owns its metrics struct, built from the one registry at start
+//! (`network::NetworkMetrics`, `consensus::ElectionMetrics`, `context::ContextMetrics`,
+//! `health::HealthMetrics`, `ops::OpsMetrics`); [`metrics`] holds only the registry, encoding,
+//! the contract list and the process metrics.
 
 pub mod api;
 pub mod auth;
@@ -39,7 +44,6 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod ops;
-pub mod probe;
 
 pub use config::Config;
 pub use node::{Node, NodeError};

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use bzzz_node::metrics::ReasonLabel;
 use bzzz_protocol::envelope::{self, NONCE_LEN};
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::Kind;
@@ -190,10 +189,8 @@ async fn restart_keeps_peer_id_and_records() -> Result<()> {
 
 fn rejected(n: &bzzz_node::Node, reason: &str) -> u64 {
     n.metrics()
-        .metrics
-        .pubsub_rejected
-        .get_or_create(&ReasonLabel { reason: reason.into() })
-        .get()
+        .sample("bzzz_pubsub_rejected_total", &[("reason", reason)])
+        .unwrap_or_default() as u64
 }
 
 /// A forged-signature envelope and an oversized one are rejected before any handler, counted by

@@ -235,7 +235,10 @@ async fn records_survive_two_dead_holders_and_are_repaired() -> Result<()> {
             .context("an admin")?;
         let report = admin.context().replication_report().context("the admin has a report")?;
         ensure!(report.records == 200, "the check covers all 200 records: {report:?}");
-        let repaired = admin.metrics().metrics.context_repairs.get();
+        let repaired = admin
+            .metrics()
+            .sample("bzzz_context_repairs_total", &[])
+            .unwrap_or_default();
         ensure!(
             repaired as usize >= hit,
             "{hit} records lost two copies; the admin made {repaired} copies"
@@ -345,11 +348,16 @@ async fn tampered_copy_falls_back_to_another_holder() -> Result<()> {
         bytes[mid] ^= 0x01;
         node.client().store_local(dht_key, bytes, false).await?;
 
-        let failures_before = node.metrics().metrics.context_decrypt_failures.get();
+        let failures = || {
+            node.metrics()
+                .sample("bzzz_context_decrypt_failures_total", &[])
+                .unwrap_or_default()
+        };
+        let failures_before = failures();
         let got = node.context().get(&addr(7)).await?;
         ensure!(got.content == content, "the reader fell back to a good copy");
         ensure!(
-            node.metrics().metrics.context_decrypt_failures.get() > failures_before,
+            failures() > failures_before,
             "the corrupt copy was detected and counted"
         );
         cluster.shutdown().await;
@@ -734,9 +742,11 @@ async fn replication_health_follows_the_admins_check() -> Result<()> {
             Duration::from_secs(15),
             || async {
                 replication_health_is(&cluster, Status::Healthy).await
-                    && cluster
-                        .running()
-                        .all(|(_, n)| (n.metrics().metrics.dht_replication_factor.get() - 2.0).abs() < 1e-9)
+                    && cluster.running().all(|(_, n)| {
+                        n.metrics()
+                            .sample("bzzz_dht_replication_factor", &[])
+                            .is_some_and(|v| (v - 2.0).abs() < 1e-9)
+                    })
             },
         )
         .await?;
@@ -754,7 +764,11 @@ async fn replication_health_follows_the_admins_check() -> Result<()> {
         .await?;
         let survivor = cluster.running().map(|(i, _)| i).next().context("a running node")?;
         ensure!(
-            cluster.node(survivor).metrics().metrics.context_records_below_r.get() == 1,
+            cluster
+                .node(survivor)
+                .metrics()
+                .sample("bzzz_context_records_below_replication", &[])
+                == Some(1.0),
             "one record below R"
         );
 

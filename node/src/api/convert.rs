@@ -4,8 +4,8 @@
 
 use bzzz_client::types as api;
 
+use crate::health::probe::{ProbeReceipt, ProbeReport};
 use crate::health::{CheckResult, Status, Summary};
-use crate::probe::{ProbeReceipt, ProbeReport};
 
 pub(crate) fn health_status(s: Status) -> api::HealthStatus {
     match s {

@@ -81,7 +81,7 @@ pub(super) async fn checks(State(s): State<AppState>) -> Json<HealthChecks> {
 /// format 0.0.4 otherwise (curl, `promtool check metrics`).
 pub(super) async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     s.metrics
-        .metrics
+        .process
         .uptime_seconds
         .set(s.info.started.elapsed().as_secs() as i64);
     let openmetrics = headers
@@ -117,7 +117,7 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<NodeStatus>
         listen_addrs: snap.listen_addrs,
         peers: snap.peers.len(),
         routing_table_size: snap.routing_table_size,
-        dht_records_stored: s.metrics.metrics.dht_records_stored.get(),
+        dht_records_stored: s.network_metrics.records_stored(),
         uptime_seconds: s.info.started.elapsed().as_secs(),
         bootstrap: convert::join_status(join),
         health: convert::summary(s.health.summary()),

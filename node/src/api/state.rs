@@ -10,11 +10,10 @@ use tokio::sync::watch;
 use crate::auth::OperatorAuth;
 use crate::consensus::Consensus;
 use crate::context::ContextService;
-use crate::health::Health;
+use crate::health::{Health, Prober};
 use crate::metrics::MetricsHandle;
-use crate::network::Client;
+use crate::network::{Client, NetworkMetrics};
 use crate::ops::Ops;
-use crate::probe::Prober;
 
 /// Handles the API needs. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -29,6 +28,8 @@ pub struct AppState {
     pub health: Health,
     /// Metrics registry.
     pub metrics: MetricsHandle,
+    /// The network's metrics (`/api/status` reports the DHT store's record count).
+    pub network_metrics: NetworkMetrics,
     /// Bootstrap progress.
     pub join: watch::Receiver<JoinStatus>,
     /// The context service.

@@ -39,10 +39,7 @@ pub async fn run(ctx: DutyContext, max_voters: usize, dead_after: Duration) {
                 r = tokio::time::timeout(TICK, write) => r,
             };
             match written {
-                Ok(Ok(_)) => ctx
-                    .metrics
-                    .raft_commit_latency_seconds
-                    .observe(started.elapsed().as_secs_f64()),
+                Ok(Ok(_)) => ctx.metrics.commit_latency(started.elapsed().as_secs_f64()),
                 Ok(Err(e)) => tracing::debug!(error = %e, "autopilot probe write failed"),
                 Err(_) => tracing::debug!("autopilot probe write not committed within a tick"),
             }

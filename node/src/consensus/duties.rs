@@ -30,7 +30,7 @@ pub struct DutyContext {
     /// Cancelled when leadership ends.
     pub token: CancellationToken,
     /// Metrics (duties that write through Raft record commit latency).
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: super::metrics::ElectionMetrics,
 }
 
 impl std::fmt::Debug for DutyContext {

@@ -119,7 +119,7 @@ impl Consensus {
             };
             // The id must be the sender's own: nobody can enrol another node.
             if join.peer_id != from.to_string() || join.node_id != node_id_from_peer_bytes(&from.to_bytes()) {
-                self.inner.metrics.error("election");
+                self.inner.metrics.error(ErrorComponent::Election);
                 continue;
             }
             let m = raft.metrics().borrow().clone();

@@ -14,24 +14,21 @@ impl Consensus {
         loop {
             let m = metrics_rx.borrow_and_update().clone();
             let is_leader = self.acting(&m);
-            let state_value = match m.state {
-                ServerState::Leader => 4,
-                ServerState::Candidate => 3,
+            let state = match m.state {
+                ServerState::Leader => ElectionState::Leader,
+                ServerState::Candidate => ElectionState::Candidate,
                 ServerState::Follower
                     if m.membership_config
                         .membership()
                         .voter_ids()
                         .any(|v| v == self.inner.node_id) =>
                 {
-                    2
+                    ElectionState::Follower
                 }
-                _ => 1,
+                _ => ElectionState::Learner,
             };
-            self.inner.metrics.election_state.set(state_value);
-            self.inner.metrics.admin_is_self.set(i64::from(is_leader));
-            if m.current_term as i64 > self.inner.metrics.election_term.get() {
-                self.inner.metrics.election_term.set(m.current_term as i64);
-            }
+            self.inner.metrics.set_state(state, is_leader);
+            self.inner.metrics.raise_term(m.current_term);
             match (&leading, is_leader) {
                 (Some((term, token)), true) if *term != m.current_term => {
                     token.cancel();
@@ -43,7 +40,7 @@ impl Consensus {
                 (Some((term, token)), false) => {
                     if m.state == ServerState::Leader && m.current_term == *term {
                         // Still leader, but no quorum acknowledged it within the lease.
-                        self.inner.metrics.admin_lease_lapses.inc();
+                        self.inner.metrics.lease_lapsed();
                         tracing::warn!(
                             term,
                             millis_since_quorum_ack = ?m.millis_since_quorum_ack,
@@ -62,13 +59,7 @@ impl Consensus {
                         .last_log_index
                         .unwrap_or(0)
                         .saturating_sub(matched.map(|l| l.index).unwrap_or(0));
-                    self.inner
-                        .metrics
-                        .raft_replication_lag
-                        .get_or_create(&crate::metrics::FollowerLabel {
-                            follower: follower.to_string(),
-                        })
-                        .set(behind as i64);
+                    self.inner.metrics.replication_lag(*follower, behind);
                 }
             }
             tokio::select! {

@@ -16,6 +16,7 @@ pub mod autopilot;
 pub mod duties;
 mod formation;
 mod leadership;
+pub mod metrics;
 pub mod prevote;
 pub mod transport;
 mod view;
@@ -41,8 +42,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ElectionConfig;
-use crate::metrics::Metrics;
 use crate::network::{Client, GossipMessage, InboundRaft, JoinRequest, NetworkError};
+pub use metrics::ElectionMetrics;
+use metrics::{ElectionState, ErrorComponent};
 pub use transport::Raft;
 
 /// Most eligible-node announcements remembered.
@@ -91,7 +93,7 @@ struct Inner {
     state_machine: Option<SledStateMachine>,
     admin: RwLock<Option<AdminSeen>>,
     announces: RwLock<HashMap<u64, (EligibleAnnounce, Instant)>>,
-    metrics: Metrics,
+    metrics: ElectionMetrics,
     duties: duties::DutyRegistry,
     started: Instant,
     /// This node's last replication check, published in its heartbeats while admin.
@@ -120,8 +122,8 @@ pub struct StartArgs<'a> {
     pub client: Client,
     /// The node's database.
     pub store: &'a Store,
-    /// Metrics.
-    pub metrics: Metrics,
+    /// The election's metrics.
+    pub metrics: ElectionMetrics,
     /// Inbound Raft RPCs from the event loop.
     pub inbound: mpsc::Receiver<InboundRaft>,
     /// Requests to join the cluster (acted on while this node leads).
@@ -256,15 +258,7 @@ impl Consensus {
                     timeout_min: Duration::from_millis(args.config.election_timeout_min_ms),
                     timeout_max: Duration::from_millis(args.config.election_timeout_max_ms),
                     transport: transport::Libp2pTransport(args.client.clone()),
-                    on_round: Arc::new(move |won| {
-                        let outcome = if won { "won" } else { "lost" };
-                        metrics
-                            .election_prevote_rounds
-                            .get_or_create(&crate::metrics::OutcomeLabel {
-                                outcome: outcome.into(),
-                            })
-                            .inc();
-                    }),
+                    on_round: Arc::new(move |won| metrics.prevote_round(won)),
                 };
                 args.tracker
                     .spawn(prevote::campaign_loop(campaign, responder, args.shutdown.clone()));
@@ -289,7 +283,7 @@ impl Consensus {
         } else {
             // Not a voter: join requests are never acted on here (the queue closes).
             drop(args.joins);
-            consensus.inner.metrics.election_state.set(0);
+            consensus.inner.metrics.set_state(ElectionState::Observer, false);
         }
         Ok(consensus)
     }

@@ -166,7 +166,7 @@ impl Consensus {
             _ => now_unix_ms(),
         };
         if changed {
-            self.inner.metrics.election_leader_changes.inc();
+            self.inner.metrics.leader_changed();
             tracing::info!(admin = %hb.peer_id, node_id = hb.node_id, term = hb.term, "admin changed");
         }
         *admin = Some(AdminSeen {
@@ -179,7 +179,7 @@ impl Consensus {
             learners: hb.learners.clone(),
             replication: hb.replication,
         });
-        self.inner.metrics.election_term.set(hb.term as i64);
+        self.inner.metrics.set_term(hb.term);
     }
 
     pub(super) async fn listen_admin_topic(
@@ -196,7 +196,7 @@ impl Consensus {
                 continue;
             }
             let Ok(admin) = AdminMessage::decode(msg.payload.as_slice()) else {
-                self.inner.metrics.error("election");
+                self.inner.metrics.error(ErrorComponent::Election);
                 continue;
             };
             match admin.body {
@@ -219,7 +219,7 @@ impl Consensus {
                         }
                     }
                 }
-                _ => self.inner.metrics.error("election"),
+                _ => self.inner.metrics.error(ErrorComponent::Election),
             }
         }
     }

@@ -9,18 +9,12 @@ struct WritePlan {
 }
 
 impl ContextService {
-    pub(super) fn count<T>(&self, op: &str, result: &Result<T, ContextError>) {
+    pub(super) fn count<T>(&self, op: Operation, result: &Result<T, ContextError>) {
         let outcome = match result {
-            Ok(_) => "success",
+            Ok(_) => ContextOutcome::Success,
             Err(e) => e.outcome(),
         };
-        let label = crate::metrics::OutcomeLabel {
-            outcome: outcome.into(),
-        };
-        match op {
-            "put" => self.inner.metrics.context_puts.get_or_create(&label).inc(),
-            _ => self.inner.metrics.context_gets.get_or_create(&label).inc(),
-        };
+        self.inner.metrics.operation(op, outcome);
     }
 
     pub(super) async fn write(
@@ -167,7 +161,7 @@ impl ContextService {
                 }
                 Err(e) => {
                     if e.kind() != crate::crypto::ErrorKind::Forbidden {
-                        self.inner.metrics.context_decrypt_failures.inc();
+                        self.inner.metrics.decrypt_failure();
                     }
                     return Err(e.into());
                 }

@@ -22,6 +22,7 @@ use bzzz_storage::util::now_unix_ms;
 use libp2p::PeerId;
 use prost::Message;
 
+use super::metrics::ErrorComponent;
 use super::{ContextError, ContextService, MAX_DISCOVER, MAX_HISTORY, MAX_REQUESTED_ROLES};
 use crate::consensus::Raft;
 use crate::consensus::duties::DutyContext;
@@ -251,7 +252,7 @@ pub(crate) async fn discover(
     for row in sm.addresses() {
         let (address, _) = row?;
         let Ok(parsed) = Address::parse(&address) else {
-            service.inner.metrics.error("context");
+            service.inner.metrics.error(ErrorComponent::Context);
             continue;
         };
         if !parsed.matches(&pattern) {

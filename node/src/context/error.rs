@@ -4,6 +4,7 @@
 use bzzz_protocol::ucxl::{UcxlCode, UcxlError};
 use bzzz_protocol::wire::ContextError as WireError;
 
+use super::metrics::ContextOutcome;
 use crate::crypto::{CryptoError, ErrorKind};
 use crate::network::NetworkError;
 
@@ -73,17 +74,17 @@ impl ContextError {
     }
 
     /// The `outcome` label of the context put/get counters.
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> ContextOutcome {
         match self.code {
             UcxlCode::InvalidAddress
             | UcxlCode::TemporalInvalid
             | UcxlCode::BadRequest
             | UcxlCode::PayloadTooLarge
-            | UcxlCode::Conflict => "bad_request",
-            UcxlCode::Unauthorized | UcxlCode::Forbidden => "forbidden",
-            UcxlCode::NotFound => "not_found",
-            UcxlCode::ServiceUnavailable | UcxlCode::Timeout => "unavailable",
-            UcxlCode::Internal => "failure",
+            | UcxlCode::Conflict => ContextOutcome::BadRequest,
+            UcxlCode::Unauthorized | UcxlCode::Forbidden => ContextOutcome::Forbidden,
+            UcxlCode::NotFound => ContextOutcome::NotFound,
+            UcxlCode::ServiceUnavailable | UcxlCode::Timeout => ContextOutcome::Unavailable,
+            UcxlCode::Internal => ContextOutcome::Failure,
         }
     }
 }

@@ -16,6 +16,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
 
+use super::metrics::RecordSource;
 use super::{ContextError, ContextService, MAX_HOLDS_KEYS};
 use crate::crypto::{VerifiedRecord, verify_record};
 
@@ -54,7 +55,7 @@ pub(crate) async fn store(
     let (verified, record) = match verified {
         Ok(v) => v,
         Err(reason) => {
-            service.inner.metrics.context_record_rejected("rpc");
+            service.inner.metrics.record_rejected(RecordSource::Rpc);
             tracing::debug!(%peer, %reason, "context record refused");
             return Err(ContextError::bad_request(format!("record refused: {reason}")));
         }
@@ -266,7 +267,7 @@ pub(crate) async fn fetch_verified(
         match checked {
             Ok(v) => return Ok(v),
             Err(reason) => {
-                inner.metrics.context_decrypt_failures.inc();
+                inner.metrics.decrypt_failure();
                 tracing::warn!(holder = %peer, %reason, "a holder served a corrupt copy of a context record; trying the next");
                 last_error = Some(format!("{peer} served a corrupt copy: {reason}"));
             }

@@ -9,6 +9,7 @@ use bzzz_protocol::wire::{RegisterMember, RolesView};
 use bzzz_storage::raft::{RoleDef, RolePolicy};
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::ErrorComponent;
 use super::{ContextError, ContextService, View};
 use crate::crypto::{RoleKeySet, RolePublicKey};
 
@@ -87,11 +88,7 @@ fn apply_view(service: &ContextService, roles: &RolesView) -> bool {
             && let Ok(public) = <[u8; 32]>::try_from(r.public_key.as_slice())
         {
             epochs.insert(r.name.clone(), (r.epoch, RolePublicKey::from_bytes(public)));
-            inner
-                .metrics
-                .role_key_epoch
-                .get_or_create(&crate::metrics::RoleLabel { role: r.name.clone() })
-                .set(r.epoch as i64);
+            inner.metrics.role_key_epoch(&r.name, r.epoch);
         }
     }
     let granted: BTreeSet<String> = roles
@@ -117,7 +114,7 @@ fn apply_view(service: &ContextService, roles: &RolesView) -> bool {
         match inner.keyring.open_role_key(sealed, &s.role, s.epoch, &inner.peer_id) {
             Ok(k) => keys.insert(s.role.clone(), s.epoch, k),
             Err(e) => {
-                inner.metrics.error("context");
+                inner.metrics.error(ErrorComponent::Context);
                 tracing::warn!(role = %s.role, epoch = s.epoch, error = %e, "a role key sealed to this node does not open");
             }
         }

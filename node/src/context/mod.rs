@@ -22,6 +22,7 @@ pub mod admin;
 mod error;
 pub mod holder;
 pub mod members;
+pub mod metrics;
 pub mod replication;
 mod rpc;
 mod validator;
@@ -51,8 +52,9 @@ pub use error::ContextError;
 use crate::config::ContextConfig;
 use crate::consensus::Consensus;
 use crate::crypto::{Keyring, RoleKeySet, RolePublicKey};
-use crate::metrics::Metrics;
 use crate::network::{Client, InboundContext};
+pub use metrics::ContextMetrics;
+use metrics::{ContextOutcome, Operation};
 
 /// Most context requests from peers handled at once; more are answered `UCXL-503`.
 pub const MAX_INBOUND: usize = 64;
@@ -100,8 +102,8 @@ pub struct ContextArgs {
     pub operator_token: crate::auth::OperatorAuth,
     /// Largest record accepted, in bytes.
     pub max_record_bytes: usize,
-    /// Metrics.
-    pub metrics: Metrics,
+    /// The context service's metrics.
+    pub metrics: ContextMetrics,
 }
 
 impl std::fmt::Debug for ContextArgs {
@@ -123,7 +125,7 @@ pub(crate) struct Inner {
     pub policy_seed: RolePolicy,
     pub operator_token: crate::auth::OperatorAuth,
     pub max_record_bytes: usize,
-    pub metrics: Metrics,
+    pub metrics: ContextMetrics,
     pub view: RwLock<View>,
     /// Wakes the member loop (e.g. a read found no key for a role it should hold).
     pub refresh: Notify,
@@ -289,21 +291,21 @@ impl ContextService {
     /// once the record is on the write quorum of holders and indexed.
     pub async fn put(&self, address: &str, content: Vec<u8>) -> Result<PutResult, ContextError> {
         let result = self.write(address, content, false).await;
-        self.count("put", &result);
+        self.count(Operation::Put, &result);
         result
     }
 
     /// Deletes `address`: appends a tombstone version (history stays).
     pub async fn delete(&self, address: &str) -> Result<PutResult, ContextError> {
         let result = self.write(address, Vec::new(), true).await;
-        self.count("put", &result);
+        self.count(Operation::Put, &result);
         result
     }
 
     /// Reads `address` (latest version, or the version its temporal part names).
     pub async fn get(&self, address: &str) -> Result<GetResult, ContextError> {
         let result = self.read(address).await;
-        self.count("get", &result);
+        self.count(Operation::Get, &result);
         result
     }
 

@@ -214,7 +214,7 @@ pub async fn check(service: &ContextService) -> Result<Report, ContextError> {
         }
         let made = repair(service, key, &have, &live, r).await;
         copies += made;
-        inner.metrics.context_repairs.inc_by(made as u64);
+        inner.metrics.repairs(made as u64);
         if have.len() + made < r {
             below_after += 1;
         }

@@ -3,21 +3,21 @@
 
 use bzzz_protocol::context::{DHT_KEY_PREFIX, parse_dht_key};
 
-use crate::metrics::Metrics;
 use crate::network::{RecordValidator, Verdict};
 
 use super::holder::validate_record;
+use super::metrics::{ContextMetrics, RecordSource};
 
 /// Judges context records (keys under `/bzzz/ctx/1/`); other keys are ordinary DHT records.
 #[derive(Debug, Clone)]
 pub struct ContextRecordValidator {
     max_record_bytes: usize,
-    metrics: Metrics,
+    metrics: ContextMetrics,
 }
 
 impl ContextRecordValidator {
     /// A validator for records up to `max_record_bytes`, counting refusals in `metrics`.
-    pub fn new(max_record_bytes: usize, metrics: Metrics) -> Self {
+    pub fn new(max_record_bytes: usize, metrics: ContextMetrics) -> Self {
         Self {
             max_record_bytes,
             metrics,
@@ -43,7 +43,7 @@ impl RecordValidator for ContextRecordValidator {
         match self.check(key, value) {
             Ok(()) => Verdict::Keep,
             Err(reason) => {
-                self.metrics.context_record_rejected("dht_put");
+                self.metrics.record_rejected(RecordSource::DhtPut);
                 Verdict::Reject(reason)
             }
         }

@@ -4,11 +4,16 @@
 //!
 //! On other operating systems, and for any file that cannot be read or parsed, the metric is
 //! left out of the scrape (never a made-up value, never an error for the whole scrape).
+//!
+//! [`ProcessMetrics`] also holds the two node-wide gauges that belong to no subsystem:
+//! `bzzz_uptime_seconds` (set by the `/metrics` handler at each scrape) and `bzzz_build_info`.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
 
 /// Clock ticks per second of the times in `/proc/<pid>/stat` (`USER_HZ`). Linux fixes it at 100
 /// for user space on every architecture it supports; Prometheus' own `procfs` assumes the same.
@@ -21,6 +26,52 @@ pub const CGROUP_V1_MEMORY_LIMIT: &str = "/sys/fs/cgroup/memory/memory.limit_in_
 /// Limits at or above this many bytes mean "no limit" (cgroup v1 reports an unlimited group as
 /// 9223372036854771712, the largest page-aligned `i64`).
 pub const UNLIMITED_THRESHOLD: u64 = 1 << 62;
+
+/// Label set of the build-info gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabel {
+    /// Crate version.
+    pub version: String,
+    /// `agent` or `bootstrap`.
+    pub mode: String,
+}
+
+/// The node-wide metrics: uptime and build info, plus the [`ProcessCollector`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ProcessMetrics {
+    /// Process uptime in seconds (`bzzz_uptime_seconds`), set at each scrape.
+    pub uptime_seconds: Gauge,
+    /// Constant 1, labelled with the version and mode (`bzzz_build_info`).
+    pub build_info: Family<BuildLabel, Gauge>,
+}
+
+impl ProcessMetrics {
+    /// Registers uptime, build info (set to 1 for `version` and `mode`) and the process collector.
+    pub fn register(registry: &mut Registry, version: &str, mode: &str) -> Self {
+        let m = ProcessMetrics {
+            uptime_seconds: Gauge::default(),
+            build_info: Family::default(),
+        };
+        registry.register(
+            "bzzz_uptime_seconds",
+            "Seconds since the node started",
+            m.uptime_seconds.clone(),
+        );
+        registry.register(
+            "bzzz_build_info",
+            "Constant 1, labelled with the bzzz version and node mode",
+            m.build_info.clone(),
+        );
+        m.build_info
+            .get_or_create(&BuildLabel {
+                version: version.into(),
+                mode: mode.into(),
+            })
+            .set(1);
+        registry.register_collector(Box::new(ProcessCollector));
+        m
+    }
+}
 
 /// Process metrics registered as a collector: every value is read when `/metrics` is scraped.
 #[derive(Debug, Default)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bzzz_protocol::context::DHT_KEY_PREFIX;
 use bzzz_protocol::envelope::{self, EnvelopeLimits, RejectReason};
 use bzzz_protocol::wire::{
-    Ack, Probe, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request, rpc_response,
+    Ack, RaftRequest, RaftResponse, RpcError, RpcRequest, RpcResponse, rpc_request, rpc_response,
 };
 use bzzz_protocol::{ReplayWindow, topics};
 use bzzz_storage::util::now_unix_ms;
@@ -24,7 +24,6 @@ use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
-use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +37,7 @@ pub use maintenance::{MAX_MAINTENANCE_QUERIES, PeersCleared, ReprovideBatch};
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::client::{Command, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PublishFailure, PutOutcome};
 use super::inbound::{InboundContext, InboundRaft, InboundSenders, JoinRequest, ProbeAck, RecordValidator, Verdict};
-use crate::metrics::Metrics;
+use super::metrics::{DhtOperation, ErrorComponent, NetworkMetrics, PubsubOutcome};
 
 /// Most DHT queries, dials and RPCs in flight at once, each; more are refused with `Busy`.
 pub const MAX_PENDING: usize = 1024;
@@ -84,7 +83,7 @@ pub(crate) struct LoopSettings {
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
-    metrics: Metrics,
+    metrics: NetworkMetrics,
     p2p_metrics: libp2p::metrics::Metrics,
     limits: EnvelopeLimits,
     record_ttl: Option<Duration>,
@@ -114,7 +113,7 @@ impl EventLoop {
     pub(crate) fn new(
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
-        metrics: Metrics,
+        metrics: NetworkMetrics,
         p2p_metrics: libp2p::metrics::Metrics,
         settings: LoopSettings,
         inbound: InboundSenders,
@@ -195,7 +194,7 @@ impl EventLoop {
                     // the join loop and Kademlia redial whatever is reachable.
                     Err(failure) => {
                         tracing::info!(peer = %e.peer, error = %failure, "ping failed; closing the connection");
-                        self.metrics.error("p2p_ping_failed");
+                        self.metrics.error(ErrorComponent::P2pPingFailed);
                         self.swarm.close_connection(e.connection);
                     }
                 }
@@ -233,7 +232,7 @@ impl EventLoop {
                 if num_established.get() == 1 {
                     tracing::debug!(peer = %peer_id, "peer connected");
                 }
-                self.metrics.p2p_connected_peers.set(self.peers.len() as i64);
+                self.metrics.set_connected_peers(self.peers.len());
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -244,7 +243,7 @@ impl EventLoop {
                     self.peers.remove(&peer_id);
                     tracing::debug!(peer = %peer_id, "peer disconnected");
                 }
-                self.metrics.p2p_connected_peers.set(self.peers.len() as i64);
+                self.metrics.set_connected_peers(self.peers.len());
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -259,7 +258,7 @@ impl EventLoop {
                 }
             }
             SwarmEvent::ListenerError { error, .. } => {
-                self.metrics.error("p2p");
+                self.metrics.error(ErrorComponent::P2p);
                 tracing::warn!(%error, "listener error");
             }
             _ => {}
@@ -282,7 +281,7 @@ impl EventLoop {
         match verdict {
             Ok(v) => {
                 gossip.report_message_validation_result(&message_id, &propagation_source, MessageAcceptance::Accept);
-                self.metrics.pubsub(&topic, "received");
+                self.metrics.pubsub(&topic, PubsubOutcome::Received);
                 let msg = GossipMessage {
                     topic: topic.clone(),
                     sender: v.sender,
@@ -295,7 +294,7 @@ impl EventLoop {
                     subs.retain(|s| !s.is_closed());
                     for s in subs.iter() {
                         if s.try_send(msg.clone()).is_err() {
-                            self.metrics.pubsub(&topic, "dropped");
+                            self.metrics.pubsub(&topic, PubsubOutcome::Dropped);
                         }
                     }
                 }
@@ -307,13 +306,8 @@ impl EventLoop {
                     _ => MessageAcceptance::Reject,
                 };
                 gossip.report_message_validation_result(&message_id, &propagation_source, acceptance);
-                self.metrics.pubsub(&topic, "rejected");
-                self.metrics
-                    .pubsub_rejected
-                    .get_or_create(&crate::metrics::ReasonLabel {
-                        reason: reason.as_str().into(),
-                    })
-                    .inc();
+                self.metrics.pubsub(&topic, PubsubOutcome::Rejected);
+                self.metrics.pubsub_rejected(reason);
                 tracing::debug!(%topic, via = %propagation_source, %reason, "rejected gossip envelope");
             }
         }
@@ -350,9 +344,3 @@ impl EventLoop {
 type PendingProviders = (oneshot::Sender<Result<Vec<PeerId>, NetworkError>>, HashSet<PeerId>);
 
 type Pending<Resp> = HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, NetworkError>>>;
-
-/// Decodes a probe payload, if well-formed.
-pub fn decode_probe(payload: &[u8]) -> Option<Probe> {
-    let p = Probe::decode(payload).ok()?;
-    (p.probe_id.len() == bzzz_protocol::envelope::NONCE_LEN).then_some(p)
-}

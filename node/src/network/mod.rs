@@ -7,6 +7,7 @@ pub mod client;
 pub mod codec;
 pub mod event_loop;
 pub mod inbound;
+pub mod metrics;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -22,8 +23,9 @@ pub use client::{Client, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo,
 pub use event_loop::{EventLoop, MAX_MAINTENANCE_QUERIES, PeersCleared, ReprovideBatch};
 pub use inbound::{AcceptAll, Inbound, InboundContext, InboundRaft, JoinRequest, ProbeAck, RecordValidator, Verdict};
 
+pub use metrics::NetworkMetrics;
+
 use crate::config::{Config, Resolved};
-use crate::metrics::Metrics;
 
 /// Queue of commands from clients to the event loop.
 const COMMAND_QUEUE: usize = 256;
@@ -85,7 +87,7 @@ pub fn new(
     resolved: &Resolved,
     store: &Store,
     registry: &mut Registry,
-    metrics: Metrics,
+    metrics: NetworkMetrics,
     validator: std::sync::Arc<dyn RecordValidator>,
 ) -> Result<Network, StartError> {
     let peer_id = key.public().to_peer_id();

@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod dht;
+pub mod metrics;
 pub mod peers;
 pub mod reload;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use bzzz_bootstrap::JoinTargets;
 use tokio::sync::{Mutex, watch};
 
+pub use metrics::OpsMetrics;
 pub use reload::{ConfigSource, ReloadError, ReloadReport};
 
 use tokio_util::task::TaskTracker;
@@ -25,7 +27,6 @@ use crate::auth::OperatorAuth;
 use crate::config::Config;
 use crate::consensus::Consensus;
 use crate::context::ContextService;
-use crate::metrics::Metrics;
 use crate::network::Client;
 
 /// What [`Ops::new`] needs.
@@ -40,8 +41,8 @@ pub struct OpsArgs {
     pub join_targets: watch::Sender<JoinTargets>,
     /// Network handle.
     pub client: Client,
-    /// Metrics.
-    pub metrics: Metrics,
+    /// Operator-action metrics.
+    pub metrics: OpsMetrics,
     /// The context service (asks the admin for a replication check).
     pub context: ContextService,
     /// The election (whether this mesh has an admin at all).
@@ -66,7 +67,7 @@ pub(crate) struct Inner {
     pub auth: OperatorAuth,
     pub join_targets: watch::Sender<JoinTargets>,
     pub client: Client,
-    pub metrics: Metrics,
+    pub metrics: OpsMetrics,
     pub context: ContextService,
     pub consensus: Consensus,
     pub tracker: TaskTracker,

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use super::Inner;
 use crate::auth::OperatorToken;
 use crate::config::{Config, ConfigError, RELOADABLE_FIELDS};
-use crate::metrics::OutcomeLabel;
 
 type Loader = dyn Fn() -> Result<Config, ConfigError> + Send + Sync;
 
@@ -86,14 +85,7 @@ pub use bzzz_client::types::ReloadReport;
 
 pub(crate) async fn reload(inner: &Inner) -> Result<ReloadReport, ReloadError> {
     let result = attempt(inner).await;
-    let outcome = if result.is_ok() { "success" } else { "failure" };
-    inner
-        .metrics
-        .config_reloads
-        .get_or_create(&OutcomeLabel {
-            outcome: outcome.into(),
-        })
-        .inc();
+    inner.metrics.reload(result.is_ok());
     match &result {
         Ok(r) => tracing::info!(
             source = %r.source,

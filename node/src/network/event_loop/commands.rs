@@ -13,14 +13,14 @@ impl EventLoop {
                     .publish(IdentTopic::new(&topic), data);
                 let result = match result {
                     Ok(_) => {
-                        self.metrics.pubsub(&topic, "published");
+                        self.metrics.pubsub(&topic, PubsubOutcome::Published);
                         Ok(())
                     }
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
                     | Err(gossipsub::PublishError::AllQueuesFull(_)) => Err(PublishFailure::NoPeers),
                     Err(e) => {
-                        self.metrics.pubsub(&topic, "publish_failed");
-                        self.metrics.error("pubsub");
+                        self.metrics.pubsub(&topic, PubsubOutcome::PublishFailed);
+                        self.metrics.error(ErrorComponent::Pubsub);
                         Err(PublishFailure::Other(e.to_string()))
                     }
                 };
@@ -71,7 +71,7 @@ impl EventLoop {
                                 reason: e.to_string(),
                             });
                     self.metrics
-                        .dht_op("put", result.is_ok(), started.elapsed().as_secs_f64());
+                        .dht_op(DhtOperation::Put, result.is_ok(), started.elapsed().as_secs_f64());
                     let _ = reply.send(result);
                     return;
                 }
@@ -80,7 +80,8 @@ impl EventLoop {
                         self.pending_puts.insert(id, (reply, started));
                     }
                     Err(e) => {
-                        self.metrics.dht_op("put", false, started.elapsed().as_secs_f64());
+                        self.metrics
+                            .dht_op(DhtOperation::Put, false, started.elapsed().as_secs_f64());
                         let _ = reply.send(Err(NetworkError::Dht {
                             operation: "put",
                             reason: e.to_string(),

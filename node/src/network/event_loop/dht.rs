@@ -14,7 +14,8 @@ impl EventLoop {
                 QueryResult::PutRecord(r) => {
                     if let Some((reply, started)) = self.pending_puts.remove(&id) {
                         let ok = r.is_ok();
-                        self.metrics.dht_op("put", ok, started.elapsed().as_secs_f64());
+                        self.metrics
+                            .dht_op(DhtOperation::Put, ok, started.elapsed().as_secs_f64());
                         let _ = reply.send(match r {
                             Ok(_) => Ok(PutOutcome { replicated: true }),
                             Err(e) => Err(NetworkError::Dht {
@@ -49,7 +50,7 @@ impl EventLoop {
             },
             kad::Event::RoutingUpdated { .. } => {
                 let n = self.routing_table_size();
-                self.metrics.dht_routing_table_peers.set(n as i64);
+                self.metrics.set_routing_table_peers(n);
             }
             kad::Event::InboundRequest {
                 request:
@@ -112,7 +113,8 @@ impl EventLoop {
         };
         if let PendingGet::Waiting(reply, started) = waiting {
             let ok = answer.is_ok();
-            self.metrics.dht_op("get", ok, started.elapsed().as_secs_f64());
+            self.metrics
+                .dht_op(DhtOperation::Get, ok, started.elapsed().as_secs_f64());
             let _ = reply.send(answer);
             if ok && let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
                 // First record is enough: stop the query instead of waiting for more.

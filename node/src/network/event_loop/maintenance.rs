@@ -61,8 +61,8 @@ impl EventLoop {
             let _ = self.swarm.disconnect_peer_id(*peer);
         }
         self.peers.clear();
-        self.metrics.p2p_connected_peers.set(0);
-        self.metrics.dht_routing_table_peers.set(0);
+        self.metrics.set_connected_peers(0);
+        self.metrics.set_routing_table_peers(0);
         tracing::warn!(
             routing_table_peers = in_table.len(),
             peers = connected.len(),

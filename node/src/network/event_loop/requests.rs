@@ -59,7 +59,7 @@ impl EventLoop {
                 let inbound = InboundContext { peer, request, channel };
                 if let Err(e) = self.inbound.context.try_send(inbound) {
                     // The request's stream closes unanswered; the sender sees a failure and retries.
-                    self.metrics.error("events_dropped");
+                    self.metrics.error(ErrorComponent::EventsDropped);
                     tracing::debug!(%peer, reason = %e, "context request dropped: queue full");
                 }
                 return;
@@ -75,7 +75,7 @@ impl EventLoop {
         if let Some((peer, request, channel)) = split_event(event, &mut self.pending_raft, "raft") {
             // Full queues drop the request; the sender's Raft retries.
             if let Err(e) = self.inbound.raft.try_send(InboundRaft { peer, request, channel }) {
-                self.metrics.error("raft_inbound_dropped");
+                self.metrics.error(ErrorComponent::RaftInboundDropped);
                 tracing::debug!(%peer, reason = %e, "inbound raft rpc dropped");
             }
         }
@@ -89,7 +89,7 @@ impl EventLoop {
                     probe_id: ack.probe_id,
                 };
                 if self.inbound.probe_acks.try_send(ack).is_err() {
-                    self.metrics.error("events_dropped");
+                    self.metrics.error(ErrorComponent::EventsDropped);
                 }
                 RpcResponse {
                     body: Some(rpc_response::Body::Ack(Ack {})),
@@ -100,7 +100,7 @@ impl EventLoop {
             Some(rpc_request::Body::Context(_)) => rpc_error("unsupported", "context request not routed"),
             Some(rpc_request::Body::JoinCluster(join)) => {
                 if self.inbound.joins.try_send(JoinRequest { from: peer, join }).is_err() {
-                    self.metrics.error("events_dropped");
+                    self.metrics.error(ErrorComponent::EventsDropped);
                 }
                 RpcResponse {
                     body: Some(rpc_response::Body::Ack(Ack {})),

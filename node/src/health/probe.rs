@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use bzzz_protocol::envelope::NONCE_LEN;
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::{Kind, Probe, ProbeAck, RpcRequest, rpc_request};
-use bzzz_storage::util::now_unix_ms as now_ms;
 use libp2p::PeerId;
 use prost::Message;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::{ErrorComponent, HealthMetrics};
+use super::now_ms;
 use crate::network::{Client, GossipMessage, NetworkError};
 
 /// Most probes of this node in flight at once.
@@ -67,7 +68,7 @@ impl Prober {
         mut acks: mpsc::Receiver<crate::network::ProbeAck>,
         tracker: &tokio_util::task::TaskTracker,
         shutdown: CancellationToken,
-        metrics: crate::metrics::Metrics,
+        metrics: HealthMetrics,
     ) -> Result<Prober, NetworkError> {
         let inbox = client.subscribe(topics::HEALTH, client.subscriber_queue()).await?;
         tracker.spawn(respond(
@@ -177,12 +178,18 @@ impl Drop for WaiterGuard {
     }
 }
 
+/// Decodes a probe payload, if well-formed.
+pub fn decode_probe(payload: &[u8]) -> Option<Probe> {
+    let p = Probe::decode(payload).ok()?;
+    (p.probe_id.len() == NONCE_LEN).then_some(p)
+}
+
 /// Answers every probe on the health topic with an acknowledgement to its sender.
 async fn respond(
     client: Client,
     mut inbox: mpsc::Receiver<GossipMessage>,
     shutdown: CancellationToken,
-    metrics: crate::metrics::Metrics,
+    metrics: HealthMetrics,
     tracker: tokio_util::task::TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_ACKS_IN_FLIGHT));
@@ -194,12 +201,12 @@ async fn respond(
         if msg.kind != Kind::Probe {
             continue;
         }
-        let Some(probe) = crate::network::event_loop::decode_probe(&msg.payload) else {
-            metrics.error("probe");
+        let Some(probe) = decode_probe(&msg.payload) else {
+            metrics.error(ErrorComponent::Probe);
             continue;
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            metrics.error("probe_ack_dropped");
+            metrics.error(ErrorComponent::ProbeAckDropped);
             continue;
         };
         let client = client.clone();
@@ -213,9 +220,30 @@ async fn respond(
                 })),
             };
             if let Err(e) = client.send_rpc(msg.sender, request).await {
-                metrics.error("probe");
+                metrics.error(ErrorComponent::Probe);
                 tracing::debug!(peer = %msg.sender, error = %e, "probe acknowledgement failed");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A probe decodes only with an id of the envelope nonce's length; garbage does not.
+    #[test]
+    fn probes_decode_only_when_well_formed() {
+        let good = Probe {
+            probe_id: vec![7; NONCE_LEN],
+            purpose: "health".into(),
+        };
+        assert_eq!(decode_probe(&good.encode_to_vec()), Some(good));
+        let short = Probe {
+            probe_id: vec![7; NONCE_LEN - 1],
+            purpose: "health".into(),
+        };
+        assert_eq!(decode_probe(&short.encode_to_vec()), None);
+        assert_eq!(decode_probe(&[0xff, 0xff, 0xff]), None);
     }
 }

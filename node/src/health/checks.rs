@@ -1,150 +1,21 @@
-//! Health: checks that run on an interval, their latest results, and the score derived from them.
-//!
-//! `pubsub-health` and `dht-health` are active probes (a real gossip round trip with peers, a real
-//! DHT put and get); `p2p-connectivity` reads the connection table and the bootstrap join state;
-//! `storage-health` writes, reads and flushes a probe key in sled.
+//! [`Checker`]: runs every [`Check`] on an interval (and on demand), records the results in
+//! [`Health`] and the scores and counts in [`HealthMetrics`].
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bzzz_bootstrap::{JoinState, JoinStatus};
 use bzzz_storage::Store;
-use bzzz_storage::util::now_unix_ms as now_ms;
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{CheckLabel, ComponentLabel, Metrics};
+use super::{Check, Health, HealthMetrics, Prober, Status, now_ms};
+use crate::metrics::LabelValue;
 use crate::network::Client;
-use crate::probe::Prober;
 
-/// Status of one check or of the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Working.
-    Healthy,
-    /// Working partly (some peers missing, mesh still forming).
-    Degraded,
-    /// Not working.
-    Unhealthy,
-}
-
-impl Status {
-    /// Score contribution: 1, 0.5 or 0.
-    pub fn score(self) -> f64 {
-        match self {
-            Status::Healthy => 1.0,
-            Status::Degraded => 0.5,
-            Status::Unhealthy => 0.0,
-        }
-    }
-}
-
-/// The latest result of one check.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckResult {
-    /// Outcome of the latest run.
-    pub status: Status,
-    /// How long the latest run took, in milliseconds.
-    pub latency_ms: f64,
-    /// When the check last passed (healthy or degraded), ms since the Unix epoch.
-    pub last_success: Option<u64>,
-    /// When the check last ran, ms since the Unix epoch.
-    pub last_run: u64,
-    /// What the check saw, for a human.
-    pub message: String,
-}
-
-/// Names of the checks and the component each one scores.
-pub const CHECKS: [(&str, &str); 6] = [
-    ("p2p-connectivity", "p2p"),
-    ("pubsub-health", "pubsub"),
-    ("dht-health", "dht"),
-    ("storage-health", "storage"),
-    ("election-health", "election"),
-    ("replication-health", "replication"),
-];
-
-/// Shared, latest health of the node.
-#[derive(Clone, Debug, Default)]
-pub struct Health {
-    checks: Arc<RwLock<BTreeMap<&'static str, CheckResult>>>,
-}
-
-/// The node's overall health.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    /// Overall status.
-    pub status: Status,
-    /// Mean of the check scores, 0 to 1.
-    pub score: f64,
-    /// Status per component.
-    pub components: BTreeMap<String, Status>,
-}
-
-impl Health {
-    /// Latest results of every check that has run.
-    pub fn checks(&self) -> BTreeMap<&'static str, CheckResult> {
-        self.checks.read().map(|c| c.clone()).unwrap_or_default()
-    }
-
-    /// Overall status: healthy when every check is; unhealthy when the score is below 0.5 or no
-    /// check has run yet; degraded otherwise.
-    pub fn summary(&self) -> Summary {
-        let checks = self.checks();
-        let components = CHECKS
-            .iter()
-            .filter_map(|(check, comp)| checks.get(check).map(|r| (comp.to_string(), r.status)))
-            .collect();
-        if checks.is_empty() {
-            return Summary {
-                status: Status::Unhealthy,
-                score: 0.0,
-                components,
-            };
-        }
-        let score = checks.values().map(|r| r.status.score()).sum::<f64>() / CHECKS.len() as f64;
-        let status = if checks.len() == CHECKS.len() && checks.values().all(|r| r.status == Status::Healthy) {
-            Status::Healthy
-        } else if score < 0.5 {
-            Status::Unhealthy
-        } else {
-            Status::Degraded
-        };
-        Summary {
-            status,
-            score,
-            components,
-        }
-    }
-
-    fn record(&self, name: &'static str, status: Status, latency: Duration, message: String) {
-        let now = now_ms();
-        if let Ok(mut c) = self.checks.write() {
-            let last_success = if status == Status::Unhealthy {
-                c.get(name).and_then(|r| r.last_success)
-            } else {
-                Some(now)
-            };
-            c.insert(
-                name,
-                CheckResult {
-                    status,
-                    latency_ms: latency.as_secs_f64() * 1000.0,
-                    last_success,
-                    last_run: now,
-                    message,
-                },
-            );
-        }
-    }
-}
-
-/// What the checks need.
+/// What the checks read and where their results go.
 #[derive(Clone, Debug)]
-pub struct Checker {
+pub struct CheckerArgs {
     /// Where results go.
     pub health: Health,
     /// The network.
@@ -155,57 +26,69 @@ pub struct Checker {
     pub store: Store,
     /// Bootstrap progress.
     pub join: watch::Receiver<JoinStatus>,
-    /// Metrics to update.
-    pub metrics: Metrics,
+    /// Scores and counts to update.
+    pub metrics: HealthMetrics,
     /// How long an active probe waits.
     pub probe_timeout: Duration,
-    /// Serialises runs: the periodic runner and on-demand runs share the probe keys.
-    pub running: Arc<tokio::sync::Mutex<()>>,
     /// The election.
     pub consensus: crate::consensus::Consensus,
     /// How often the admin checks context replication.
     pub repair_interval: Duration,
 }
 
+/// Runs the health checks. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Checker {
+    args: Arc<CheckerArgs>,
+    /// Serialises runs: the periodic runner and on-demand runs share the probe keys.
+    running: Arc<tokio::sync::Mutex<()>>,
+}
+
 impl Checker {
+    /// A checker over `args`; run it with [`Checker::run`] or [`Checker::run_once`].
+    pub fn new(args: CheckerArgs) -> Checker {
+        Checker {
+            args: Arc::new(args),
+            running: Arc::default(),
+        }
+    }
+
     /// Runs every check now, concurrently, and records the results and metrics.
     pub async fn run_once(&self) {
         let _one_at_a_time = self.running.lock().await;
-        let (p2p, pubsub, dht, storage, election, replication) = tokio::join!(
-            timed(self.check_p2p()),
-            timed(self.check_pubsub()),
-            timed(self.check_dht()),
-            timed(self.check_storage()),
-            timed(async { self.check_election() }),
-            timed(async { self.check_replication() }),
-        );
-        for (name, (status, message, latency)) in [
-            ("p2p-connectivity", p2p),
-            ("pubsub-health", pubsub),
-            ("dht-health", dht),
-            ("storage-health", storage),
-            ("election-health", election),
-            ("replication-health", replication),
-        ] {
-            let label = CheckLabel { check: name.into() };
-            if status == Status::Unhealthy {
-                self.metrics.health_checks_failed.get_or_create(&label).inc();
-                tracing::warn!(check = name, %message, "health check failed");
-            } else {
-                self.metrics.health_checks_passed.get_or_create(&label).inc();
+        let results = futures::future::join_all(Check::ALL.iter().map(|&check| async move {
+            let started = Instant::now();
+            let (status, message) = self.check(check).await;
+            (check, status, message, started.elapsed())
+        }))
+        .await;
+        let health = &self.args.health;
+        let metrics = &self.args.metrics;
+        for (check, status, message, latency) in results {
+            let passed = status != Status::Unhealthy;
+            metrics.check_ran(check, passed);
+            if !passed {
+                tracing::warn!(check = check.name(), %message, "health check failed");
             }
-            self.health.record(name, status, latency, message);
+            health.record(check, status, latency, message);
         }
-        let summary = self.health.summary();
-        self.metrics.system_health_score.set(summary.score);
-        for (check, component) in CHECKS {
-            let score = self.health.checks().get(check).map(|r| r.status.score()).unwrap_or(0.0);
-            self.metrics
-                .component_health_score
-                .get_or_create(&ComponentLabel {
-                    component: component.into(),
-                })
-                .set(score);
+        metrics.set_system_score(health.summary().score);
+        let latest = health.results();
+        for &check in Check::ALL {
+            let score = latest.get(&check).map(|r| r.status.score()).unwrap_or(0.0);
+            metrics.set_component_score(check.component(), score);
+        }
+    }
+
+    /// Runs one check.
+    async fn check(&self, check: Check) -> (Status, String) {
+        match check {
+            Check::P2p => self.check_p2p().await,
+            Check::Pubsub => self.check_pubsub().await,
+            Check::Dht => self.check_dht().await,
+            Check::Storage => self.check_storage().await,
+            Check::Election => self.check_election(),
+            Check::Replication => self.check_replication(),
         }
     }
 
@@ -234,14 +117,13 @@ impl Checker {
     /// the first check and on a mesh with no admin (the election check reports that).
     /// Also sets `bzzz_dht_replication_factor` and `bzzz_context_records_below_replication`.
     fn check_replication(&self) -> (Status, String) {
-        let Some(s) = self.consensus.replication_summary() else {
+        let Some(s) = self.args.consensus.replication_summary() else {
             return (
                 Status::Healthy,
                 "no replication check known yet (the admin checks every context.repair_interval_ms)".into(),
             );
         };
-        self.metrics.dht_replication_factor.set(s.average_replicas);
-        self.metrics.context_records_below_r.set(s.below_r as i64);
+        self.args.metrics.set_replication(s.average_replicas, s.below_r);
         let age = Duration::from_millis(now_ms().saturating_sub(s.finished_at_ms));
         if s.below_r > 0 {
             return (
@@ -252,7 +134,7 @@ impl Checker {
                 ),
             );
         }
-        if age > self.repair_interval * 3 + Duration::from_secs(10) {
+        if age > self.args.repair_interval * 3 + Duration::from_secs(10) {
             return (
                 Status::Degraded,
                 format!("the last replication check finished {} s ago", age.as_secs()),
@@ -268,15 +150,15 @@ impl Checker {
     }
 
     fn alone_by_config(&self) -> bool {
-        self.join.borrow().state == JoinState::Alone
+        self.args.join.borrow().state == JoinState::Alone
     }
 
     async fn check_p2p(&self) -> (Status, String) {
-        let snap = match self.client.snapshot().await {
+        let snap = match self.args.client.snapshot().await {
             Ok(s) => s,
             Err(e) => return (Status::Unhealthy, e.to_string()),
         };
-        let join = self.join.borrow().clone();
+        let join = self.args.join.borrow().clone();
         if !snap.peers.is_empty() {
             return (
                 Status::Healthy,
@@ -305,7 +187,7 @@ impl Checker {
     }
 
     async fn check_pubsub(&self) -> (Status, String) {
-        let snap = match self.client.snapshot().await {
+        let snap = match self.args.client.snapshot().await {
             Ok(s) => s,
             Err(e) => return (Status::Unhealthy, e.to_string()),
         };
@@ -324,7 +206,7 @@ impl Checker {
                 ),
             );
         }
-        match self.prober.probe("health", self.probe_timeout).await {
+        match self.args.prober.probe("health", self.args.probe_timeout).await {
             Ok(r) if r.receivers.is_empty() => (
                 Status::Unhealthy,
                 format!(
@@ -354,13 +236,13 @@ impl Checker {
     }
 
     async fn check_dht(&self) -> (Status, String) {
-        let key = format!("/bzzz/health/{}", self.client.local_peer_id()).into_bytes();
+        let key = format!("/bzzz/health/{}", self.args.client.local_peer_id()).into_bytes();
         let value: [u8; 16] = rand::random();
-        let put = match self.client.put_record(key.clone(), value.to_vec(), None).await {
+        let put = match self.args.client.put_record(key.clone(), value.to_vec(), None).await {
             Ok(p) => p,
             Err(e) => return (Status::Unhealthy, format!("put failed: {e}")),
         };
-        match self.client.get_record(key).await {
+        match self.args.client.get_record(key).await {
             Ok(v) if v == value => {
                 if put.replicated {
                     (Status::Healthy, "put and get verified".into())
@@ -383,9 +265,9 @@ impl Checker {
     /// waits for the first election within that time. A non-eligible node that has heard of neither
     /// an admin nor an eligible node is on a mesh without election: healthy, and it says so.
     fn check_election(&self) -> (Status, String) {
-        let s = self.consensus.status();
-        let timeout = self.consensus.admin_timeout();
-        let without = self.consensus.without_admin_for();
+        let s = self.args.consensus.status();
+        let timeout = self.args.consensus.admin_timeout();
+        let without = self.args.consensus.without_admin_for();
         match s.admin.as_ref() {
             Some(admin) if without <= timeout => (
                 Status::Healthy,
@@ -421,7 +303,7 @@ impl Checker {
     }
 
     async fn check_storage(&self) -> (Status, String) {
-        let store = self.store.clone();
+        let store = self.args.store.clone();
         match tokio::task::spawn_blocking(move || store.probe()).await {
             Ok(Ok(d)) => (
                 Status::Healthy,
@@ -430,50 +312,5 @@ impl Checker {
             Ok(Err(e)) => (Status::Unhealthy, e.to_string()),
             Err(e) => (Status::Unhealthy, format!("storage probe task failed: {e}")),
         }
-    }
-}
-
-async fn timed(f: impl std::future::Future<Output = (Status, String)>) -> (Status, String, Duration) {
-    let started = Instant::now();
-    let (s, m) = f.await;
-    (s, m, started.elapsed())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The summary is unhealthy before any check ran, healthy when all pass, degraded or
-    /// unhealthy by score otherwise.
-    #[test]
-    fn summary_follows_checks() {
-        let h = Health::default();
-        assert_eq!(
-            h.summary().status,
-            Status::Unhealthy,
-            "no checks yet must not read healthy"
-        );
-        for (name, _) in CHECKS {
-            h.record(name, Status::Healthy, Duration::ZERO, String::new());
-        }
-        assert_eq!(h.summary().status, Status::Healthy);
-        assert!((h.summary().score - 1.0).abs() < f64::EPSILON);
-        h.record("dht-health", Status::Unhealthy, Duration::ZERO, String::new());
-        assert_eq!(h.summary().status, Status::Degraded);
-        let expected = (CHECKS.len() - 1) as f64 / CHECKS.len() as f64;
-        assert!(
-            (h.summary().score - expected).abs() < 1e-9,
-            "one failing check of {}",
-            CHECKS.len()
-        );
-        h.record("pubsub-health", Status::Unhealthy, Duration::ZERO, String::new());
-        h.record("p2p-connectivity", Status::Unhealthy, Duration::ZERO, String::new());
-        h.record("storage-health", Status::Unhealthy, Duration::ZERO, String::new());
-        assert_eq!(h.summary().status, Status::Unhealthy);
-        let c = h.checks();
-        assert!(
-            c["dht-health"].last_success.is_some(),
-            "last success survives a failure"
-        );
     }
 }

@@ -4,6 +4,12 @@
 //! [`Node::join`] returns when any task ends; [`Node::shutdown`] is idempotent and stops HTTP,
 //! then the node's services, then the network, then flushes sled. Tests start nodes the same way
 //! `main` does.
+//!
+//! Rooms: [`metrics`] registers every subsystem's metrics at start; [`gauges`] holds the gauge
+//! tasks (join progress, DHT store counts).
+
+mod gauges;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,11 +27,10 @@ use crate::api::{self, AppState, NodeInfo};
 use crate::config::{Config, ConfigError};
 use crate::consensus::duties::DutyRegistry;
 use crate::consensus::{Consensus, ConsensusError, StartArgs};
-use crate::health::{Checker, Health};
-use crate::metrics::{BuildLabel, Metrics, MetricsHandle};
+use crate::health::{Checker, CheckerArgs, Health, Prober};
+use crate::metrics::MetricsHandle;
 use crate::network::{self, Client};
 use crate::ops::ConfigSource;
-use crate::probe::Prober;
 
 /// How long `start` waits for the P2P listeners to report their addresses.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,17 +152,10 @@ impl Node {
         let store = Store::open(&config.node.data_dir.join("db"))?;
 
         let mut registry = Registry::default();
-        let metrics = Metrics::register(&mut registry);
-        metrics
-            .build_info
-            .get_or_create(&BuildLabel {
-                version: env!("CARGO_PKG_VERSION").into(),
-                mode: config.node.mode.to_string(),
-            })
-            .set(1);
+        let metrics = metrics::NodeMetrics::register(&mut registry, &config.node.mode.to_string());
         let validator = Arc::new(crate::context::ContextRecordValidator::new(
             config.dht.max_record_bytes,
-            metrics.clone(),
+            metrics.context.clone(),
         ));
         let net = network::new(
             key,
@@ -165,14 +163,11 @@ impl Node {
             &resolved,
             &store,
             &mut registry,
-            metrics.clone(),
+            metrics.network.clone(),
             validator,
         )?;
         let store_stats = net.store_stats.clone();
-        let metrics_handle = MetricsHandle {
-            registry: Arc::new(registry),
-            metrics: metrics.clone(),
-        };
+        let metrics_handle = MetricsHandle::new(registry, metrics.process.clone());
 
         let stopped = CancellationToken::new();
         let network = (CancellationToken::new(), TaskTracker::new());
@@ -219,7 +214,7 @@ impl Node {
             net.inbound.probe_acks,
             &services.1,
             services.0.clone(),
-            metrics.clone(),
+            metrics.health.clone(),
         )
         .await?;
         let duties = DutyRegistry::default();
@@ -227,7 +222,7 @@ impl Node {
             config: config.election.clone(),
             client: client.clone(),
             store: &store,
-            metrics: metrics.clone(),
+            metrics: metrics.election.clone(),
             inbound: net.inbound.raft,
             joins: net.inbound.joins,
             addrs: listen_addrs.iter().map(|a| a.to_string()).collect(),
@@ -246,7 +241,7 @@ impl Node {
                 policy_seed,
                 operator_token: operator_token.clone(),
                 max_record_bytes: config.dht.max_record_bytes,
-                metrics: metrics.clone(),
+                metrics: metrics.context.clone(),
             },
             net.inbound.context,
             &duties,
@@ -285,70 +280,33 @@ impl Node {
                 async move { token.cancelled().await },
             ));
         }
-        // Join progress into metrics.
-        {
-            let mut rx = join_rx.clone();
-            let token = services.0.clone();
-            let m = metrics.clone();
-            services.1.spawn(async move {
-                let mut last_attempts = 0;
-                loop {
-                    {
-                        let s = rx.borrow_and_update();
-                        m.bootstrap_dial_attempts
-                            .inc_by(s.attempts.saturating_sub(last_attempts));
-                        last_attempts = s.attempts;
-                        m.bootstrap_consecutive_failures.set(s.consecutive_failures as i64);
-                    }
-                    tokio::select! {
-                        _ = token.cancelled() => break,
-                        r = rx.changed() => if r.is_err() { break },
-                    }
-                }
-            });
-        }
+        services.1.spawn(gauges::join_progress(
+            join_rx.clone(),
+            metrics.network.clone(),
+            services.0.clone(),
+        ));
 
         let health = Health::default();
-        let checker = Checker {
+        let checker = Checker::new(CheckerArgs {
             health: health.clone(),
             client: client.clone(),
             prober: prober.clone(),
             store: store.clone(),
             join: join_rx.clone(),
-            metrics: metrics.clone(),
+            metrics: metrics.health.clone(),
             probe_timeout: Duration::from_millis(config.health.probe_timeout_ms),
-            running: Arc::default(),
             consensus: consensus.clone(),
             repair_interval: Duration::from_millis(config.context.repair_interval_ms),
-        };
+        });
         services.1.spawn(checker.clone().run(
             Duration::from_millis(config.health.check_interval_ms),
             services.0.clone(),
         ));
-        // Store gauges.
-        {
-            let token = services.0.clone();
-            let m = metrics.clone();
-            services.1.spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                let (mut too_large, mut full) = (0, 0);
-                loop {
-                    tokio::select! {
-                        _ = token.cancelled() => break,
-                        _ = tick.tick() => {
-                            let s = store_stats.stats();
-                            m.dht_records_stored.set(s.records as i64);
-                            m.dht_provider_records.set(s.provider_records as i64);
-                            let rejected = |reason: &str| m.dht_records_rejected.get_or_create(&crate::metrics::ReasonLabel { reason: reason.into() }).clone();
-                            rejected("too_large").inc_by(s.rejected_too_large.saturating_sub(too_large));
-                            rejected("store_full").inc_by(s.rejected_full.saturating_sub(full));
-                            too_large = s.rejected_too_large;
-                            full = s.rejected_full;
-                        }
-                    }
-                }
-            });
-        }
+        services.1.spawn(gauges::store_stats(
+            store_stats,
+            metrics.network.clone(),
+            services.0.clone(),
+        ));
 
         let agent_id = if config.agent.id.is_empty() {
             format!(
@@ -364,7 +322,7 @@ impl Node {
             auth: operator_token.clone(),
             join_targets: targets_tx,
             client: client.clone(),
-            metrics: metrics.clone(),
+            metrics: metrics.ops.clone(),
             context: context.clone(),
             consensus: consensus.clone(),
             tracker: services.1.clone(),
@@ -376,6 +334,7 @@ impl Node {
             prober: prober.clone(),
             health: health.clone(),
             metrics: metrics_handle.clone(),
+            network_metrics: metrics.network.clone(),
             join: join_rx.clone(),
             context: context.clone(),
             operator_token,
