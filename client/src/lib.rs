@@ -34,12 +34,18 @@
 //! contract expects. Every method is cancel-safe: dropping its future abandons the request (the
 //! node may still carry out a write it already received).
 
+mod error;
+mod response;
 pub mod types;
+
+pub use error::ClientError;
+use error::error_text;
+pub use response::{Backup, Body, RawResponse};
 
 use std::time::Duration;
 
 pub use reqwest::Method;
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -48,130 +54,6 @@ use crate::types::*;
 
 /// Default timeout of one request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Why a call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The node could not be reached, or the request timed out.
-    #[error("cannot reach the bzzz node at {url}: {reason}")]
-    Unreachable {
-        /// The URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-    /// The node answered with its error envelope.
-    #[error("{code}: {message}")]
-    Api {
-        /// The HTTP status.
-        status: u16,
-        /// Stable error code, e.g. `BZZZ-401-UNAUTHORIZED` or `UCXL-404-NOT_FOUND`.
-        code: String,
-        /// What went wrong.
-        message: String,
-        /// The request id (in the node's log for server errors).
-        request_id: String,
-    },
-    /// The node's answer was not what this client expected.
-    #[error("unexpected answer from {url}: {reason}")]
-    Protocol {
-        /// The URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-    /// The base URL is not a usable http(s) URL.
-    #[error("invalid node URL {url:?}: {reason}")]
-    InvalidUrl {
-        /// The URL given.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl ClientError {
-    /// The error code of an error envelope (`None` for errors that are not the node's answer).
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            ClientError::Api { code, .. } => Some(code),
-            _ => None,
-        }
-    }
-
-    /// The HTTP status of an error envelope.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ClientError::Api { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
-
-/// A response kept whole: status, headers and body bytes.
-#[derive(Debug, Clone)]
-pub struct RawResponse {
-    /// The URL asked.
-    pub url: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// The response headers.
-    pub headers: HeaderMap,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl RawResponse {
-    /// The body parsed as `T` (a [`ClientError::Protocol`] naming the URL if it does not parse).
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
-        serde_json::from_slice(&self.body).map_err(|e| ClientError::Protocol {
-            url: self.url.clone(),
-            reason: format!("http {}: {e}", self.status),
-        })
-    }
-
-    /// The node's error envelope as a [`ClientError::Api`]; a [`ClientError::Protocol`] when the
-    /// body is not one.
-    pub fn error(&self) -> ClientError {
-        match serde_json::from_slice::<ErrorEnvelope>(&self.body) {
-            Ok(e) => ClientError::Api {
-                status: self.status,
-                code: e.error.code,
-                message: e.error.message,
-                request_id: e.error.request_id,
-            },
-            Err(_) => ClientError::Protocol {
-                url: self.url.clone(),
-                reason: format!("http {} without an error envelope", self.status),
-            },
-        }
-    }
-
-    /// A header as text, if present and printable.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The body as `T` when the status is one of `ok`, otherwise the error envelope.
-    fn expect<T: DeserializeOwned>(&self, ok: &[u16]) -> Result<T, ClientError> {
-        if ok.contains(&self.status) {
-            self.json()
-        } else {
-            Err(self.error())
-        }
-    }
-}
-
-/// The body of a [`ApiClient::raw`] request.
-#[derive(Debug, Clone)]
-pub enum Body<'a> {
-    /// No body.
-    Empty,
-    /// A JSON body (`Content-Type: application/json`).
-    Json(serde_json::Value),
-    /// Raw bytes (`Content-Type: application/octet-stream`).
-    Bytes(&'a [u8]),
-}
 
 /// A typed client of one node's HTTP API. Cheap to clone (the connection pool is shared).
 #[derive(Clone)]
@@ -534,37 +416,6 @@ impl ApiClient {
     }
 }
 
-/// A backup being received.
-#[derive(Debug)]
-pub struct Backup {
-    url: String,
-    resp: reqwest::Response,
-}
-
-impl Backup {
-    /// The next chunk of the backup; `None` at the end. An error means the stream broke off and
-    /// what was received is incomplete.
-    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, ClientError> {
-        self.resp.chunk().await.map_err(|e| ClientError::Protocol {
-            url: self.url.clone(),
-            reason: format!("the backup stream broke off: {}", error_text(&e)),
-        })
-    }
-
-    /// The URL the backup comes from.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The backup format version the node announced (`x-bzzz-backup-format`).
-    pub fn format(&self) -> Option<&str> {
-        self.resp
-            .headers()
-            .get("x-bzzz-backup-format")
-            .and_then(|v| v.to_str().ok())
-    }
-}
-
 /// `/api/dht/records/{key}` with the key as one encoded path segment.
 fn record_path(key: &str) -> String {
     format!("/api/dht/records/{}", encode_segment(key))
@@ -579,21 +430,6 @@ fn encode_segment(s: &str) -> String {
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
-    }
-    out
-}
-
-/// A reqwest error and its causes, `outer: inner` (e.g. naming a refused connection).
-fn error_text(e: &reqwest::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
     }
     out
 }
@@ -640,7 +476,7 @@ mod tests {
         let raw = RawResponse {
             url: "http://x/".into(),
             status: 404,
-            headers: HeaderMap::new(),
+            headers: reqwest::header::HeaderMap::new(),
             body: br#"{"error":{"code":"UCXL-404-NOT_FOUND","message":"no such address","request_id":"ab"}}"#.to_vec(),
         };
         let e = raw.error();
