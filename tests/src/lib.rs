@@ -4,6 +4,11 @@
 //! ([`bzzz_node::Node::start`]): loopback, port 0, temp dirs, short timings. Node 0 starts alone;
 //! the others bootstrap through it. Nodes can be killed and restarted (same data dir, same P2P
 //! port). Every wait goes through [`wait_for`], which has a timeout and says what it waited for.
+//! [`TestCluster::scenario`] runs a test body on a fresh cluster, alone and bounded in time
+//! ([`scenario`]); [`process`] starts real `bzzz` processes and runs its client verbs.
+
+pub mod process;
+pub mod scenario;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -14,6 +19,8 @@ use libp2p::Multiaddr;
 use tempfile::TempDir;
 
 pub mod raft_router;
+pub use process::{bzzz_binary, free_port, free_ports};
+pub use scenario::{TEST_TIMEOUT, bounded, exclusive};
 
 /// A configuration with short timings for tests: loopback, port 0 everywhere.
 pub fn test_config(data_dir: &std::path::Path) -> Config {
@@ -43,23 +50,6 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
 /// Installs a test log subscriber once (honours `RUST_LOG`, default `warn`).
 pub fn init_logging() {
     bzzz_node::logging::init("warn", false);
-}
-
-/// Serialises tests that must not share the 2-core machine with other multi-node tests (Raft
-/// timings): hold the guard for the whole test.
-pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
-}
-
-/// Overall limit of one scenario test.
-pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Runs a scenario test body under [`TEST_TIMEOUT`].
-pub async fn bounded<F: Future<Output = Result<()>>>(f: F) -> Result<()> {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .context("test exceeded its overall timeout")?
 }
 
 /// Polls `check` every 50 ms until it returns true or `timeout` passes; the error names `what`.
@@ -251,69 +241,20 @@ impl TestCluster {
     }
 }
 
+/// A client of `node`'s API listener (fails if the node serves none, e.g. in bootstrap mode).
+pub fn api_of(node: &Node) -> Result<bzzz_client::ApiClient> {
+    let addr = node.api_addr().context("the node serves no API")?;
+    Ok(bzzz_client::ApiClient::new(&format!("http://{addr}"))?)
+}
+
+/// A client of `node`'s health listener (`/health*`, `/metrics`).
+pub fn health_of(node: &Node) -> Result<bzzz_client::ApiClient> {
+    Ok(bzzz_client::ApiClient::new(&format!("http://{}", node.health_addr()))?)
+}
+
 /// `addr` without a trailing `/p2p/<id>`.
 pub fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
     addr.iter()
         .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
         .collect()
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
-/// `N` distinct free loopback ports: every listener is held until all are bound, so (unlike `N`
-/// calls of [`free_port`]) the kernel cannot hand the same port out twice.
-pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
-    let listeners = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    let mut ports = [0u16; N];
-    for (port, l) in ports.iter_mut().zip(&listeners) {
-        *port = l.local_addr()?.port();
-    }
-    Ok(ports)
-}
-
-/// The `bzzz` binary, for process-level tests. `BZZZ_BIN` names one; otherwise cargo builds it (a
-/// no-op when it is up to date) into the calling test's target dir and profile: the binary
-/// belongs to `bzzz-node`, so `CARGO_BIN_EXE_bzzz` does not exist for this package's tests.
-/// Blocking: call it from `spawn_blocking` in async tests.
-pub fn bzzz_binary() -> Result<std::path::PathBuf> {
-    use std::path::Path;
-    if let Some(p) = std::env::var_os("BZZZ_BIN") {
-        return Ok(std::path::PathBuf::from(p));
-    }
-    // A test runs as <target>/<profile>/deps/<test>-<hash>.
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test executable is not in <target>/<profile>/deps")?;
-    let target_dir = profile_dir.parent().context("profile dir has no parent")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("profile dir name")?;
-    let cargo = std::env::var("CARGO")
-        .ok()
-        .or_else(|| option_env!("CARGO").map(String::from))
-        .unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("tests crate has no parent dir")?;
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.current_dir(workspace)
-        .args(["build", "--quiet", "-p", "bzzz-node", "--bin", "bzzz", "--target-dir"])
-        .arg(target_dir);
-    if profile != "debug" {
-        cmd.args(["--profile", profile]);
-    }
-    let status = cmd.status().context("running cargo build for the bzzz binary")?;
-    anyhow::ensure!(status.success(), "cargo build -p bzzz-node --bin bzzz failed: {status}");
-    let bin = profile_dir.join(format!("bzzz{}", std::env::consts::EXE_SUFFIX));
-    anyhow::ensure!(bin.exists(), "{} not found after cargo build", bin.display());
-    Ok(bin)
 }

@@ -4,12 +4,64 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use bzzz_node::Node;
+use bzzz_node::network::GossipMessage;
 use bzzz_protocol::envelope::{self, NONCE_LEN};
 use bzzz_protocol::topics;
 use bzzz_protocol::wire::Kind;
-use bzzz_tests::{TestCluster, bounded, free_port, init_logging, test_config, wait_for};
+use bzzz_tests::{TestCluster, api_of, bounded, free_port, health_of, init_logging, test_config, wait_for};
 use libp2p::identity::Keypair;
 use prost::Message;
+use tokio::sync::mpsc::Receiver;
+
+/// Payload of the messages [`wait_gossip_reaches`] publishes.
+const WARM_UP: &[u8] = b"subscription warm-up";
+
+/// Waits until a coordination message from `sender` reaches every one of `inboxes` (the
+/// subscriptions have propagated and the topic carries messages to each): on every poll it
+/// drains the inboxes and publishes one more warm-up message until each inbox has received one.
+/// Read later messages with [`recv_skipping_warm_ups`]: a late warm-up may still arrive.
+async fn wait_gossip_reaches(sender: &Node, inboxes: &mut [&mut Receiver<GossipMessage>]) -> Result<()> {
+    let got = vec![false; inboxes.len()];
+    let state = tokio::sync::Mutex::new((inboxes, got));
+    wait_for(
+        "a coordination message from the sender reaches every subscriber",
+        Duration::from_secs(20),
+        || async {
+            let mut guard = state.lock().await;
+            let (inboxes, got) = &mut *guard;
+            for (inbox, got) in inboxes.iter_mut().zip(got.iter_mut()) {
+                while let Ok(m) = inbox.try_recv() {
+                    *got |= m.payload == WARM_UP;
+                }
+            }
+            if got.iter().all(|g| *g) {
+                return true;
+            }
+            let _ = sender
+                .client()
+                .publish(topics::COORDINATION, Kind::Coordination, WARM_UP.to_vec())
+                .await;
+            false
+        },
+    )
+    .await
+}
+
+/// The next message of `inbox` that is not a warm-up, within 10 s.
+async fn recv_skipping_warm_ups(inbox: &mut Receiver<GossipMessage>) -> Result<GossipMessage> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match inbox.recv().await {
+                Some(m) if m.payload == WARM_UP => continue,
+                Some(m) => return Ok(m),
+                None => bail!("inbox closed"),
+            }
+        }
+    })
+    .await
+    .context("no message within 10 s")?
+}
 
 /// A 5-node mesh forms through one bootstrap peer: every node ends up knowing all four others
 /// (routing table) and connected, and reports ready.
@@ -32,9 +84,8 @@ async fn five_node_mesh_forms_through_one_bootstrap_peer() -> Result<()> {
         )
         .await?;
         for (i, n) in cluster.running() {
-            let url = format!("http://{}/health/ready", n.health_addr());
-            let code = reqwest::get(&url).await?.status().as_u16();
-            ensure!(code == 200, "node {i} /health/ready: expected 200, got {code}");
+            let r = health_of(n)?.ready().await?;
+            ensure!(r.ready, "node {i} /health/ready: expected ready, got {r:?}");
         }
         cluster.shutdown().await;
         Ok(())
@@ -55,7 +106,6 @@ async fn gossip_reaches_every_node() -> Result<()> {
         }
         // A second subscriber on node 1.
         let mut second = cluster.node(1).client().subscribe(topics::COORDINATION, 16).await?;
-        // Give subscriptions time to propagate: publish waits for subscribed peers anyway.
         let sender = cluster.node(2);
         let payload = b"task-announcement-42".to_vec();
         wait_for(
@@ -71,7 +121,15 @@ async fn gossip_reaches_every_node() -> Result<()> {
             },
         )
         .await?;
-        tokio::time::sleep(Duration::from_millis(500)).await; // subscription gossip settles
+        {
+            let mut all: Vec<&mut Receiver<GossipMessage>> = inboxes
+                .iter_mut()
+                .filter(|(i, _)| *i != 2)
+                .map(|(_, inbox)| inbox)
+                .collect();
+            all.push(&mut second);
+            wait_gossip_reaches(sender, &mut all).await?;
+        }
         sender
             .client()
             .publish(topics::COORDINATION, Kind::Coordination, payload.clone())
@@ -80,10 +138,9 @@ async fn gossip_reaches_every_node() -> Result<()> {
             if *i == 2 {
                 continue;
             }
-            let msg = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            let msg = recv_skipping_warm_ups(inbox)
                 .await
-                .with_context(|| format!("node {i} did not receive the message within 10 s"))?
-                .context("inbox closed")?;
+                .with_context(|| format!("node {i} did not receive the message"))?;
             ensure!(msg.payload == payload, "node {i}: payload differs");
             ensure!(
                 msg.sender == sender.peer_id(),
@@ -92,10 +149,9 @@ async fn gossip_reaches_every_node() -> Result<()> {
                 sender.peer_id()
             );
         }
-        let msg = tokio::time::timeout(Duration::from_secs(10), second.recv())
+        let msg = recv_skipping_warm_ups(&mut second)
             .await
-            .context("second subscriber on node 1 got nothing")?
-            .context("closed")?;
+            .context("second subscriber on node 1 got nothing")?;
         ensure!(msg.payload == payload, "second subscriber: payload differs");
         cluster.shutdown().await;
         Ok(())
@@ -202,8 +258,8 @@ async fn forged_and_oversized_envelopes_are_rejected_and_counted() -> Result<()>
         cluster.wait_connected(2, Duration::from_secs(20)).await?;
         let mut inbox1 = cluster.node(1).client().subscribe(topics::COORDINATION, 16).await?;
         let mut inbox2 = cluster.node(2).client().subscribe(topics::COORDINATION, 16).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
         let attacker = cluster.node(0);
+        wait_gossip_reaches(attacker, &mut [&mut inbox1, &mut inbox2]).await?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis() as u64;
@@ -234,8 +290,11 @@ async fn forged_and_oversized_envelopes_are_rejected_and_counted() -> Result<()>
             )
             .await?;
         }
-        ensure!(inbox1.try_recv().is_err(), "node 1 handler saw a rejected envelope");
-        ensure!(inbox2.try_recv().is_err(), "node 2 handler saw a rejected envelope");
+        for (i, inbox) in [(1, &mut inbox1), (2, &mut inbox2)] {
+            while let Ok(m) = inbox.try_recv() {
+                ensure!(m.payload == WARM_UP, "node {i} handler saw a rejected envelope");
+            }
+        }
 
         // The mesh still works.
         attacker
@@ -243,17 +302,13 @@ async fn forged_and_oversized_envelopes_are_rejected_and_counted() -> Result<()>
             .publish(topics::COORDINATION, Kind::Coordination, b"valid".to_vec())
             .await?;
         for (i, inbox) in [(1, &mut inbox1), (2, &mut inbox2)] {
-            let m = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            let m = recv_skipping_warm_ups(inbox)
                 .await
-                .with_context(|| format!("node {i} got no valid message after the rejects"))?
-                .context("closed")?;
+                .with_context(|| format!("node {i} got no valid message after the rejects"))?;
             ensure!(m.payload == b"valid", "node {i}: unexpected payload");
         }
         // And the metric is exposed on /metrics.
-        let text = reqwest::get(format!("http://{}/metrics", cluster.node(1).health_addr()))
-            .await?
-            .text()
-            .await?;
+        let text = health_of(cluster.node(1))?.metrics_text().await?;
         ensure!(
             text.lines()
                 .any(|l| l.starts_with("bzzz_pubsub_rejected_total{reason=\"bad_signature\"}") && !l.ends_with(" 0")),
@@ -286,11 +341,8 @@ async fn unreachable_bootstrap_is_retried_until_it_comes_up() -> Result<()> {
             },
         )
         .await?;
-        let ready = reqwest::get(format!("http://{}/health/ready", b.health_addr()))
-            .await?
-            .status()
-            .as_u16();
-        ensure!(ready == 503, "node B must not be ready before joining, got {ready}");
+        let ready = health_of(&b)?.ready().await?;
+        ensure!(!ready.ready, "node B must not be ready before joining, got {ready:?}");
         b.check_health_now().await;
         let p2p = b
             .health()
@@ -311,11 +363,9 @@ async fn unreachable_bootstrap_is_retried_until_it_comes_up() -> Result<()> {
             b.join_status().state == bzzz_bootstrap::JoinState::Joined
         })
         .await?;
+        let b_health = health_of(&b)?;
         wait_for("node B ready", Duration::from_secs(10), || async {
-            reqwest::get(format!("http://{}/health/ready", b.health_addr()))
-                .await
-                .map(|r| r.status().as_u16() == 200)
-                .unwrap_or(false)
+            b_health.ready().await.is_ok_and(|r| r.ready)
         })
         .await?;
         b.shutdown().await;
@@ -342,11 +392,8 @@ async fn lone_node_is_healthy_and_ready() -> Result<()> {
                 n.health().checks()
             );
         }
-        let ready = reqwest::get(format!("http://{}/health/ready", n.health_addr()))
-            .await?
-            .status()
-            .as_u16();
-        ensure!(ready == 200, "lone node must be ready, got {ready}");
+        let ready = health_of(&n)?.ready().await?;
+        ensure!(ready.ready, "lone node must be ready, got {ready:?}");
         n.shutdown().await;
         n.shutdown().await; // idempotent
         Ok(())
@@ -483,19 +530,11 @@ async fn private_network_admits_only_nodes_with_the_swarm_key() -> Result<()> {
         )
         .await?;
         for i in [2, 3] {
-            let url = format!("http://{}/api/status", cluster.node(i).api_addr().context("api")?);
+            let api = api_of(cluster.node(i))?;
             wait_for(
                 &format!("node {i} (other or no key) failed at least 3 bootstrap rounds"),
                 Duration::from_secs(30),
-                || async {
-                    match reqwest::get(&url).await {
-                        Ok(r) => match r.json::<serde_json::Value>().await {
-                            Ok(v) => v["bootstrap"]["consecutive_failures"].as_u64().unwrap_or(0) >= 3,
-                            Err(_) => false,
-                        },
-                        Err(_) => false,
-                    }
-                },
+                || async { api.status().await.is_ok_and(|s| s.bootstrap.consecutive_failures >= 3) },
             )
             .await?;
             let s = cluster.node(i).client().snapshot().await?;

@@ -5,8 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use bzzz_tests::{TestCluster, bounded, wait_for};
-use serde_json::Value;
+use bzzz_client::types::{DhtTestRequest, ErrorEnvelope, HealthStatus, P2pTestRequest};
+use bzzz_tests::{TestCluster, api_of, bounded, health_of, wait_for};
 
 /// Health, checks, status and peers answer with the documented fields on a 3-node mesh, and the
 /// active checks really ran (latency and last success set).
@@ -16,101 +16,61 @@ async fn health_status_and_peers_endpoints() -> Result<()> {
         let mut cluster = TestCluster::start(3).await?;
         cluster.wait_connected(2, Duration::from_secs(20)).await?;
         let n = cluster.node(1);
-        let api = format!("http://{}", n.api_addr().context("agent has an api")?);
+        let api = api_of(n)?;
         wait_for("node 1 healthy", Duration::from_secs(20), || async {
             n.check_health_now().await;
             n.health().summary().status == bzzz_node::health::Status::Healthy
         })
         .await?;
 
-        let h: Value = reqwest::get(format!("{api}/health")).await?.json().await?;
-        for f in ["status", "score", "peer_id", "version", "uptime_seconds"] {
-            ensure!(h.get(f).is_some(), "/health lacks {f}: {h}");
-        }
-        ensure!(h["status"] == "healthy", "expected healthy: {h}");
-        ensure!(h["peer_id"] == n.peer_id().to_string());
+        // Typed answers: a missing or mistyped documented field fails the parse.
+        let h = api.health().await?;
+        ensure!(h.status == HealthStatus::Healthy, "expected healthy: {h:?}");
+        ensure!(h.peer_id == n.peer_id().to_string(), "peer id: {h:?}");
 
-        let all: Value = reqwest::get(format!("{api}/health/checks")).await?.json().await?;
+        let all = api.health_checks().await?;
         ensure!(
-            all["status"] == "healthy",
-            "/health/checks names the overall status: {all}"
+            all.status == HealthStatus::Healthy,
+            "/health/checks names the overall status: {all:?}"
         );
-        let c = &all["checks"];
+        let c = &all.checks;
         for check in ["p2p-connectivity", "pubsub-health", "dht-health", "storage-health"] {
-            let r = &c[check];
-            ensure!(r["status"] == "healthy", "{check} not healthy: {r}");
-            ensure!(r["latency_ms"].as_f64().is_some(), "{check} has no latency: {r}");
-            ensure!(r["last_success"].as_u64().is_some(), "{check} has no last_success: {r}");
-            ensure!(r["message"].as_str().is_some(), "{check} has no message: {r}");
+            let r = c.get(check).with_context(|| format!("{check} missing: {all:?}"))?;
+            ensure!(r.status == HealthStatus::Healthy, "{check} not healthy: {r:?}");
+            ensure!(r.last_success.is_some(), "{check} has no last_success: {r:?}");
         }
+        let pubsub = &c["pubsub-health"];
         ensure!(
-            c["pubsub-health"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("acknowledged"),
-            "pubsub check must be a real probe round trip: {}",
-            c["pubsub-health"]
+            pubsub.message.contains("acknowledged"),
+            "pubsub check must be a real probe round trip: {pubsub:?}"
         );
+        let dht = &c["dht-health"];
         ensure!(
-            c["dht-health"]["message"] == "put and get verified",
-            "dht check must be a real put/get: {}",
-            c["dht-health"]
+            dht.message == "put and get verified",
+            "dht check must be a real put/get: {dht:?}"
         );
 
-        let live = reqwest::get(format!("{api}/health/live")).await?.status().as_u16();
-        ensure!(live == 200, "/health/live: {live}");
+        api.live().await.context("/health/live")?;
 
-        let s: Value = reqwest::get(format!("{api}/api/status")).await?.json().await?;
-        ensure!(s["agent_id"] == "test-agent-1", "agent id from config: {s}");
-        ensure!(s["role"] == "agent", "role from config: {s}");
-        ensure!(s["peers"] == 2, "peers count: {s}");
-        ensure!(
-            s["listen_addrs"].as_array().is_some_and(|a| !a.is_empty()),
-            "listen addrs: {s}"
-        );
+        let s = api.status().await?;
+        ensure!(s.agent_id == "test-agent-1", "agent id from config: {s:?}");
+        ensure!(s.role == "agent", "role from config: {s:?}");
+        ensure!(s.peers == 2, "peers count: {s:?}");
+        ensure!(!s.listen_addrs.is_empty(), "listen addrs: {s:?}");
 
-        let p: Value = reqwest::get(format!("{api}/api/peers")).await?.json().await?;
-        let peers = p["peers"].as_array().context("peers array")?;
-        ensure!(peers.len() == 2, "expected 2 peers: {p}");
-        for peer in peers {
-            ensure!(
-                peer["peer_id"].is_string() && peer["addresses"].is_array(),
-                "peer fields: {peer}"
-            );
-            ensure!(
-                peer["connected_since_unix_ms"].as_u64().is_some(),
-                "connected since: {peer}"
-            );
-        }
+        let p = api.peers().await?;
+        ensure!(p.peers.len() == 2, "expected 2 peers: {p:?}");
         wait_for("a ping latency is measured", Duration::from_secs(20), || async {
-            let p: Value = match reqwest::get(format!("{api}/api/peers")).await {
-                Ok(r) => r.json().await.unwrap_or_default(),
-                Err(_) => return false,
-            };
-            p["peers"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x["latency_ms"].as_f64().is_some()))
+            api.peers()
+                .await
+                .is_ok_and(|p| p.peers.iter().any(|x| x.latency_ms.is_some()))
         })
         .await?;
 
-        let t: Value = reqwest::Client::new()
-            .post(format!("{api}/api/test/p2p-message"))
-            .json(&serde_json::json!({"timeout_ms": 3000}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        ensure!(
-            t["receivers"].as_array().map(|r| r.len()) == Some(2),
-            "probe receivers: {t}"
-        );
-        let d: Value = reqwest::Client::new()
-            .post(format!("{api}/api/test/dht-operations"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        ensure!(d["verified"] == true && d["replicated"] == true, "dht test: {d}");
+        let t = api.test_p2p_message(&P2pTestRequest { timeout_ms: Some(3000) }).await?;
+        ensure!(t.receivers.len() == 2, "probe receivers: {t:?}");
+        let d = api.test_dht_operations(&DhtTestRequest::default()).await?;
+        ensure!(d.verified && d.replicated, "dht test: {d:?}");
         cluster.shutdown().await;
         Ok(())
     })
@@ -125,10 +85,7 @@ async fn metrics_pass_promtool() -> Result<()> {
         let mut cluster = TestCluster::start(2).await?;
         cluster.wait_connected(1, Duration::from_secs(20)).await?;
         cluster.node(0).check_health_now().await;
-        let text = reqwest::get(format!("http://{}/metrics", cluster.node(0).health_addr()))
-            .await?
-            .text()
-            .await?;
+        let text = health_of(cluster.node(0))?.metrics_text().await?;
         let names = bzzz_node::metrics::CONTRACT_METRICS
             .into_iter()
             .chain(["libp2p_swarm_connections_established_total"]);
@@ -176,6 +133,7 @@ async fn metrics_pass_promtool() -> Result<()> {
 }
 
 /// Bad input over HTTP gets a 4xx with the JSON error envelope and a stable code, never a 5xx.
+/// Raw requests on purpose: malformed bodies, limits and status codes are what is tested.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_4xx_errors() -> Result<()> {
     bounded(async {
@@ -241,29 +199,17 @@ async fn bad_input_gets_clear_4xx_errors() -> Result<()> {
             let body = resp.text().await?;
             ensure!(status == want, "case {i}: expected {want}, got {status}: {body}");
             if !code.is_empty() {
-                let v: Value = serde_json::from_str(&body).with_context(|| format!("case {i}: not JSON: {body}"))?;
-                ensure!(v["error"]["code"] == code, "case {i}: expected code {code}: {body}");
-                ensure!(
-                    v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
-                    "case {i}: no message"
-                );
-                ensure!(v["error"]["request_id"].is_string(), "case {i}: no request id");
+                let v: ErrorEnvelope =
+                    serde_json::from_str(&body).with_context(|| format!("case {i}: not the error envelope: {body}"))?;
+                ensure!(v.error.code == code, "case {i}: expected code {code}: {body}");
+                ensure!(!v.error.message.is_empty(), "case {i}: no message");
             }
         }
         // A record within limits round-trips over HTTP.
-        let put = http
-            .put(format!("{api}/api/dht/records/notes"))
-            .body("hello")
-            .send()
-            .await?;
-        ensure!(put.status().as_u16() == 200, "put: {}", put.status());
-        let got = http
-            .get(format!("{api}/api/dht/records/notes"))
-            .send()
-            .await?
-            .text()
-            .await?;
-        ensure!(got == "hello", "get returned {got}");
+        let client = api_of(cluster.node(0))?;
+        client.put_dht_record("notes", b"hello").await.context("put")?;
+        let got = client.dht_record("notes").await?;
+        ensure!(got == b"hello", "get returned {:?}", String::from_utf8_lossy(&got));
         cluster.shutdown().await;
         Ok(())
     })

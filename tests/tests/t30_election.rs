@@ -69,11 +69,9 @@ fn index_of(cluster: &TestCluster, peer: &str) -> Option<usize> {
 /// 3 eligible nodes and 5 non-eligible ones: exactly one admin, and all 8 nodes name it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_eligible_five_observers_agree_on_one_admin() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(8, eligible(3, 3)).await?;
-        let admin = wait_agreed(&cluster, Duration::from_secs(30)).await?;
-        let idx = index_of(&cluster, &admin).context("admin is a cluster node")?;
+    TestCluster::scenario(8, eligible(3, 3), async |cluster| {
+        let admin = wait_agreed(cluster, Duration::from_secs(30)).await?;
+        let idx = index_of(cluster, &admin).context("admin is a cluster node")?;
         ensure!(idx < 3, "the admin must be an eligible node, got node {idx}");
         let s = cluster.node(5).consensus().status();
         ensure!(s.voters.len() == 3, "observer sees 3 voters: {s:?}");
@@ -99,7 +97,6 @@ async fn three_eligible_five_observers_agree_on_one_admin() -> Result<()> {
             "non-eligible node state: {}",
             s.state
         );
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -108,15 +105,12 @@ async fn three_eligible_five_observers_agree_on_one_admin() -> Result<()> {
 /// 5 eligible nodes and 5 non-eligible ones: exactly one admin, and all 10 nodes name it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_eligible_five_observers_agree_on_one_admin() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(10, eligible(5, 5)).await?;
-        wait_agreed(&cluster, Duration::from_secs(40)).await?;
+    TestCluster::scenario(10, eligible(5, 5), async |cluster| {
+        wait_agreed(cluster, Duration::from_secs(40)).await?;
         wait_for("5 voters seen by every node", Duration::from_secs(20), || async {
             cluster.running().all(|(_, n)| n.consensus().status().voters.len() == 5)
         })
         .await?;
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -125,15 +119,13 @@ async fn five_eligible_five_observers_agree_on_one_admin() -> Result<()> {
 /// Killing the admin: the survivors agree on a new admin; prints the measured failover time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_admin_elects_a_new_one() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(5, eligible(3, 3)).await?;
-        let admin = wait_agreed(&cluster, Duration::from_secs(30)).await?;
-        let idx = index_of(&cluster, &admin).context("admin index")?;
+    TestCluster::scenario(5, eligible(3, 3), async |cluster| {
+        let admin = wait_agreed(cluster, Duration::from_secs(30)).await?;
+        let idx = index_of(cluster, &admin).context("admin index")?;
         let killed = Instant::now();
         cluster.kill(idx).await;
         wait_for("survivors agree on a new admin", Duration::from_secs(30), || async {
-            agreed_admin(&cluster).is_some_and(|a| a != admin)
+            agreed_admin(cluster).is_some_and(|a| a != admin)
         })
         .await?;
         println!(
@@ -141,7 +133,6 @@ async fn killing_the_admin_elects_a_new_one() -> Result<()> {
             cluster.running().count(),
             killed.elapsed()
         );
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -151,10 +142,8 @@ async fn killing_the_admin_elects_a_new_one() -> Result<()> {
 /// without re-initialising (the log survives).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_restart_keeps_membership() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(3, eligible(3, 3)).await?;
-        wait_agreed(&cluster, Duration::from_secs(30)).await?;
+    TestCluster::scenario(3, eligible(3, 3), async |cluster| {
+        wait_agreed(cluster, Duration::from_secs(30)).await?;
         let voters_before: BTreeSet<u64> = cluster.node(0).consensus().status().voters.into_iter().collect();
         for i in 0..3 {
             cluster.kill(i).await;
@@ -162,7 +151,7 @@ async fn full_restart_keeps_membership() -> Result<()> {
         for i in 0..3 {
             cluster.restart(i).await?;
         }
-        wait_agreed(&cluster, Duration::from_secs(30)).await?;
+        wait_agreed(cluster, Duration::from_secs(30)).await?;
         for (i, n) in cluster.running() {
             let voters: BTreeSet<u64> = n.consensus().status().voters.into_iter().collect();
             ensure!(
@@ -170,7 +159,6 @@ async fn full_restart_keeps_membership() -> Result<()> {
                 "node {i}: voters {voters:?}, before {voters_before:?}"
             );
         }
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -181,11 +169,9 @@ async fn full_restart_keeps_membership() -> Result<()> {
 /// again, agreed by all, and their logs converge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_two_three_leaves_admin_only_on_the_majority() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(5, eligible(5, 5)).await?;
-        let admin = wait_agreed(&cluster, Duration::from_secs(40)).await?;
-        let a = index_of(&cluster, &admin).context("admin index")?;
+    TestCluster::scenario(5, eligible(5, 5), async |cluster| {
+        let admin = wait_agreed(cluster, Duration::from_secs(40)).await?;
+        let a = index_of(cluster, &admin).context("admin index")?;
         // Put the admin on the minority side.
         let others: Vec<usize> = (0..5).filter(|&i| i != a).collect();
         let minority = [a, others[0]];
@@ -215,7 +201,7 @@ async fn partition_two_three_leaves_admin_only_on_the_majority() -> Result<()> {
         )
         .await?;
         cluster.heal(&[&minority, &majority]).await?;
-        let healed = wait_agreed(&cluster, Duration::from_secs(40)).await?;
+        let healed = wait_agreed(cluster, Duration::from_secs(40)).await?;
         wait_for(
             "logs converge (same last applied index everywhere)",
             Duration::from_secs(20),
@@ -234,7 +220,6 @@ async fn partition_two_three_leaves_admin_only_on_the_majority() -> Result<()> {
         )
         .await?;
         println!("admin before partition {admin}, after healing {healed}");
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -374,26 +359,26 @@ async fn duties_never_overlap_and_one_admin_per_term() -> Result<()> {
 /// Later eligible nodes join as learners and are promoted up to `max_voters`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_eligible_nodes_join_and_are_promoted_up_to_max_voters() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(6, |i, c| {
+    TestCluster::scenario(
+        6,
+        |i, c| {
             c.election.eligible = true;
             c.election.bootstrap_expect = 3;
             c.election.max_voters = 5;
             let _ = i;
-        })
-        .await?;
-        wait_agreed(&cluster, Duration::from_secs(40)).await?;
-        wait_for("5 voters and 1 learner", Duration::from_secs(40), || async {
-            cluster.running().all(|(_, n)| {
-                let s = n.consensus().status();
-                s.voters.len() == 5 && s.learners.len() == 1
+        },
+        async |cluster| {
+            wait_agreed(cluster, Duration::from_secs(40)).await?;
+            wait_for("5 voters and 1 learner", Duration::from_secs(40), || async {
+                cluster.running().all(|(_, n)| {
+                    let s = n.consensus().status();
+                    s.voters.len() == 5 && s.learners.len() == 1
+                })
             })
-        })
-        .await?;
-        cluster.shutdown().await;
-        Ok(())
-    })
+            .await?;
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -401,57 +386,54 @@ async fn late_eligible_nodes_join_and_are_promoted_up_to_max_voters() -> Result<
 /// membership gets back to the configured voter count without it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_voter_is_replaced_by_a_learner() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(4, |_, c| {
+    TestCluster::scenario(
+        4,
+        |_, c| {
             c.election.eligible = true;
             c.election.bootstrap_expect = 3;
             c.election.max_voters = 3;
             c.election.dead_voter_timeout_ms = 2_000;
-        })
-        .await?;
-        let admin = wait_agreed(&cluster, Duration::from_secs(40)).await?;
-        wait_for("3 voters and 1 learner", Duration::from_secs(30), || async {
-            let s = cluster.node(0).consensus().status();
-            s.voters.len() == 3 && s.learners.len() == 1
-        })
-        .await?;
-        let a = index_of(&cluster, &admin).context("admin index")?;
-        let status = cluster.node(a).consensus().status();
-        let victim = cluster
-            .running()
-            .find(|(i, n)| *i != a && status.voters.contains(&n.consensus().node_id()))
-            .map(|(i, n)| (i, n.consensus().node_id()))
-            .context("a non-admin voter")?;
-        cluster.kill(victim.0).await;
-        wait_for("the dead voter is replaced", Duration::from_secs(30), || async {
-            let s = cluster.node(a).consensus().status();
-            s.voters.len() == 3 && !s.voters.contains(&victim.1)
-        })
-        .await?;
-        cluster.shutdown().await;
-        Ok(())
-    })
+        },
+        async |cluster| {
+            let admin = wait_agreed(cluster, Duration::from_secs(40)).await?;
+            wait_for("3 voters and 1 learner", Duration::from_secs(30), || async {
+                let s = cluster.node(0).consensus().status();
+                s.voters.len() == 3 && s.learners.len() == 1
+            })
+            .await?;
+            let a = index_of(cluster, &admin).context("admin index")?;
+            let status = cluster.node(a).consensus().status();
+            let victim = cluster
+                .running()
+                .find(|(i, n)| *i != a && status.voters.contains(&n.consensus().node_id()))
+                .map(|(i, n)| (i, n.consensus().node_id()))
+                .context("a non-admin voter")?;
+            cluster.kill(victim.0).await;
+            wait_for("the dead voter is replaced", Duration::from_secs(30), || async {
+                let s = cluster.node(a).consensus().status();
+                s.voters.len() == 3 && !s.voters.contains(&victim.1)
+            })
+            .await?;
+            Ok(())
+        },
+    )
     .await
 }
 
 /// Restarting every node one by one keeps an agreed admin afterwards and the same membership.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_keeps_membership() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(3, eligible(3, 3)).await?;
-        wait_agreed(&cluster, Duration::from_secs(30)).await?;
+    TestCluster::scenario(3, eligible(3, 3), async |cluster| {
+        wait_agreed(cluster, Duration::from_secs(30)).await?;
         let before: BTreeSet<u64> = cluster.node(0).consensus().status().voters.into_iter().collect();
         for i in 0..3 {
             cluster.restart(i).await?;
-            wait_agreed(&cluster, Duration::from_secs(30)).await?;
+            wait_agreed(cluster, Duration::from_secs(30)).await?;
         }
         for (i, n) in cluster.running() {
             let voters: BTreeSet<u64> = n.consensus().status().voters.into_iter().collect();
             ensure!(voters == before, "node {i}: voters {voters:?}, before {before:?}");
         }
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -463,11 +445,9 @@ async fn rolling_restart_keeps_membership() -> Result<()> {
 /// when that term reaches it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_off_or_restarted_follower_does_not_disturb_the_admin() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(3, eligible(3, 3)).await?;
-        let admin = wait_agreed(&cluster, Duration::from_secs(30)).await?;
-        let admin_idx = index_of(&cluster, &admin).context("admin index")?;
+    TestCluster::scenario(3, eligible(3, 3), async |cluster| {
+        let admin = wait_agreed(cluster, Duration::from_secs(30)).await?;
+        let admin_idx = index_of(cluster, &admin).context("admin index")?;
         let term = cluster.node(admin_idx).consensus().status().term;
         let follower = (0..3).find(|i| *i != admin_idx).context("a follower")?;
         let rest: Vec<usize> = (0..3).filter(|i| *i != follower).collect();
@@ -483,14 +463,14 @@ async fn cut_off_or_restarted_follower_does_not_disturb_the_admin() -> Result<()
             alone.term
         );
         cluster.heal(&[&[follower], &rest]).await?;
-        wait_agreed(&cluster, Duration::from_secs(30)).await?;
+        wait_agreed(cluster, Duration::from_secs(30)).await?;
         tokio::time::sleep(cut_for).await;
 
         cluster.restart(follower).await?;
-        wait_agreed(&cluster, Duration::from_secs(30)).await?;
+        wait_agreed(cluster, Duration::from_secs(30)).await?;
         tokio::time::sleep(cut_for).await;
 
-        let now = wait_agreed(&cluster, Duration::from_secs(30)).await?;
+        let now = wait_agreed(cluster, Duration::from_secs(30)).await?;
         ensure!(now == admin, "admin changed from {admin} to {now}");
         for (i, n) in cluster.running() {
             let s = n.consensus().status();
@@ -502,7 +482,6 @@ async fn cut_off_or_restarted_follower_does_not_disturb_the_admin() -> Result<()
             .sample("bzzz_admin_lease_lapses_total", &[])
             .unwrap_or_default();
         ensure!(lapses == 0.0, "the admin's lease lapsed {lapses} times");
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -513,35 +492,35 @@ async fn cut_off_or_restarted_follower_does_not_disturb_the_admin() -> Result<()
 /// admin timeout has passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_admin_makes_election_health_unhealthy() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(2, |i, c| {
+    TestCluster::scenario(
+        2,
+        |i, c| {
             if i == 0 {
                 c.election.eligible = true;
                 c.election.bootstrap_expect = 3;
             }
-        })
-        .await?;
-        let timeout = cluster.node(0).consensus().admin_timeout();
-        wait_for("both nodes report election-health unhealthy", timeout * 4, || async {
-            let mut all = true;
-            for (_, n) in cluster.running() {
-                n.check_health_now().await;
-                all &= n
-                    .health()
-                    .checks()
-                    .get("election-health")
-                    .is_some_and(|c| c.status == bzzz_node::health::Status::Unhealthy);
-            }
-            all
-        })
-        .await?;
-        ensure!(
-            cluster.node(1).consensus().status().eligible_seen == 1,
-            "the observer sees the eligible node"
-        );
-        cluster.shutdown().await;
-        Ok(())
-    })
+        },
+        async |cluster| {
+            let timeout = cluster.node(0).consensus().admin_timeout();
+            wait_for("both nodes report election-health unhealthy", timeout * 4, || async {
+                let mut all = true;
+                for (_, n) in cluster.running() {
+                    n.check_health_now().await;
+                    all &= n
+                        .health()
+                        .checks()
+                        .get("election-health")
+                        .is_some_and(|c| c.status == bzzz_node::health::Status::Unhealthy);
+                }
+                all
+            })
+            .await?;
+            ensure!(
+                cluster.node(1).consensus().status().eligible_seen == 1,
+                "the observer sees the eligible node"
+            );
+            Ok(())
+        },
+    )
     .await
 }

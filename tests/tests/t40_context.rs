@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use bzzz_client::types::ErrorEnvelope;
 use bzzz_node::context::{ContextError, VersionView};
 use bzzz_protocol::ucxl::UcxlCode;
-use bzzz_tests::{TestCluster, bounded, exclusive, wait_for};
+use bzzz_tests::{TestCluster, wait_for};
 
 const NODES: usize = 7;
 const VOTERS: usize = 3;
@@ -74,10 +75,8 @@ fn code_of<T: std::fmt::Debug>(r: Result<T, ContextError>) -> Result<UcxlCode> {
 /// holders, which announce themselves as providers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_once_read_everywhere_but_not_without_the_role() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(NODES, mesh(30_000)).await?;
-        wait_ready(&cluster).await?;
+    TestCluster::scenario(NODES, mesh(30_000), async |cluster| {
+        wait_ready(cluster).await?;
         let content = b"decision: use sled for local state".to_vec();
         let put = cluster.node(4).context().put(&addr(0), content.clone()).await?;
         ensure!(put.version == 1 && put.replicas == 3, "first write: {put:?}");
@@ -120,13 +119,13 @@ async fn write_once_read_everywhere_but_not_without_the_role() -> Result<()> {
 
         // R copies on the R nodes nearest the key, announced as providers.
         wait_for("the record on 3 holders", Duration::from_secs(10), || async {
-            holders(&cluster, &put.record_key)
+            holders(cluster, &put.record_key)
                 .await
                 .map(|h| h.len() == 3)
                 .unwrap_or(false)
         })
         .await?;
-        let held: BTreeSet<String> = holders(&cluster, &put.record_key)
+        let held: BTreeSet<String> = holders(cluster, &put.record_key)
             .await?
             .into_iter()
             .map(|i| cluster.node(i).peer_id().to_string())
@@ -153,7 +152,6 @@ async fn write_once_read_everywhere_but_not_without_the_role() -> Result<()> {
             held.is_subset(&providers),
             "every holder is a provider: holders {held:?}, providers {providers:?}"
         );
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -163,10 +161,8 @@ async fn write_once_read_everywhere_but_not_without_the_role() -> Result<()> {
 /// interval every record is on R live nodes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_survive_two_dead_holders_and_are_repaired() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(NODES, mesh(1_000)).await?;
-        wait_ready(&cluster).await?;
+    TestCluster::scenario(NODES, mesh(1_000), async |cluster| {
+        wait_ready(cluster).await?;
         let mut keys = Vec::new();
         for batch in 0..20 {
             let writes = (0..10).map(|j| {
@@ -184,10 +180,10 @@ async fn records_survive_two_dead_holders_and_are_repaired() -> Result<()> {
         let mut counts = [0usize; NODES];
         for k in &keys {
             wait_for("3 copies of every record", Duration::from_secs(10), || async {
-                holders(&cluster, k).await.map(|h| h.len() >= 3).unwrap_or(false)
+                holders(cluster, k).await.map(|h| h.len() >= 3).unwrap_or(false)
             })
             .await?;
-            for h in holders(&cluster, k).await? {
+            for h in holders(cluster, k).await? {
                 counts[h] += 1;
             }
         }
@@ -196,7 +192,7 @@ async fn records_survive_two_dead_holders_and_are_repaired() -> Result<()> {
         let (a, b) = (candidates[0], candidates[1]);
         let mut hit = 0;
         for k in &keys {
-            let h = holders(&cluster, k).await?;
+            let h = holders(cluster, k).await?;
             if h.contains(&a) && h.contains(&b) {
                 hit += 1;
             }
@@ -220,7 +216,7 @@ async fn records_survive_two_dead_holders_and_are_repaired() -> Result<()> {
             Duration::from_secs(30),
             || async {
                 for k in &keys {
-                    if holders(&cluster, k).await.map(|h| h.len() < 3).unwrap_or(true) {
+                    if holders(cluster, k).await.map(|h| h.len() < 3).unwrap_or(true) {
                         return false;
                     }
                 }
@@ -243,7 +239,6 @@ async fn records_survive_two_dead_holders_and_are_repaired() -> Result<()> {
             repaired as usize >= hit,
             "{hit} records lost two copies; the admin made {repaired} copies"
         );
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -260,10 +255,8 @@ fn history_of(v: &[VersionView]) -> Vec<(u64, String, String)> {
 /// failover loses or duplicates nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_versions_agree_everywhere_and_survive_failover() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(NODES, mesh(30_000)).await?;
-        wait_ready(&cluster).await?;
+    TestCluster::scenario(NODES, mesh(30_000), async |cluster| {
+        wait_ready(cluster).await?;
         let a = "ucxl://team:agent@bzzz-test:versions/plan.md";
         let writes = (0..5).map(|i| {
             let node = cluster.node([1, 3, 5][i % 3]);
@@ -322,7 +315,6 @@ async fn concurrent_versions_agree_everywhere_and_survive_failover() -> Result<(
                 "node {i}: versions 1..5 changed"
             );
         }
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -332,13 +324,11 @@ async fn concurrent_versions_agree_everywhere_and_survive_failover() -> Result<(
 /// counts it, and reads from another holder instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_copy_falls_back_to_another_holder() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(NODES, mesh(30_000)).await?;
-        wait_ready(&cluster).await?;
+    TestCluster::scenario(NODES, mesh(30_000), async |cluster| {
+        wait_ready(cluster).await?;
         let content = b"the real content".to_vec();
         let put = cluster.node(3).context().put(&addr(7), content.clone()).await?;
-        let held = holders(&cluster, &put.record_key).await?;
+        let held = holders(cluster, &put.record_key).await?;
         let victim = *held.iter().find(|i| **i != GUEST).context("a holder with the role")?;
         let key: [u8; 32] = hex::decode(&put.record_key)?.try_into().expect("32 bytes");
         let dht_key = bzzz_node::crypto::dht_key(&key);
@@ -360,7 +350,6 @@ async fn tampered_copy_falls_back_to_another_holder() -> Result<()> {
             failures() > failures_before,
             "the corrupt copy was detected and counted"
         );
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -369,10 +358,8 @@ async fn tampered_copy_falls_back_to_another_holder() -> Result<()> {
 /// Every record and every version survives stopping and restarting every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_survives_a_full_restart() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(NODES, mesh(30_000)).await?;
-        wait_ready(&cluster).await?;
+    TestCluster::scenario(NODES, mesh(30_000), async |cluster| {
+        wait_ready(cluster).await?;
         let mut written = Vec::new();
         for i in 0..12 {
             let a = addr(i % 4);
@@ -386,7 +373,7 @@ async fn everything_survives_a_full_restart() -> Result<()> {
         for i in 0..NODES {
             cluster.restart(i).await?;
         }
-        wait_ready(&cluster).await?;
+        wait_ready(cluster).await?;
         for (i, n) in cluster.running() {
             if i == GUEST {
                 continue;
@@ -401,7 +388,6 @@ async fn everything_survives_a_full_restart() -> Result<()> {
                 ensure!(&got.content == body, "node {i}: {at} changed across the restart");
             }
         }
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -413,284 +399,284 @@ type Case = (reqwest::Method, String, Vec<u8>, u16, Option<&'static str>);
 /// Malformed addresses, queries and bodies over HTTP: each a 4xx with its code, never a 5xx.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_4xx_with_their_code() -> Result<()> {
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(3, |i, c| {
+    TestCluster::scenario(
+        3,
+        |i, c| {
             if i == 0 {
                 c.election.eligible = true;
                 c.election.bootstrap_expect = 1;
             }
-        })
-        .await?;
-        wait_ready(&cluster).await?;
-        let api = format!("http://{}", cluster.node(1).api_addr().context("api")?);
-        let good = "ucxl://alice:agent@proj:task/notes/a.md";
-        cluster.node(1).context().put(good, b"one".to_vec()).await?;
-        // No connection reuse: the server may close a connection after refusing a large body.
-        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+        },
+        async |cluster| {
+            wait_ready(cluster).await?;
+            let api = format!("http://{}", cluster.node(1).api_addr().context("api")?);
+            let good = "ucxl://alice:agent@proj:task/notes/a.md";
+            cluster.node(1).context().put(good, b"one".to_vec()).await?;
+            // No connection reuse: the server may close a connection after refusing a large body.
+            let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
 
-        let long_ident = "a".repeat(65);
-        let long_path = format!("ucxl://a:agent@p:t/{}", vec!["segment"; 200].join("/"));
-        let bad_addresses: Vec<(String, &str)> = vec![
-            ("".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("http://a:agent@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@p".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://:agent@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@:t".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@p:".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a b:agent@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@p:t/../x".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@p:t/./x".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@p:t//x".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@p:t/x y".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@p:t/x\u{0}".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://\u{e4}:agent@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
-            (format!("ucxl://{long_ident}:agent@p:t"), "UCXL-400-INVALID_ADDRESS"),
-            (format!("ucxl://a:{long_ident}@p:t"), "UCXL-400-INVALID_ADDRESS"),
-            (long_path, "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@p:t:u".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@p@q:t".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://any:agent@p:t/x".into(), "UCXL-400-INVALID_ADDRESS"),
-            ("ucxl://a:agent@p:t/*~0/x".into(), "UCXL-400-TEMPORAL_INVALID"),
-            ("ucxl://a:agent@p:t/*~x/x".into(), "UCXL-400-TEMPORAL_INVALID"),
-            ("ucxl://a:agent@p:t/~~-1/x".into(), "UCXL-400-TEMPORAL_INVALID"),
-            ("ucxl://a:agent@p:t/^^z/x".into(), "UCXL-400-TEMPORAL_INVALID"),
-            ("ucxl://a:agent@p:t/*~99999999999/x".into(), "UCXL-400-TEMPORAL_INVALID"),
-        ];
-        let mut cases: Vec<Case> = Vec::new();
-        for (a, code) in &bad_addresses {
-            for ep in ["get", "navigate"] {
+            let long_ident = "a".repeat(65);
+            let long_path = format!("ucxl://a:agent@p:t/{}", vec!["segment"; 200].join("/"));
+            let bad_addresses: Vec<(String, &str)> = vec![
+                ("".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("http://a:agent@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@p".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://:agent@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@:t".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@p:".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a b:agent@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@p:t/../x".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@p:t/./x".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@p:t//x".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@p:t/x y".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@p:t/x\u{0}".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://\u{e4}:agent@p:t".into(), "UCXL-400-INVALID_ADDRESS"),
+                (format!("ucxl://{long_ident}:agent@p:t"), "UCXL-400-INVALID_ADDRESS"),
+                (format!("ucxl://a:{long_ident}@p:t"), "UCXL-400-INVALID_ADDRESS"),
+                (long_path, "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@p:t:u".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@p@q:t".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://any:agent@p:t/x".into(), "UCXL-400-INVALID_ADDRESS"),
+                ("ucxl://a:agent@p:t/*~0/x".into(), "UCXL-400-TEMPORAL_INVALID"),
+                ("ucxl://a:agent@p:t/*~x/x".into(), "UCXL-400-TEMPORAL_INVALID"),
+                ("ucxl://a:agent@p:t/~~-1/x".into(), "UCXL-400-TEMPORAL_INVALID"),
+                ("ucxl://a:agent@p:t/^^z/x".into(), "UCXL-400-TEMPORAL_INVALID"),
+                ("ucxl://a:agent@p:t/*~99999999999/x".into(), "UCXL-400-TEMPORAL_INVALID"),
+            ];
+            let mut cases: Vec<Case> = Vec::new();
+            for (a, code) in &bad_addresses {
+                for ep in ["get", "navigate"] {
+                    cases.push((
+                        reqwest::Method::GET,
+                        format!("/ucxi/v1/{ep}?address={}", urlencode(a)),
+                        Vec::new(),
+                        400,
+                        Some(code),
+                    ));
+                }
                 cases.push((
-                    reqwest::Method::GET,
-                    format!("/ucxi/v1/{ep}?address={}", urlencode(a)),
-                    Vec::new(),
+                    reqwest::Method::PUT,
+                    format!("/ucxi/v1/put?address={}", urlencode(a)),
+                    b"x".to_vec(),
                     400,
                     Some(code),
                 ));
             }
-            cases.push((
-                reqwest::Method::PUT,
-                format!("/ucxi/v1/put?address={}", urlencode(a)),
-                b"x".to_vec(),
-                400,
-                Some(code),
-            ));
-        }
-        let with_version = good.replace("task/", "task/*^/");
-        let more: Vec<Case> = vec![
-            (
-                reqwest::Method::GET,
-                "/ucxi/v1/get".into(),
-                vec![],
-                400,
-                Some("UCXL-400-INVALID_ADDRESS"),
-            ),
-            (
-                reqwest::Method::GET,
-                format!("/ucxi/v1/get?address={}&nope=1", urlencode(good)),
-                vec![],
-                400,
-                Some("UCXL-400-BAD_REQUEST"),
-            ),
-            (
-                reqwest::Method::GET,
-                format!("/ucxi/v1/navigate?address={}&limit=abc", urlencode(good)),
-                vec![],
-                400,
-                Some("UCXL-400-BAD_REQUEST"),
-            ),
-            (
-                reqwest::Method::GET,
-                format!("/ucxi/v1/navigate?address={}&limit=5000", urlencode(good)),
-                vec![],
-                400,
-                Some("UCXL-400-BAD_REQUEST"),
-            ),
-            (
-                reqwest::Method::GET,
-                format!("/ucxi/v1/navigate?address={}&limit=-1", urlencode(good)),
-                vec![],
-                400,
-                Some("UCXL-400-BAD_REQUEST"),
-            ),
-            (
-                reqwest::Method::GET,
-                "/ucxi/v1/discover".into(),
-                vec![],
-                400,
-                Some("UCXL-400-INVALID_ADDRESS"),
-            ),
-            (
-                reqwest::Method::GET,
-                "/ucxi/v1/discover?pattern=ucxl%3A%2F%2Fany".into(),
-                vec![],
-                400,
-                Some("UCXL-400-INVALID_ADDRESS"),
-            ),
-            (
-                reqwest::Method::GET,
-                format!(
-                    "/ucxi/v1/discover?pattern={}&limit=100000",
-                    urlencode("ucxl://any:any@any:any")
+            let with_version = good.replace("task/", "task/*^/");
+            let more: Vec<Case> = vec![
+                (
+                    reqwest::Method::GET,
+                    "/ucxi/v1/get".into(),
+                    vec![],
+                    400,
+                    Some("UCXL-400-INVALID_ADDRESS"),
                 ),
-                vec![],
-                400,
-                Some("UCXL-400-BAD_REQUEST"),
-            ),
-            (
-                reqwest::Method::GET,
-                "/ucxi/v1/get?address=%FF%FE".into(),
-                vec![],
-                400,
-                None,
-            ),
-            (
-                reqwest::Method::PUT,
-                format!("/ucxi/v1/put?address={}", urlencode(&with_version)),
-                b"x".to_vec(),
-                400,
-                Some("UCXL-400-TEMPORAL_INVALID"),
-            ),
-            (
-                reqwest::Method::PUT,
-                format!("/ucxi/v1/put?address={}", urlencode("ucxl://any:agent@p:t/x")),
-                b"x".to_vec(),
-                400,
-                Some("UCXL-400-INVALID_ADDRESS"),
-            ),
-            (
-                reqwest::Method::PUT,
-                format!("/ucxi/v1/put?address={}", urlencode("ucxl://a:operator@p:t/x")),
-                b"x".to_vec(),
-                403,
-                Some("UCXL-403-FORBIDDEN"),
-            ),
-            (
-                reqwest::Method::PUT,
-                format!("/ucxi/v1/put?address={}", urlencode("ucxl://a:nosuchrole@p:t/x")),
-                b"x".to_vec(),
-                403,
-                Some("UCXL-403-FORBIDDEN"),
-            ),
-            (
-                reqwest::Method::PUT,
-                format!("/ucxi/v1/put?address={}", urlencode(good)),
-                vec![7u8; 1536 * 1024],
-                413,
-                Some("UCXL-413-PAYLOAD_TOO_LARGE"),
-            ),
-            (
-                reqwest::Method::PUT,
-                format!("/ucxi/v1/put?address={}", urlencode(good)),
-                vec![7u8; 3 * 1024 * 1024],
-                413,
-                None,
-            ),
-            (
-                reqwest::Method::GET,
-                format!("/ucxi/v1/get?address={}", urlencode("ucxl://a:agent@p:t/never/written")),
-                vec![],
-                404,
-                Some("UCXL-404-NOT_FOUND"),
-            ),
-            (
-                reqwest::Method::GET,
-                format!(
-                    "/ucxi/v1/get?address={}",
-                    urlencode(&good.replace("task/", "task/~~5/"))
+                (
+                    reqwest::Method::GET,
+                    format!("/ucxi/v1/get?address={}&nope=1", urlencode(good)),
+                    vec![],
+                    400,
+                    Some("UCXL-400-BAD_REQUEST"),
                 ),
-                vec![],
-                404,
-                Some("UCXL-404-NOT_FOUND"),
-            ),
-            (
-                reqwest::Method::GET,
-                format!(
-                    "/ucxi/v1/get?address={}",
-                    urlencode(&good.replace("task/", "task/*~9/"))
+                (
+                    reqwest::Method::GET,
+                    format!("/ucxi/v1/navigate?address={}&limit=abc", urlencode(good)),
+                    vec![],
+                    400,
+                    Some("UCXL-400-BAD_REQUEST"),
                 ),
-                vec![],
-                404,
-                Some("UCXL-404-NOT_FOUND"),
-            ),
-            (
-                reqwest::Method::GET,
-                "/ucxi/v1/nope".into(),
-                vec![],
-                404,
-                Some("UCXL-404-NOT_FOUND"),
-            ),
-            (
-                reqwest::Method::DELETE,
-                format!("/ucxi/v1/delete?address={}", urlencode("ucxl://any:agent@p:t")),
-                vec![],
-                400,
-                Some("UCXL-400-INVALID_ADDRESS"),
-            ),
-            (
-                reqwest::Method::POST,
-                "/api/roles/agent/grant".into(),
-                b"{not json".to_vec(),
-                400,
-                Some("BZZZ-400-BAD_REQUEST"),
-            ),
-            (
-                reqwest::Method::POST,
-                "/api/roles/agent/grant".into(),
-                br#"{"peer_id":"nope"}"#.to_vec(),
-                400,
-                Some("BZZZ-400-BAD_REQUEST"),
-            ),
-            (
-                reqwest::Method::POST,
-                "/api/roles/bad%20role/grant".into(),
-                br#"{"peer_id":"nope"}"#.to_vec(),
-                400,
-                Some("BZZZ-400-BAD_REQUEST"),
-            ),
-            (
-                reqwest::Method::POST,
-                "/api/roles/nosuchrole/grant".into(),
-                format!(r#"{{"peer_id":"{}"}}"#, cluster.node(2).peer_id()).into_bytes(),
-                400,
-                Some("BZZZ-400-BAD_REQUEST"),
-            ),
-        ];
-        cases.extend(more);
-        ensure!(cases.len() >= 50, "{} cases", cases.len());
-        for (method, path, body, status, code) in cases {
-            let resp = http
-                .request(method.clone(), format!("{api}{path}"))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await?;
-            let got = resp.status().as_u16();
-            let text = resp.text().await?;
-            ensure!(
-                got == status,
-                "{method} {path}: status {got}, expected {status}: {}",
-                text.chars().take(300).collect::<String>()
-            );
-            if let Some(code) = code {
-                let v: serde_json::Value = serde_json::from_str(&text)
-                    .with_context(|| format!("{method} {path}: body is not JSON: {text}"))?;
+                (
+                    reqwest::Method::GET,
+                    format!("/ucxi/v1/navigate?address={}&limit=5000", urlencode(good)),
+                    vec![],
+                    400,
+                    Some("UCXL-400-BAD_REQUEST"),
+                ),
+                (
+                    reqwest::Method::GET,
+                    format!("/ucxi/v1/navigate?address={}&limit=-1", urlencode(good)),
+                    vec![],
+                    400,
+                    Some("UCXL-400-BAD_REQUEST"),
+                ),
+                (
+                    reqwest::Method::GET,
+                    "/ucxi/v1/discover".into(),
+                    vec![],
+                    400,
+                    Some("UCXL-400-INVALID_ADDRESS"),
+                ),
+                (
+                    reqwest::Method::GET,
+                    "/ucxi/v1/discover?pattern=ucxl%3A%2F%2Fany".into(),
+                    vec![],
+                    400,
+                    Some("UCXL-400-INVALID_ADDRESS"),
+                ),
+                (
+                    reqwest::Method::GET,
+                    format!(
+                        "/ucxi/v1/discover?pattern={}&limit=100000",
+                        urlencode("ucxl://any:any@any:any")
+                    ),
+                    vec![],
+                    400,
+                    Some("UCXL-400-BAD_REQUEST"),
+                ),
+                (
+                    reqwest::Method::GET,
+                    "/ucxi/v1/get?address=%FF%FE".into(),
+                    vec![],
+                    400,
+                    None,
+                ),
+                (
+                    reqwest::Method::PUT,
+                    format!("/ucxi/v1/put?address={}", urlencode(&with_version)),
+                    b"x".to_vec(),
+                    400,
+                    Some("UCXL-400-TEMPORAL_INVALID"),
+                ),
+                (
+                    reqwest::Method::PUT,
+                    format!("/ucxi/v1/put?address={}", urlencode("ucxl://any:agent@p:t/x")),
+                    b"x".to_vec(),
+                    400,
+                    Some("UCXL-400-INVALID_ADDRESS"),
+                ),
+                (
+                    reqwest::Method::PUT,
+                    format!("/ucxi/v1/put?address={}", urlencode("ucxl://a:operator@p:t/x")),
+                    b"x".to_vec(),
+                    403,
+                    Some("UCXL-403-FORBIDDEN"),
+                ),
+                (
+                    reqwest::Method::PUT,
+                    format!("/ucxi/v1/put?address={}", urlencode("ucxl://a:nosuchrole@p:t/x")),
+                    b"x".to_vec(),
+                    403,
+                    Some("UCXL-403-FORBIDDEN"),
+                ),
+                (
+                    reqwest::Method::PUT,
+                    format!("/ucxi/v1/put?address={}", urlencode(good)),
+                    vec![7u8; 1536 * 1024],
+                    413,
+                    Some("UCXL-413-PAYLOAD_TOO_LARGE"),
+                ),
+                (
+                    reqwest::Method::PUT,
+                    format!("/ucxi/v1/put?address={}", urlencode(good)),
+                    vec![7u8; 3 * 1024 * 1024],
+                    413,
+                    None,
+                ),
+                (
+                    reqwest::Method::GET,
+                    format!("/ucxi/v1/get?address={}", urlencode("ucxl://a:agent@p:t/never/written")),
+                    vec![],
+                    404,
+                    Some("UCXL-404-NOT_FOUND"),
+                ),
+                (
+                    reqwest::Method::GET,
+                    format!(
+                        "/ucxi/v1/get?address={}",
+                        urlencode(&good.replace("task/", "task/~~5/"))
+                    ),
+                    vec![],
+                    404,
+                    Some("UCXL-404-NOT_FOUND"),
+                ),
+                (
+                    reqwest::Method::GET,
+                    format!(
+                        "/ucxi/v1/get?address={}",
+                        urlencode(&good.replace("task/", "task/*~9/"))
+                    ),
+                    vec![],
+                    404,
+                    Some("UCXL-404-NOT_FOUND"),
+                ),
+                (
+                    reqwest::Method::GET,
+                    "/ucxi/v1/nope".into(),
+                    vec![],
+                    404,
+                    Some("UCXL-404-NOT_FOUND"),
+                ),
+                (
+                    reqwest::Method::DELETE,
+                    format!("/ucxi/v1/delete?address={}", urlencode("ucxl://any:agent@p:t")),
+                    vec![],
+                    400,
+                    Some("UCXL-400-INVALID_ADDRESS"),
+                ),
+                (
+                    reqwest::Method::POST,
+                    "/api/roles/agent/grant".into(),
+                    b"{not json".to_vec(),
+                    400,
+                    Some("BZZZ-400-BAD_REQUEST"),
+                ),
+                (
+                    reqwest::Method::POST,
+                    "/api/roles/agent/grant".into(),
+                    br#"{"peer_id":"nope"}"#.to_vec(),
+                    400,
+                    Some("BZZZ-400-BAD_REQUEST"),
+                ),
+                (
+                    reqwest::Method::POST,
+                    "/api/roles/bad%20role/grant".into(),
+                    br#"{"peer_id":"nope"}"#.to_vec(),
+                    400,
+                    Some("BZZZ-400-BAD_REQUEST"),
+                ),
+                (
+                    reqwest::Method::POST,
+                    "/api/roles/nosuchrole/grant".into(),
+                    format!(r#"{{"peer_id":"{}"}}"#, cluster.node(2).peer_id()).into_bytes(),
+                    400,
+                    Some("BZZZ-400-BAD_REQUEST"),
+                ),
+            ];
+            cases.extend(more);
+            ensure!(cases.len() >= 50, "{} cases", cases.len());
+            for (method, path, body, status, code) in cases {
+                let resp = http
+                    .request(method.clone(), format!("{api}{path}"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                let got = resp.status().as_u16();
+                let text = resp.text().await?;
                 ensure!(
-                    v["error"]["code"] == code,
-                    "{method} {path}: code {}, expected {code}",
-                    v["error"]["code"]
+                    got == status,
+                    "{method} {path}: status {got}, expected {status}: {}",
+                    text.chars().take(300).collect::<String>()
                 );
+                if let Some(code) = code {
+                    let v: ErrorEnvelope = serde_json::from_str(&text)
+                        .with_context(|| format!("{method} {path}: body is not the error envelope: {text}"))?;
+                    ensure!(
+                        v.error.code == code,
+                        "{method} {path}: code {}, expected {code}",
+                        v.error.code
+                    );
+                }
             }
-        }
-        // The node still works.
-        ensure!(cluster.node(1).context().get(good).await?.content == b"one");
-        cluster.shutdown().await;
-        Ok(())
-    })
+            // The node still works.
+            ensure!(cluster.node(1).context().get(good).await?.content == b"one");
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -724,68 +710,68 @@ async fn replication_health_is(cluster: &TestCluster, status: bzzz_node::health:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_health_follows_the_admins_check() -> Result<()> {
     use bzzz_node::health::Status;
-    let _one_at_a_time = exclusive().await;
-    bounded(async {
-        let mut cluster = TestCluster::start_with(NODES, |i, c| {
+    TestCluster::scenario(
+        NODES,
+        |i, c| {
             mesh(1_000)(i, c);
             c.election.eligible = i < 5;
             c.election.bootstrap_expect = 5;
             c.context.replication_factor = 2;
             c.context.write_quorum = 2;
-        })
-        .await?;
-        wait_ready(&cluster).await?;
-        let put = cluster.node(5).context().put(&addr(1), b"kept twice".to_vec()).await?;
-        // A non-admin learns the admin's check from its heartbeat.
-        wait_for(
-            "every node reports 2 replicas on average, healthy",
-            Duration::from_secs(15),
-            || async {
-                replication_health_is(&cluster, Status::Healthy).await
-                    && cluster.running().all(|(_, n)| {
-                        n.metrics()
-                            .sample("bzzz_dht_replication_factor", &[])
-                            .is_some_and(|v| (v - 2.0).abs() < 1e-9)
-                    })
-            },
-        )
-        .await?;
+        },
+        async |cluster| {
+            wait_ready(cluster).await?;
+            let put = cluster.node(5).context().put(&addr(1), b"kept twice".to_vec()).await?;
+            // A non-admin learns the admin's check from its heartbeat.
+            wait_for(
+                "every node reports 2 replicas on average, healthy",
+                Duration::from_secs(15),
+                || async {
+                    replication_health_is(cluster, Status::Healthy).await
+                        && cluster.running().all(|(_, n)| {
+                            n.metrics()
+                                .sample("bzzz_dht_replication_factor", &[])
+                                .is_some_and(|v| (v - 2.0).abs() < 1e-9)
+                        })
+                },
+            )
+            .await?;
 
-        let held = holders(&cluster, &put.record_key).await?;
-        ensure!(held.len() == 2, "two holders: {held:?}");
-        for h in &held {
-            cluster.kill(*h).await;
-        }
-        wait_for(
-            "replication-health unhealthy everywhere",
-            Duration::from_secs(20),
-            || replication_health_is(&cluster, Status::Unhealthy),
-        )
-        .await?;
-        let survivor = cluster.running().map(|(i, _)| i).next().context("a running node")?;
-        ensure!(
-            cluster
-                .node(survivor)
-                .metrics()
-                .sample("bzzz_context_records_below_replication", &[])
-                == Some(1.0),
-            "one record below R"
-        );
+            let held = holders(cluster, &put.record_key).await?;
+            ensure!(held.len() == 2, "two holders: {held:?}");
+            for h in &held {
+                cluster.kill(*h).await;
+            }
+            wait_for(
+                "replication-health unhealthy everywhere",
+                Duration::from_secs(20),
+                || replication_health_is(cluster, Status::Unhealthy),
+            )
+            .await?;
+            let survivor = cluster.running().map(|(i, _)| i).next().context("a running node")?;
+            ensure!(
+                cluster
+                    .node(survivor)
+                    .metrics()
+                    .sample("bzzz_context_records_below_replication", &[])
+                    == Some(1.0),
+                "one record below R"
+            );
 
-        cluster.restart(held[0]).await?;
-        wait_for(
-            "repaired: replication-health healthy again",
-            Duration::from_secs(30),
-            || replication_health_is(&cluster, Status::Healthy),
-        )
-        .await?;
-        ensure!(
-            holders(&cluster, &put.record_key).await?.len() >= 2,
-            "back on 2 live holders"
-        );
-        cluster.shutdown().await;
-        Ok(())
-    })
+            cluster.restart(held[0]).await?;
+            wait_for(
+                "repaired: replication-health healthy again",
+                Duration::from_secs(30),
+                || replication_health_is(cluster, Status::Healthy),
+            )
+            .await?;
+            ensure!(
+                holders(cluster, &put.record_key).await?.len() >= 2,
+                "back on 2 live holders"
+            );
+            Ok(())
+        },
+    )
     .await
 }
 

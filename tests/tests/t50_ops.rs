@@ -2,32 +2,33 @@
 //! `bzzz run` process, `bzzz reload`, `bzzz peers clear`, `bzzz dht reprovide`,
 //! `bzzz dht cache clear`, `bzzz backup` / `bzzz restore`, and the process metrics.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use bzzz_client::types::{CacheClearReport, PeerList, PeersCleared, ReplicationCheck, ReprovideReport};
+use bzzz_client::{ApiClient, ClientError};
 use bzzz_node::Config;
 use bzzz_node::node::Node;
 use bzzz_node::ops::ConfigSource;
-use bzzz_tests::{bounded, bzzz_binary, free_ports, test_config, wait_for};
-use serde_json::Value;
+use bzzz_tests::process::{Cli, Launch, Signal, bzzz_binary_async};
+use bzzz_tests::{TestCluster, api_of, bounded, free_ports, test_config, wait_for};
 
-/// POSTs to `path` of `api` with an optional bearer token and an optional JSON body; returns the
-/// status and the JSON answer.
-async fn post(api: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Result<(u16, Value)> {
-    let mut req = reqwest::Client::new().post(format!("{api}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
+/// The error of a call the node must refuse with HTTP `status`; fails if it answered otherwise.
+fn refused<T: std::fmt::Debug>(answer: Result<T, ClientError>, status: u16, what: &str) -> Result<ClientError> {
+    match answer {
+        Ok(v) => bail!("{what}: expected HTTP {status}, got {v:?}"),
+        Err(e) if e.status() == Some(status) => Ok(e),
+        Err(e) => bail!("{what}: expected HTTP {status}, got {e}"),
     }
-    if let Some(b) = body {
-        req = req.json(&b);
+}
+
+/// The message of the node's error envelope (empty for other errors).
+fn message(e: &ClientError) -> &str {
+    match e {
+        ClientError::Api { message, .. } => message,
+        _ => "",
     }
-    let resp = req.send().await.with_context(|| format!("POST {path}"))?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    let v = serde_json::from_str(&text).with_context(|| format!("POST {path}: not JSON: {text}"))?;
-    Ok((status, v))
 }
 
 /// The value of the sample `series` (name with labels, as exposed) in a Prometheus text scrape.
@@ -37,21 +38,9 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// `GET /metrics` of the health listener at `health`.
 async fn scrape(health: &str) -> Result<String> {
-    Ok(reqwest::get(format!("{health}/metrics")).await?.text().await?)
-}
-
-/// Runs the `bzzz` client verb `args` against `api` (a clean environment for its variables).
-async fn cli(bin: &Path, args: &[&str], api: &str) -> Result<std::process::Output> {
-    let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .args(["--api", api, "--timeout-secs", "20"])
-        .env_remove("BZZZ_API")
-        .env_remove("BZZZ_OPERATOR_TOKEN_FILE");
-    let what = args.join(" ");
-    tokio::task::spawn_blocking(move || cmd.output())
-        .await?
-        .with_context(|| format!("running bzzz {what}"))
+    Ok(ApiClient::new(health)?.metrics_text().await?)
 }
 
 /// Writes `config` as the YAML file `path`.
@@ -80,19 +69,22 @@ async fn reload_over_http_rotates_the_token_and_names_restart_fields() -> Result
             ConfigSource::new(format!("config file {}", f.display()), move || Config::from_file(&f))
         };
         let node = Node::start_with(config.clone(), source).await?;
-        let api = format!("http://{}", node.api_addr().context("api")?);
         let health = format!("http://{}", node.health_addr());
-
-        let (code, v) = post(&api, "/api/config/reload", None, None).await?;
-        ensure!(
-            code == 401 && v["error"]["code"] == "BZZZ-401-UNAUTHORIZED",
-            "a reload without the token must be refused: {code} {v}"
+        let (anonymous, one, two) = (
+            api_of(&node)?,
+            api_of(&node)?.with_token("token-one"),
+            api_of(&node)?.with_token("token-two"),
         );
-        let (code, v) = post(&api, "/api/config/reload", Some("token-one"), None).await?;
-        ensure!(code == 200, "reload with the token: {code} {v}");
+
+        let e = refused(anonymous.reload_config().await, 401, "a reload without the token")?;
         ensure!(
-            v["applied"] == serde_json::json!([]) && v["needs_restart"] == serde_json::json!([]),
-            "nothing changed yet: {v}"
+            e.code() == Some("BZZZ-401-UNAUTHORIZED"),
+            "a reload without the token must be refused: {e}"
+        );
+        let v = one.reload_config().await.context("reload with the token")?;
+        ensure!(
+            v.applied.is_empty() && v.needs_restart.is_empty(),
+            "nothing changed yet: {v:?}"
         );
 
         // Rotate the secret behind the same path, add a bootstrap peer, change a restart field.
@@ -101,25 +93,16 @@ async fn reload_over_http_rotates_the_token_and_names_restart_fields() -> Result
         changed.dht.max_records = 1234;
         changed.p2p.bootstrap_peers = vec!["/ip4/127.0.0.1/tcp/9".into()];
         write_config(&config_file, &changed)?;
-        let (code, v) = post(&api, "/api/config/reload", Some("token-one"), None).await?;
-        ensure!(code == 200, "reload: {code} {v}");
+        let v = one.reload_config().await.context("reload")?;
+        ensure!(v.applied == ["p2p.bootstrap_peers"], "applied: {v:?}");
+        ensure!(v.needs_restart == ["dht.max_records"], "restart: {v:?}");
         ensure!(
-            v["applied"] == serde_json::json!(["p2p.bootstrap_peers"]),
-            "applied: {v}"
+            v.operator_token.contains("re-read from") && v.operator_token.contains("operator-token"),
+            "token report names the file: {v:?}"
         );
         ensure!(
-            v["needs_restart"] == serde_json::json!(["dht.max_records"]),
-            "restart: {v}"
-        );
-        ensure!(
-            v["operator_token"]
-                .as_str()
-                .is_some_and(|t| t.contains("re-read from") && t.contains("operator-token")),
-            "token report names the file: {v}"
-        );
-        ensure!(
-            !v.to_string().contains("token-two"),
-            "the answer must not show the token: {v}"
+            !format!("{v:?}").contains("token-two"),
+            "the answer must not show the token: {v:?}"
         );
         // The join loop picks the new targets up on its own task: wait (bounded) for it.
         let wanted = vec!["/ip4/127.0.0.1/tcp/9".to_string()];
@@ -131,13 +114,11 @@ async fn reload_over_http_rotates_the_token_and_names_restart_fields() -> Result
         .await
         .with_context(|| format!("join status: {:?}", node.join_status()))?;
 
-        let (code, _) = post(&api, "/api/config/reload", Some("token-one"), None).await?;
-        ensure!(code == 401, "the rotated-out token must be refused, got {code}");
-        let (code, v) = post(&api, "/api/config/reload", Some("token-two"), None).await?;
-        ensure!(code == 200, "the new token must be accepted: {code} {v}");
+        refused(one.reload_config().await, 401, "the rotated-out token")?;
+        let v = two.reload_config().await.context("the new token must be accepted")?;
         ensure!(
-            v["needs_restart"] == serde_json::json!(["dht.max_records"]),
-            "a restart field keeps being reported until the restart: {v}"
+            v.needs_restart == ["dht.max_records"],
+            "a restart field keeps being reported until the restart: {v:?}"
         );
 
         // A typo and a bad value: refused, naming the file and the field; the token stays.
@@ -146,33 +127,26 @@ async fn reload_over_http_rotates_the_token_and_names_restart_fields() -> Result
             ("dht:\n  put_quorum: most\n", "dht.put_quorum"),
         ] {
             std::fs::write(&config_file, yaml)?;
-            let (code, v) = post(&api, "/api/config/reload", Some("token-two"), None).await?;
-            let message = v["error"]["message"].as_str().unwrap_or_default();
+            let e = refused(two.reload_config().await, 400, "a bad file")?;
             ensure!(
-                code == 400 && message.contains(names) && message.contains("config.yaml"),
-                "a bad file must be refused naming {names} and the file: {code} {v}"
+                message(&e).contains(names) && message(&e).contains("config.yaml"),
+                "a bad file must be refused naming {names} and the file: {e}"
             );
         }
         // A token file that cannot be read is refused too, naming it.
         let mut missing = config.clone();
         missing.api.operator_token_file = Some(dir.path().join("no-such-token"));
         write_config(&config_file, &missing)?;
-        let (code, v) = post(&api, "/api/config/reload", Some("token-two"), None).await?;
+        let e = refused(two.reload_config().await, 400, "an unreadable token file")?;
         ensure!(
-            code == 400
-                && v["error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("no-such-token")),
-            "an unreadable token file must be refused naming it: {code} {v}"
+            message(&e).contains("no-such-token"),
+            "an unreadable token file must be refused naming it: {e}"
         );
-        let (code, v) = post(&api, "/api/config/reload", Some("token-two"), None).await?;
-        ensure!(code == 400, "still refused: {code} {v}");
+        refused(two.reload_config().await, 400, "still refused")?;
         write_config(&config_file, &changed)?;
-        let (code, v) = post(&api, "/api/config/reload", Some("token-two"), None).await?;
-        ensure!(
-            code == 200,
-            "the running token survived the refused reloads: {code} {v}"
-        );
+        two.reload_config()
+            .await
+            .context("the running token survived the refused reloads")?;
 
         let text = scrape(&health).await?;
         let ok = sample(&text, "bzzz_config_reloads_total{outcome=\"success\"}");
@@ -187,65 +161,6 @@ async fn reload_over_http_rotates_the_token_and_names_restart_fields() -> Result
     .await
 }
 
-/// A `bzzz run` process started by a test; killed if the test fails before stopping it.
-struct Daemon {
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Daemon {
-    fn start(bin: &Path, config: &Path, stderr: PathBuf) -> Result<Daemon> {
-        let log = std::fs::File::create(&stderr)?;
-        let mut cmd = Command::new(bin);
-        cmd.args(["run", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log));
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("BZZZ_") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd.spawn().context("spawning bzzz run")?;
-        Ok(Daemon { child, stderr })
-    }
-
-    fn signal(&self, name: &str) -> Result<()> {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .context("running kill")?;
-        ensure!(status.success(), "kill -{name} failed: {status}");
-        Ok(())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits up to 15 s for the exit code.
-    async fn stop(mut self) -> Result<Option<i32>> {
-        self.signal("TERM")?;
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status.code());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("bzzz run did not exit within 15 s of SIGTERM; log:\n{}", self.log())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// SIGHUP makes a running `bzzz run` re-read its config file: the log level changes at once
 /// (the reload's own info line appears although the node started at `warn`), the rotated token
 /// replaces the old one, the reload is counted; a broken file on the next SIGHUP is refused and
@@ -253,7 +168,7 @@ impl Drop for Daemon {
 /// the log. `bzzz reload` asks for the same reload with `--token-file`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_a_running_bzzz_process() -> Result<()> {
-    let bin = tokio::task::spawn_blocking(bzzz_binary).await??;
+    let bin = bzzz_binary_async().await?;
     bounded(async {
         let dir = tempfile::tempdir()?;
         let token_file = dir.path().join("operator-token");
@@ -266,13 +181,14 @@ async fn sighup_reloads_a_running_bzzz_process() -> Result<()> {
         config.api.operator_token_file = Some(token_file.clone());
         config.log.level = "warn".into();
         write_config(&config_file, &config)?;
-        let daemon = Daemon::start(&bin, &config_file, dir.path().join("stderr.log"))?;
+        let daemon = Launch::config_file(&bin, &config_file)
+            .log_to(dir.path().join("stderr.log"))
+            .spawn()?;
         let api = format!("http://127.0.0.1:{api_port}");
         let health = format!("http://127.0.0.1:{health_port}");
+        let health_client = ApiClient::new(&health)?;
         wait_for("bzzz run answers /health/live", Duration::from_secs(30), || async {
-            reqwest::get(format!("{health}/health/live"))
-                .await
-                .is_ok_and(|r| r.status().is_success())
+            health_client.live().await.is_ok()
         })
         .await
         .with_context(|| format!("log:\n{}", daemon.log()))?;
@@ -285,7 +201,7 @@ async fn sighup_reloads_a_running_bzzz_process() -> Result<()> {
         std::fs::write(&token_file, "second-secret-9d2f\n")?;
         config.log.level = "info".into();
         write_config(&config_file, &config)?;
-        daemon.signal("HUP")?;
+        daemon.signal(Signal::SIGHUP)?;
         wait_for("the SIGHUP reload is counted", Duration::from_secs(20), || async {
             scrape(&health)
                 .await
@@ -298,46 +214,31 @@ async fn sighup_reloads_a_running_bzzz_process() -> Result<()> {
             log.contains("configuration reloaded") && log.contains("log.level"),
             "the reload line (info) must show once the level is info:\n{log}"
         );
-        let (code, _) = post(&api, "/api/config/reload", Some("first-secret-7c1e"), None).await?;
-        ensure!(code == 401, "the old token must be refused after SIGHUP, got {code}");
+        let old = ApiClient::new(&api)?.with_token("first-secret-7c1e");
+        refused(old.reload_config().await, 401, "the old token after SIGHUP")?;
 
         // `bzzz reload` with the new token file does the same over HTTP.
-        let cli = |args: &[&str]| {
-            let mut cmd = Command::new(&bin);
-            cmd.args(args)
-                .args(["--api", &api])
-                .env_remove("BZZZ_API")
-                .env_remove("BZZZ_OPERATOR_TOKEN_FILE");
-            cmd
-        };
+        let cli = Cli::against(&bin, &api);
         let token_arg = token_file.to_str().context("utf-8 temp path")?;
-        let out = tokio::task::spawn_blocking({
-            let mut cmd = cli(&["reload", "--token-file", token_arg]);
-            move || cmd.output()
-        })
-        .await??;
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let out = cli.run(&["reload", "--token-file", token_arg]).await?;
+        let stdout = out.text();
         ensure!(
-            out.status.success() && stdout.contains("reloaded config file") && stdout.contains("needs a restart: none"),
+            out.success() && stdout.contains("reloaded config file") && stdout.contains("needs a restart: none"),
             "bzzz reload: {:?}\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            out.code,
+            out.stderr
         );
-        let out = tokio::task::spawn_blocking({
-            let mut cmd = cli(&["reload"]);
-            move || cmd.output()
-        })
-        .await??;
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let out = cli.run(&["reload"]).await?;
         ensure!(
-            out.status.code() == Some(1) && stderr.contains("BZZZ-401-UNAUTHORIZED"),
-            "bzzz reload without a token: {:?} {stderr}",
-            out.status
+            out.code == Some(1) && out.stderr.contains("BZZZ-401-UNAUTHORIZED"),
+            "bzzz reload without a token: {:?} {}",
+            out.code,
+            out.stderr
         );
 
         // A broken file: refused on SIGHUP, logged naming the file; the node keeps its token.
         std::fs::write(&config_file, "p2p:\n  listn: []\n")?;
-        daemon.signal("HUP")?;
+        daemon.signal(Signal::SIGHUP)?;
         wait_for("the refused reload is counted", Duration::from_secs(20), || async {
             scrape(&health)
                 .await
@@ -350,11 +251,12 @@ async fn sighup_reloads_a_running_bzzz_process() -> Result<()> {
             log.contains("reload refused") && log.contains("config.yaml") && log.contains("listn"),
             "the refusal must be logged naming the file and the field:\n{log}"
         );
-        let (code, v) = post(&api, "/api/config/reload", Some("second-secret-9d2f"), None).await?;
-        ensure!(
-            code == 400,
-            "the broken file is still refused, with the kept token: {code} {v}"
-        );
+        let kept = ApiClient::new(&api)?.with_token("second-secret-9d2f");
+        refused(
+            kept.reload_config().await,
+            400,
+            "the broken file is still refused, with the kept token",
+        )?;
         ensure!(
             !log.contains("first-secret-7c1e") && !log.contains("second-secret-9d2f"),
             "no token may reach the log:\n{log}"
@@ -399,7 +301,7 @@ async fn process_metrics_are_scraped() -> Result<()> {
 /// token the endpoint is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_clear_forgets_peers_and_rebootstraps_at_once() -> Result<()> {
-    let bin = tokio::task::spawn_blocking(bzzz_binary).await??;
+    let bin = bzzz_binary_async().await?;
     let secrets = tempfile::tempdir()?;
     let token_file = secrets.path().join("operator-token");
     std::fs::write(&token_file, "peers-clear-token\n")?;
@@ -425,32 +327,28 @@ async fn peers_clear_forgets_peers_and_rebootstraps_at_once() -> Result<()> {
         let before = node.join_status();
         ensure!(before.state == bzzz_bootstrap::JoinState::Joined, "joined: {before:?}");
 
-        let (code, v) = post(&api, "/api/peers/clear", None, None).await?;
-        ensure!(code == 401, "peers clear without the token must be refused: {code} {v}");
+        refused(api_of(node)?.clear_peers().await, 401, "peers clear without the token")?;
         ensure!(
             node.join_status().rebootstraps == before.rebootstraps,
             "a refused clear does nothing"
         );
 
-        let out = cli(&bin, &["peers", "--json"], &api).await?;
-        let listed: Value = serde_json::from_slice(&out.stdout).context("bzzz peers --json")?;
-        ensure!(listed["count"] == 2, "bzzz peers still lists the peers: {listed}");
+        let cli = Cli::against(&bin, &api);
+        let listed: PeerList = cli.run(&["peers", "--json"]).await?.ok("bzzz peers --json")?.json()?;
+        ensure!(listed.count == 2, "bzzz peers still lists the peers: {listed:?}");
 
         let token_arg = token_file.to_str().context("utf-8 temp path")?;
-        let out = cli(&bin, &["peers", "clear", "--token-file", token_arg, "--json"], &api).await?;
+        let v: PeersCleared = cli
+            .run(&["peers", "clear", "--token-file", token_arg, "--json"])
+            .await?
+            .ok("bzzz peers clear")?
+            .json()?;
         ensure!(
-            out.status.success(),
-            "bzzz peers clear: {:?} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout)?;
-        ensure!(
-            v["routing_table_peers_forgotten"].as_u64().is_some_and(|n| n >= 2)
-                && v["peers_disconnected"] == 2
-                && v["connections_closed"].as_u64().is_some_and(|n| n >= 2)
-                && v["bootstrap_peers"] == 1,
-            "counts of what was forgotten: {v}"
+            v.routing_table_peers_forgotten >= 2
+                && v.peers_disconnected == 2
+                && v.connections_closed >= 2
+                && v.bootstrap_peers == 1,
+            "counts of what was forgotten: {v:?}"
         );
         wait_for(
             "node 2 re-bootstraps at once and rejoins",
@@ -471,21 +369,18 @@ async fn peers_clear_forgets_peers_and_rebootstraps_at_once() -> Result<()> {
     .await
 }
 
-/// A 3-node mesh whose node 0 is the admin, with a replication check interval of an hour and an
-/// operator token on every node.
-async fn context_mesh(token_file: &Path) -> Result<bzzz_tests::TestCluster> {
+/// The tweak of a 3-node mesh whose node 0 is the admin, with a replication check interval of an
+/// hour and an operator token on every node.
+fn context_mesh(token_file: &Path) -> impl Fn(usize, &mut Config) + use<> {
     let tf = token_file.to_path_buf();
-    let cluster = bzzz_tests::TestCluster::start_with(3, move |i, c| {
+    move |i, c| {
         if i == 0 {
             c.election.eligible = true;
             c.election.bootstrap_expect = 1;
         }
         c.context.repair_interval_ms = 3_600_000;
         c.api.operator_token_file = Some(tf.clone());
-    })
-    .await?;
-    cluster.wait_context_ready(Duration::from_secs(40)).await?;
-    Ok(cluster)
+    }
 }
 
 /// `bzzz dht reprovide` on a node that is not the admin re-announces it as provider of every
@@ -495,13 +390,12 @@ async fn context_mesh(token_file: &Path) -> Result<bzzz_tests::TestCluster> {
 /// answer carries it). Refused without the operator token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dht_reprovide_announces_republishes_and_runs_the_admin_check() -> Result<()> {
-    let bin = tokio::task::spawn_blocking(bzzz_binary).await??;
-    let _guard = bzzz_tests::exclusive().await;
+    let bin = bzzz_binary_async().await?;
     let secrets = tempfile::tempdir()?;
     let token_file = secrets.path().join("operator-token");
     std::fs::write(&token_file, "reprovide-token\n")?;
-    bounded(async {
-        let mut cluster = context_mesh(&token_file).await?;
+    TestCluster::scenario(3, context_mesh(&token_file), async |cluster| {
+        cluster.wait_context_ready(Duration::from_secs(40)).await?;
         let put = cluster
             .node(1)
             .context()
@@ -529,31 +423,29 @@ async fn dht_reprovide_announces_republishes_and_runs_the_admin_check() -> Resul
         );
 
         let api = format!("http://{}", node.api_addr().context("api")?);
-        let (code, v) = post(&api, "/api/dht/reprovide", Some("wrong-token"), None).await?;
-        ensure!(code == 401, "a wrong token must be refused: {code} {v}");
+        refused(
+            api_of(node)?.with_token("wrong-token").dht_reprovide().await,
+            401,
+            "a wrong token",
+        )?;
 
         let token_arg = token_file.to_str().context("utf-8 temp path")?;
-        let out = cli(&bin, &["dht", "reprovide", "--token-file", token_arg, "--json"], &api).await?;
+        let v: ReprovideReport = Cli::against(&bin, &api)
+            .run(&["dht", "reprovide", "--token-file", token_arg, "--json"])
+            .await?
+            .ok("bzzz dht reprovide")?
+            .json()?;
         ensure!(
-            out.status.success(),
-            "bzzz dht reprovide: {:?} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            v.records >= 2
+                && v.provider_announcements == v.records
+                && v.context_records >= 1
+                && v.republished >= 1
+                && v.failed == 0,
+            "reprovide counts: {v:?}"
         );
-        let v: Value = serde_json::from_slice(&out.stdout)?;
-        let records = v["records"].as_u64().unwrap_or(0);
         ensure!(
-            records >= 2
-                && v["provider_announcements"] == records
-                && v["context_records"].as_u64().is_some_and(|n| n >= 1)
-                && v["republished"].as_u64().is_some_and(|n| n >= 1)
-                && v["failed"] == 0,
-            "reprovide counts: {v}"
-        );
-        let check = &v["replication_check"];
-        ensure!(
-            check["status"] == "ran" && check["report"]["records"].as_u64().is_some_and(|n| n >= 1),
-            "the admin's check must have run and been reported: {v}"
+            matches!(&v.replication_check, ReplicationCheck::Ran { report } if report.records >= 1),
+            "the admin's check must have run and been reported: {v:?}"
         );
         ensure!(
             admin.context().replication_report().is_some(),
@@ -571,7 +463,6 @@ async fn dht_reprovide_announces_republishes_and_runs_the_admin_check() -> Resul
             },
         )
         .await?;
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -583,13 +474,12 @@ async fn dht_reprovide_announces_republishes_and_runs_the_admin_check() -> Resul
 /// still readable. Refused without the operator token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dht_cache_clear_removes_cached_records_and_keeps_context() -> Result<()> {
-    let bin = tokio::task::spawn_blocking(bzzz_binary).await??;
-    let _guard = bzzz_tests::exclusive().await;
+    let bin = bzzz_binary_async().await?;
     let secrets = tempfile::tempdir()?;
     let token_file = secrets.path().join("operator-token");
     std::fs::write(&token_file, "cache-clear-token\n")?;
-    bounded(async {
-        let mut cluster = context_mesh(&token_file).await?;
+    TestCluster::scenario(3, context_mesh(&token_file), async |cluster| {
+        cluster.wait_context_ready(Duration::from_secs(40)).await?;
         let address = "ucxl://ops:agent@bzzz-test:cache/notes/kept.md";
         let put = cluster.node(1).context().put(address, b"a replica".to_vec()).await?;
         let record_key: [u8; 32] = hex::decode(&put.record_key)?
@@ -617,32 +507,25 @@ async fn dht_cache_clear_removes_cached_records_and_keeps_context() -> Result<()
         node.client().put_record(mine.clone(), b"my own".to_vec(), None).await?;
 
         let api = format!("http://{}", node.api_addr().context("api")?);
-        let (code, v) = post(&api, "/api/dht/cache/clear", None, None).await?;
-        ensure!(code == 401, "cache clear without the token must be refused: {code} {v}");
+        refused(
+            api_of(node)?.dht_cache_clear().await,
+            401,
+            "cache clear without the token",
+        )?;
         ensure!(
             node.client().local_get(theirs.clone()).await?.is_some(),
             "a refused clear removes nothing"
         );
 
         let token_arg = token_file.to_str().context("utf-8 temp path")?;
-        let out = cli(
-            &bin,
-            &["dht", "cache", "clear", "--token-file", token_arg, "--json"],
-            &api,
-        )
-        .await?;
+        let v: CacheClearReport = Cli::against(&bin, &api)
+            .run(&["dht", "cache", "clear", "--token-file", token_arg, "--json"])
+            .await?
+            .ok("bzzz dht cache clear")?
+            .json()?;
         ensure!(
-            out.status.success(),
-            "bzzz dht cache clear: {:?} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout)?;
-        ensure!(
-            v["cached_records_removed"].as_u64().is_some_and(|n| n >= 1)
-                && v["context_records_kept"].as_u64().is_some_and(|n| n >= 1)
-                && v["own_records_kept"].as_u64().is_some_and(|n| n >= 1),
-            "cache clear counts: {v}"
+            v.cached_records_removed >= 1 && v.context_records_kept >= 1 && v.own_records_kept >= 1,
+            "cache clear counts: {v:?}"
         );
         ensure!(
             node.client().local_get(theirs.clone()).await?.is_none(),
@@ -662,7 +545,6 @@ async fn dht_cache_clear_removes_cached_records_and_keeps_context() -> Result<()
         );
         let got = node.context().get(address).await?;
         ensure!(got.content == b"a replica", "the context is still readable");
-        cluster.shutdown().await;
         Ok(())
     })
     .await
@@ -700,7 +582,7 @@ async fn wait_solo_ready(node: &Node) -> Result<()> {
 /// problem and writes nothing; a database in use, or holding data without --force, is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_of_a_running_node_restores_into_a_fresh_data_dir() -> Result<()> {
-    let bin = tokio::task::spawn_blocking(bzzz_binary).await??;
+    let bin = bzzz_binary_async().await?;
     let _guard = bzzz_tests::exclusive().await;
     let dir = tempfile::tempdir()?;
     let token_file = dir.path().join("operator-token");
@@ -721,26 +603,20 @@ async fn backup_of_a_running_node_restores_into_a_fresh_data_dir() -> Result<()>
         let api = format!("http://{}", node.api_addr().context("api")?);
         let file = dir.path().join("node.bzzz-backup");
         let file_arg = path_arg(&file)?;
-        let out = cli(&bin, &["backup", "--output", &file_arg], &api).await?;
-        ensure!(
-            out.status.code() == Some(1) && String::from_utf8_lossy(&out.stderr).contains("BZZZ-401-UNAUTHORIZED"),
-            "a backup without the token must be refused: {:?} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let cli = Cli::against(&bin, &api);
+        cli.run(&["backup", "--output", &file_arg])
+            .await?
+            .fails_with("a backup without the token", "BZZZ-401-UNAUTHORIZED")?;
         ensure!(!file.exists(), "a refused backup writes no file");
-        let out = cli(
-            &bin,
-            &["backup", "--output", &file_arg, "--token-file", &token_arg],
-            &api,
-        )
-        .await?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let out = cli
+            .run(&["backup", "--output", &file_arg, "--token-file", &token_arg])
+            .await?
+            .ok("bzzz backup")?;
+        let stdout = out.text();
         ensure!(
-            out.status.success() && stdout.contains("sha256") && stdout.contains("identity key"),
-            "bzzz backup: {:?}\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            stdout.contains("sha256") && stdout.contains("identity key"),
+            "bzzz backup:\n{stdout}\n{}",
+            out.stderr
         );
         #[cfg(unix)]
         {
@@ -776,17 +652,14 @@ async fn backup_of_a_running_node_restores_into_a_fresh_data_dir() -> Result<()>
         ] {
             let f = dir.path().join(name);
             std::fs::write(&f, data)?;
-            let out = tokio::task::spawn_blocking({
-                let mut cmd = Command::new(&bin);
-                cmd.args(["restore", "--input", &path_arg(&f)?, "--data-dir", &bad_arg]);
-                move || cmd.output()
-            })
-            .await??;
-            let stderr = String::from_utf8_lossy(&out.stderr);
+            let out = Cli::new(&bin)
+                .run(&["restore", "--input", &path_arg(&f)?, "--data-dir", &bad_arg])
+                .await?;
             ensure!(
-                out.status.code() == Some(1) && stderr.contains(reason) && stderr.contains(name),
-                "{name}: expected a refusal naming {reason} and the file: {:?} {stderr}",
-                out.status
+                out.code == Some(1) && out.stderr.contains(reason) && out.stderr.contains(name),
+                "{name}: expected a refusal naming {reason} and the file: {:?} {}",
+                out.code,
+                out.stderr
             );
             ensure!(
                 std::fs::read_dir(&bad_dir)?.next().is_none(),
@@ -806,28 +679,34 @@ async fn backup_of_a_running_node_restores_into_a_fresh_data_dir() -> Result<()>
             }
         }
         let second_arg = path_arg(&second_dir)?;
+        let restorer = Cli::new(&bin);
         let restore = |extra: &'static [&'static str]| {
-            let mut cmd = Command::new(&bin);
-            cmd.args(["restore", "--input", &file_arg, "--data-dir", &second_arg])
-                .args(extra);
-            async move { tokio::task::spawn_blocking(move || cmd.output()).await? }
+            let mut args = vec![
+                "restore",
+                "--input",
+                file_arg.as_str(),
+                "--data-dir",
+                second_arg.as_str(),
+            ];
+            args.extend_from_slice(extra);
+            let restorer = &restorer;
+            async move { restorer.run(&args).await }
         };
-        let out = restore(&[]).await?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let out = restore(&[]).await?.ok("bzzz restore")?;
+        let stdout = out.text();
         ensure!(
-            out.status.success() && stdout.contains("restored") && stdout.contains(&peer.to_string()),
-            "bzzz restore: {:?}\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            stdout.contains("restored") && stdout.contains(&peer.to_string()),
+            "bzzz restore:\n{stdout}\n{}",
+            out.stderr
         );
         let node = Node::start(solo_config(&second_dir, &token_file)).await?;
         ensure!(node.peer_id() == peer, "same identity");
         let out = restore(&["--force"]).await?;
         ensure!(
-            out.status.code() == Some(1) && String::from_utf8_lossy(&out.stderr).contains("in use"),
+            out.code == Some(1) && out.stderr.contains("in use"),
             "a database in use must be refused: {:?} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            out.code,
+            out.stderr
         );
         ensure!(
             node.client().local_get(plain.clone()).await?.as_deref() == Some(b"plain dht value".as_slice()),
@@ -845,10 +724,10 @@ async fn backup_of_a_running_node_restores_into_a_fresh_data_dir() -> Result<()>
         drop(node);
         let out = restore(&[]).await?;
         ensure!(
-            out.status.code() == Some(1) && String::from_utf8_lossy(&out.stderr).contains("--force"),
+            out.code == Some(1) && out.stderr.contains("--force"),
             "a database with data must be refused without --force: {:?} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            out.code,
+            out.stderr
         );
         Ok(())
     })

@@ -11,8 +11,9 @@
 //!   role key to one member's X25519 key ([`seal_role_key`], [`Keyring::open_role_key`]);
 //! - [`record`]: [`ContextRecord`](bzzz_protocol::wire::ContextRecord)s: [`seal_record`],
 //!   [`verify_record`], [`open_verified`], [`rewrap_record`], [`record_key`], [`dht_key`];
-//! - [`bench`](mod@bench): seal/open throughput for `bzzz-bench`, and what each primitive costs
-//!   ([`bench::primitive_costs`]).
+//!
+//! `bzzz-bench crypto` (in `bzzz-tests`) times seal and open and each primitive they are made of,
+//! through [`seal::seal_to`], [`RoleKey::open`] and [`xchacha`].
 //!
 //! All primitives come from the RustCrypto and dalek crates (`x25519-dalek`, `chacha20poly1305`,
 //! `hkdf`, `sha2`) and libp2p's ed25519 identity; nothing here implements a primitive. Every random
@@ -206,7 +207,6 @@
 //! the plaintext a re-wrap decrypts are zeroized when dropped; `Debug` of [`RoleKey`] and
 //! [`Keyring`] prints `[redacted]`.
 
-pub mod bench;
 mod canonical;
 mod error;
 pub mod keyring;

@@ -63,8 +63,10 @@ impl RoleKey {
         StaticSecret::from(self.secret)
     }
 
-    /// Opens a secret that [`seal_to`] sealed to this role's public key.
-    pub(crate) fn open(&self, sealed: &EphemeralSeal<'_>, info: &[u8], aad: &[u8]) -> Result<Secret, Failure> {
+    /// Opens a secret that [`seal_to`] sealed to this role's public key, with the same `info` and
+    /// `aad`. Public for `bzzz-bench`, which times one unwrap; the daemon opens wrapped keys
+    /// through [`open_verified`](super::open_verified) and sealed role keys through the keyring.
+    pub fn open(&self, sealed: &EphemeralSeal<'_>, info: &[u8], aad: &[u8]) -> Result<Secret, Failure> {
         open_from(&self.static_secret(), &self.public.0, sealed, info, aad)
     }
 }
@@ -102,11 +104,13 @@ impl fmt::Debug for RolePublicKey {
 }
 
 /// A 32-byte secret (role secret or DEK), zeroized when dropped.
-pub(crate) type Secret = Zeroizing<[u8; KEY_LEN]>;
+pub type Secret = Zeroizing<[u8; KEY_LEN]>;
 
 /// One ephemeral-static seal, borrowed from its wire form (a [`SealedRoleKey`] or a
-/// [`WrappedKey`](bzzz_protocol::wire::WrappedKey)) after the caller checked the lengths.
-pub(crate) struct EphemeralSeal<'a> {
+/// [`WrappedKey`](bzzz_protocol::wire::WrappedKey)) after the caller checked the lengths, or from a
+/// [`Sealed`] ([`Sealed::borrowed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct EphemeralSeal<'a> {
     /// `E`, the sender's ephemeral X25519 public key.
     pub(crate) ephemeral_public: [u8; X25519_PUBLIC_LEN],
     /// The XChaCha20-Poly1305 nonce.
@@ -116,7 +120,8 @@ pub(crate) struct EphemeralSeal<'a> {
 }
 
 /// What [`seal_to`] produced, to be put in its wire form.
-pub(crate) struct Sealed {
+#[derive(Debug)]
+pub struct Sealed {
     /// `E`, the fresh ephemeral X25519 public key.
     pub(crate) ephemeral_public: [u8; X25519_PUBLIC_LEN],
     /// The random XChaCha20-Poly1305 nonce.
@@ -126,8 +131,8 @@ pub(crate) struct Sealed {
 }
 
 impl Sealed {
-    /// The same seal, borrowed for opening.
-    pub(crate) fn borrowed(&self) -> EphemeralSeal<'_> {
+    /// The same seal, borrowed for opening ([`RoleKey::open`]).
+    pub fn borrowed(&self) -> EphemeralSeal<'_> {
         EphemeralSeal {
             ephemeral_public: self.ephemeral_public,
             nonce: self.nonce,
@@ -136,9 +141,10 @@ impl Sealed {
     }
 }
 
-/// Why [`open_from`] failed; the caller turns it into an error that names what it opened.
+/// Why opening a seal ([`RoleKey::open`]) failed; the caller turns it into an error that names
+/// what it opened.
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub enum Failure {
     /// `E` is a low-order point (the shared secret is all zero).
     LowOrder,
     /// Authentication failed (other key, info, associated data, or changed bytes).
@@ -166,8 +172,10 @@ impl Failure {
 /// ciphertext = XChaCha20-Poly1305(key k, nonce n = 24 random bytes, aad, secret)   (48 bytes)
 /// ```
 ///
-/// `recipient_name` names `recipient` in the [`CryptoError::LowOrderPoint`] error.
-pub(crate) fn seal_to(
+/// `recipient_name` names `recipient` in the [`CryptoError::LowOrderPoint`] error. Public for
+/// `bzzz-bench`, which times one DEK wrap; the daemon wraps through
+/// [`seal_record`](super::seal_record) and [`seal_role_key`].
+pub fn seal_to(
     recipient: &[u8; X25519_PUBLIC_LEN],
     info: &[u8],
     aad: &[u8],

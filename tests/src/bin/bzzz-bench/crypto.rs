@@ -1,54 +1,136 @@
-//! Seal/open throughput of context records, for `bzzz-bench` (DESIGN 12: "envelope encryption
-//! throughput"), and the cost of each primitive they are made of ([`primitive_costs`]), to explain
-//! those numbers. Numbers come from runs on the calling machine; nothing here asserts a time.
+//! `bzzz-bench crypto`: seal/open throughput of context records (DESIGN 12: "envelope encryption
+//! throughput") next to `openssl speed -evp chacha20-poly1305`, and the cost of each primitive
+//! they are made of ([`primitive_costs`], `--primitives`), to explain those numbers. Numbers come
+//! from runs on the calling machine; nothing here asserts a time.
 //!
 //! Measure from a release build: in a debug build the AEAD's generic code is instantiated inside
-//! `bzzz-node`, which the dev profile does not optimise (only dependencies get opt-level 2).
-//! `cargo test --release -p bzzz-node primitive_costs -- --nocapture` prints the primitives. On the
-//! 2-core development machine (ADR 0010) XChaCha20-Poly1305 alone runs at about 1.2 GB/s
-//! (RustCrypto, AVX2 ChaCha20 and Poly1305 in two passes), SHA-256 at 1.7 GB/s (SHA-NI), and one
-//! DEK wrap (two X25519 operations) takes about 80 µs, which is what a small record's seal costs
-//! per reader.
+//! this crate, which the dev profile does not optimise (only dependencies get opt-level 2).
+//! `cargo test --release -p bzzz-tests --bin bzzz-bench primitive_costs -- --nocapture` prints the
+//! primitives. On the 2-core development machine (ADR 0010) XChaCha20-Poly1305 alone runs at about
+//! 1.2 GB/s (RustCrypto, AVX2 ChaCha20 and Poly1305 in two passes), SHA-256 at 1.7 GB/s (SHA-NI),
+//! and one DEK wrap (two X25519 operations) takes about 80 µs, which is what a small record's seal
+//! costs per reader.
+//!
+//! The seal and open pieces come from `bzzz_node::crypto`, the code the daemon runs; this module
+//! only drives and times them.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use anyhow::{Result, anyhow, bail};
+use bzzz_node::crypto::seal::seal_to;
+use bzzz_node::crypto::{NewRecord, RoleKey, RolePublicKey, open_verified, seal_record, verify_record, xchacha};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use libp2p::identity::Keypair;
 use prost::Message;
+use sha2::{Digest, Sha256, Sha512};
 
-use super::{CryptoError, NewRecord, RoleKey, RolePublicKey, open_verified, seal_record, verify_record};
+/// What each primitive of a seal and an open costs alone (median of 5 rounds of 100 at each size).
+pub(crate) fn crypto_primitives(sizes: &[usize]) -> Result<()> {
+    for &size in sizes {
+        let mut rounds = Vec::new();
+        for _ in 0..5 {
+            rounds.push(primitive_costs(size, 100)?);
+        }
+        for (i, first) in rounds[0].iter().enumerate() {
+            let mut per_op: Vec<f64> = rounds.iter().map(|r| r[i].per_op.as_secs_f64()).collect();
+            per_op.sort_by(f64::total_cmp);
+            let median = per_op[per_op.len() / 2];
+            if first.bytes > 0 {
+                println!(
+                    "primitive size={size} {:<72} {:>8.0} MB/s",
+                    first.name,
+                    first.bytes as f64 / median / 1e6
+                );
+            } else {
+                println!("primitive size={size} {:<72} {:>8.1} us", first.name, median * 1e6);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Seal/open throughput of context records, and openssl's ChaCha20-Poly1305 for comparison.
+pub(crate) fn crypto(sizes: &[usize], readers: usize, seconds: u64) -> Result<()> {
+    for &size in sizes {
+        // Calibrate the iteration count to roughly `seconds` of work.
+        let probe = seal_open_throughput(size, readers, 3)?;
+        let per_iter = (probe.seal_time + probe.open_time).as_secs_f64() / 3.0;
+        let iterations = ((seconds as f64 / per_iter.max(1e-6)) as u32).clamp(5, 100_000);
+        let t = seal_open_throughput(size, readers, iterations)?;
+        let openssl = openssl_chacha(size, seconds);
+        let ratio = |ours: f64| match openssl {
+            Some(o) if o > 0.0 => format!(" ({:.0}% of openssl)", 100.0 * ours / o),
+            _ => String::new(),
+        };
+        println!(
+            "crypto  size={} readers={} n={}: seal {:.0} MB/s{}, open {:.0} MB/s{}; \
+             openssl chacha20-poly1305 {}",
+            t.content_bytes,
+            t.readers,
+            t.iterations,
+            t.seal_bytes_per_sec / 1e6,
+            ratio(t.seal_bytes_per_sec),
+            t.open_bytes_per_sec / 1e6,
+            ratio(t.open_bytes_per_sec),
+            openssl.map_or("not available".to_string(), |o| format!("{:.0} MB/s", o / 1e6)),
+        );
+    }
+    Ok(())
+}
+
+/// `openssl speed -evp chacha20-poly1305` for one block size, in bytes per second.
+fn openssl_chacha(size: usize, seconds: u64) -> Option<f64> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-evp", "chacha20-poly1305", "-seconds"])
+        .arg(seconds.to_string())
+        .arg("-bytes")
+        .arg(size.to_string())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The last line reads "ChaCha20-Poly1305  3327897.60k" (thousands of bytes per second).
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.to_ascii_lowercase().starts_with("chacha20"))?;
+    let k = last.split_whitespace().last()?.strip_suffix('k')?;
+    k.parse::<f64>().ok().map(|v| v * 1000.0)
+}
 
 /// What [`seal_open_throughput`] measured.
 #[derive(Debug, Clone, Copy)]
-pub struct Throughput {
+pub(crate) struct Throughput {
     /// Content size of each record, in bytes.
-    pub content_bytes: usize,
+    pub(crate) content_bytes: usize,
     /// Reader roles each record is wrapped for.
-    pub readers: usize,
+    pub(crate) readers: usize,
     /// Records sealed and opened.
-    pub iterations: u32,
+    pub(crate) iterations: u32,
     /// Total time spent sealing and encoding (DEK, encryption, one SHA-256 pass over the
     /// ciphertext, an ephemeral X25519 key and exchange per reader to wrap the DEK, two
     /// signatures over short messages, encoding into a new buffer).
-    pub seal_time: Duration,
+    pub(crate) seal_time: Duration,
     /// Total time spent verifying and opening (decode, canonical check, two SHA-256 passes over
     /// the record: its content digest and its record key, two signature checks, one X25519
     /// exchange to unwrap, decrypt, comparing the content).
-    pub open_time: Duration,
+    pub(crate) open_time: Duration,
     /// Content bytes sealed per second.
-    pub seal_bytes_per_sec: f64,
+    pub(crate) seal_bytes_per_sec: f64,
     /// Content bytes opened per second.
-    pub open_bytes_per_sec: f64,
+    pub(crate) open_bytes_per_sec: f64,
 }
 
 /// How many distinct sealed records [`seal_open_throughput`] keeps and opens in turn.
 const KEPT_RECORDS: usize = 8;
 
 /// Seals `iterations` records of `content_bytes` random-looking bytes for `readers` roles (1 to
-/// [`MAX_WRAPPED_KEYS`](super::MAX_WRAPPED_KEYS)), as a writer holding only the roles' public
+/// [`MAX_WRAPPED_KEYS`](bzzz_node::crypto::MAX_WRAPPED_KEYS)), as a writer holding only the roles' public
 /// keys, then verifies and opens as many (the first [`KEPT_RECORDS`] sealed, in turn) with the
 /// secret of one role, timing the two halves separately. Opening also checks the content came back intact.
-pub fn seal_open_throughput(content_bytes: usize, readers: usize, iterations: u32) -> Result<Throughput, CryptoError> {
+pub(crate) fn seal_open_throughput(content_bytes: usize, readers: usize, iterations: u32) -> Result<Throughput> {
     let author = Keypair::generate_ed25519();
     let names: Vec<String> = (0..readers).map(|i| format!("role-{i}")).collect();
     let keys: Vec<RoleKey> = (0..readers).map(|_| RoleKey::generate()).collect();
@@ -92,9 +174,7 @@ pub fn seal_open_throughput(content_bytes: usize, readers: usize, iterations: u3
         let verified = verify_record(black_box(bytes), max_size)?;
         let opened = open_verified(&verified, address, opener)?;
         if opened.content != content {
-            return Err(CryptoError::Decrypt {
-                what: "benchmark content (round trip changed it)".into(),
-            });
+            bail!("benchmark content: the round trip changed it");
         }
         black_box(opened);
     }
@@ -122,35 +202,30 @@ pub fn seal_open_throughput(content_bytes: usize, readers: usize, iterations: u3
 /// Time per operation of one building block of sealing or opening a record, from
 /// [`primitive_costs`].
 #[derive(Debug, Clone, Copy)]
-pub struct PrimitiveCost {
+pub(crate) struct PrimitiveCost {
     /// What was timed.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Bytes each operation processes (0 for fixed-cost operations such as one DEK wrap).
-    pub bytes: usize,
+    pub(crate) bytes: usize,
     /// Mean time of one operation.
-    pub per_op: Duration,
+    pub(crate) per_op: Duration,
 }
 
+#[cfg(test)]
 impl PrimitiveCost {
     /// Bytes processed per second, if the operation processes bytes.
-    pub fn bytes_per_sec(&self) -> Option<f64> {
+    pub(crate) fn bytes_per_sec(&self) -> Option<f64> {
         (self.bytes > 0 && !self.per_op.is_zero()).then(|| self.bytes as f64 / self.per_op.as_secs_f64())
     }
 }
 
 /// Times the pieces a record's seal and open are made of, each alone over `bytes` bytes (or once,
 /// for the per-record fixed costs), `iterations` times: copying, XChaCha20-Poly1305 encryption
-/// and decryption (RustCrypto's, and [`super::xchacha`]'s that records use), SHA-256, SHA-512, ed25519 over the whole buffer (what signing the ciphertext
+/// and decryption (RustCrypto's, and [`xchacha`]'s that records use), SHA-256, SHA-512, ed25519 over the whole buffer (what signing the ciphertext
 /// itself would cost), prost encoding and decoding of a sealed record, one DEK wrap and unwrap,
 /// one ed25519 signature and verification of a short message. For explaining the numbers of
 /// [`seal_open_throughput`]; measure from a release build.
-pub fn primitive_costs(bytes: usize, iterations: u32) -> Result<Vec<PrimitiveCost>, CryptoError> {
-    use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
-    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-    use sha2::{Digest, Sha256, Sha512};
-
-    use super::seal::seal_to;
-
+pub(crate) fn primitive_costs(bytes: usize, iterations: u32) -> Result<Vec<PrimitiveCost>> {
     let iterations = iterations.max(1);
     let data: Vec<u8> = (0..bytes).map(|i| (i * 131 + 17) as u8).collect();
     let aead = XChaCha20Poly1305::new(&[7u8; 32].into());
@@ -173,7 +248,7 @@ pub fn primitive_costs(bytes: usize, iterations: u32) -> Result<Vec<PrimitiveCos
     let sealed = seal_to(role.public().as_bytes(), b"info", b"aad", &[3u8; 32], "bench")?;
 
     let mut out = Vec::new();
-    let mut time = |name: &'static str, bytes: usize, f: &mut dyn FnMut() -> Result<(), CryptoError>| {
+    let mut time = |name: &'static str, bytes: usize, f: &mut dyn FnMut() -> Result<()>| {
         f()?; // warm up
         let start = Instant::now();
         for _ in 0..iterations {
@@ -184,9 +259,9 @@ pub fn primitive_costs(bytes: usize, iterations: u32) -> Result<Vec<PrimitiveCos
             bytes,
             per_op: start.elapsed() / iterations,
         });
-        Ok::<_, CryptoError>(())
+        Ok::<_, anyhow::Error>(())
     };
-    let aead_failed = || CryptoError::InvalidInput("benchmark AEAD failed".into());
+    let aead_failed = || anyhow!("benchmark AEAD failed");
     time("copy (Vec::to_vec)", bytes, &mut || {
         black_box(black_box(&data).to_vec());
         Ok(())
@@ -232,7 +307,7 @@ pub fn primitive_costs(bytes: usize, iterations: u32) -> Result<Vec<PrimitiveCos
         "XChaCha20-Poly1305 encrypt (xchacha::seal: HChaCha20 + ring, what records use)",
         bytes,
         &mut || {
-            let ct = super::xchacha::seal(&[7u8; 32], &[9u8; 24], &aad, black_box(&data)).map_err(|_| aead_failed())?;
+            let ct = xchacha::seal(&[7u8; 32], &[9u8; 24], &aad, black_box(&data)).map_err(|_| aead_failed())?;
             black_box(ct);
             Ok(())
         },
@@ -241,8 +316,8 @@ pub fn primitive_costs(bytes: usize, iterations: u32) -> Result<Vec<PrimitiveCos
         "XChaCha20-Poly1305 decrypt (xchacha::open, what records use)",
         bytes,
         &mut || {
-            let plain = super::xchacha::open(&[7u8; 32], &[9u8; 24], &aad, black_box(&sealed_data[..]))
-                .map_err(|_| aead_failed())?;
+            let plain =
+                xchacha::open(&[7u8; 32], &[9u8; 24], &aad, black_box(&sealed_data[..])).map_err(|_| aead_failed())?;
             black_box(plain);
             Ok(())
         },
@@ -275,7 +350,7 @@ pub fn primitive_costs(bytes: usize, iterations: u32) -> Result<Vec<PrimitiveCos
     })?;
     time("prost decode of a sealed record", bytes, &mut || {
         let decoded = bzzz_protocol::wire::ContextRecord::decode(black_box(&encoded[..]))
-            .map_err(|_| CryptoError::malformed("benchmark record", "does not decode"))?;
+            .map_err(|_| anyhow!("benchmark record does not decode"))?;
         black_box(decoded);
         Ok(())
     })?;
@@ -304,7 +379,7 @@ mod tests {
     use super::*;
 
     /// Prints what each primitive costs on this machine (run with
-    /// `cargo test --release -p bzzz-node primitive_costs -- --nocapture` for meaningful numbers;
+    /// `cargo test --release -p bzzz-tests --bin bzzz-bench primitive_costs -- --nocapture` for meaningful numbers;
     /// a debug build runs the AEAD unoptimised).
     #[test]
     fn primitive_costs_run() {
