@@ -5,6 +5,9 @@
 
 use std::sync::OnceLock;
 
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
@@ -75,6 +78,17 @@ pub fn set_level(level: &str) -> Result<(), LevelError> {
     }
     let filter = filter_for(level)?;
     installed.handle.reload(filter).map_err(|_| LevelError::Gone)
+}
+
+/// Spawns `task` on `tracker` inside a span `task{task = name}` whose parent is the current span:
+/// the node's `bzzz{peer}` span where the node starts, or the spawning task's own span. So every
+/// log line of every task names its node and its task, even with many nodes in one process.
+pub fn spawn<F>(tracker: &TaskTracker, name: &'static str, task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tracker.spawn(task.instrument(tracing::info_span!("task", task = name)))
 }
 
 #[cfg(test)]

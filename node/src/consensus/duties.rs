@@ -81,7 +81,7 @@ impl DutyRegistry {
             let ctx = ctx.clone();
             let token = ctx.token.clone();
             let term = ctx.term;
-            tracker.spawn(async move {
+            crate::logging::spawn(tracker, "duty", async move {
                 tracing::info!(duty = name, term, "admin duty started");
                 tokio::select! {
                     _ = token.cancelled() => {}

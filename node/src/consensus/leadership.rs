@@ -87,7 +87,7 @@ impl Consensus {
             let me = self.clone();
             let raft = raft.clone();
             let token = token.clone();
-            tracker.spawn(async move {
+            crate::logging::spawn(tracker, "heartbeats", async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(me.inner.config.heartbeat_interval_ms));
                 loop {
                     tokio::select! {

@@ -222,19 +222,26 @@ impl Consensus {
         });
         let consensus = Consensus { inner };
 
-        args.tracker.spawn(transport::serve_inbound(
-            args.client.clone(),
-            responder.clone(),
-            args.inbound,
-            args.tracker.clone(),
-            args.shutdown.clone(),
-        ));
+        crate::logging::spawn(
+            &args.tracker,
+            "raft-inbound",
+            transport::serve_inbound(
+                args.client.clone(),
+                responder.clone(),
+                args.inbound,
+                args.tracker.clone(),
+                args.shutdown.clone(),
+            ),
+        );
         let admin_inbox = args
             .client
             .subscribe(topics::ADMIN, args.client.subscriber_queue())
             .await?;
-        args.tracker
-            .spawn(consensus.clone().listen_admin_topic(admin_inbox, args.shutdown.clone()));
+        crate::logging::spawn(
+            &args.tracker,
+            "admin-topic",
+            consensus.clone().listen_admin_topic(admin_inbox, args.shutdown.clone()),
+        );
 
         if let Some(raft) = raft {
             let max_voters = args.config.max_voters as usize;
@@ -246,7 +253,9 @@ impl Consensus {
                 peer_id: peer_id.to_string(),
                 addrs: args.addrs,
             };
-            args.tracker.spawn(
+            crate::logging::spawn(
+                &args.tracker,
+                "formation",
                 consensus
                     .clone()
                     .formation_loop(raft.clone(), info, args.shutdown.clone()),
@@ -260,21 +269,28 @@ impl Consensus {
                     transport: transport::Libp2pTransport(args.client.clone()),
                     on_round: Arc::new(move |won| metrics.prevote_round(won)),
                 };
-                args.tracker
-                    .spawn(prevote::campaign_loop(campaign, responder, args.shutdown.clone()));
+                crate::logging::spawn(
+                    &args.tracker,
+                    "prevote",
+                    prevote::campaign_loop(campaign, responder, args.shutdown.clone()),
+                );
             }
-            args.tracker.spawn(consensus.clone().leadership_loop(
-                raft.clone(),
-                args.tracker.clone(),
-                args.shutdown.clone(),
-            ));
-            args.tracker.spawn(
+            crate::logging::spawn(
+                &args.tracker,
+                "leadership",
+                consensus
+                    .clone()
+                    .leadership_loop(raft.clone(), args.tracker.clone(), args.shutdown.clone()),
+            );
+            crate::logging::spawn(
+                &args.tracker,
+                "join-requests",
                 consensus
                     .clone()
                     .join_loop(raft.clone(), args.joins, args.shutdown.clone()),
             );
             let shutdown = args.shutdown.clone();
-            args.tracker.spawn(async move {
+            crate::logging::spawn(&args.tracker, "raft-shutdown", async move {
                 shutdown.cancelled().await;
                 if let Err(e) = raft.shutdown().await {
                     tracing::warn!(error = %e, "raft shutdown failed");

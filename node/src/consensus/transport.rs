@@ -277,7 +277,7 @@ pub async fn serve_inbound(
         };
         let client = client.clone();
         let responder = responder.clone();
-        tracker.spawn(async move {
+        crate::logging::spawn(&tracker, "raft-rpc", async move {
             let _permit = permit;
             let started = std::time::Instant::now();
             let response = answer_request(responder.as_ref(), rpc.request).await;

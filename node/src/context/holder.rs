@@ -171,7 +171,7 @@ pub(crate) async fn replicate(
     let acked = stored;
     if !in_flight.is_empty() {
         // The rest of the R copies finish after the write returns.
-        service.inner.tracker.spawn(async move {
+        crate::logging::spawn(&service.inner.tracker, "context-holder", async move {
             while let Some((peer, result)) = in_flight.next().await {
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "background copy of a context record failed");

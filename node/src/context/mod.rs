@@ -239,16 +239,20 @@ impl ContextService {
                 shutdown: shutdown.clone(),
             }),
         };
-        tracker.spawn(members::member_loop(service.clone(), shutdown.clone()));
+        crate::logging::spawn(
+            tracker,
+            "members",
+            members::member_loop(service.clone(), shutdown.clone()),
+        );
         {
             let service = service.clone();
-            let tracker = tracker.clone();
-            tracker.clone().spawn(async move {
+            let requests = tracker.clone();
+            crate::logging::spawn(tracker, "context-inbound", async move {
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         request = inbound.recv() => match request {
-                            Some(request) => service.handle_inbound(&tracker, request),
+                            Some(request) => service.handle_inbound(&requests, request),
                             None => break,
                         },
                     }

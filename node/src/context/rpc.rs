@@ -14,7 +14,7 @@ impl ContextService {
         let InboundContext { peer, request, channel } = inbound;
         let me = self.clone();
         let permit = self.inner.inbound.clone().try_acquire_owned().ok();
-        tracker.spawn(async move {
+        crate::logging::spawn(tracker, "context-request", async move {
             let response = match permit {
                 Some(_permit) => me.dispatch(peer, request).await,
                 None => Err(ContextError::unavailable(

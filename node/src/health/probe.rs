@@ -71,19 +71,17 @@ impl Prober {
         metrics: HealthMetrics,
     ) -> Result<Prober, NetworkError> {
         let inbox = client.subscribe(topics::HEALTH, client.subscriber_queue()).await?;
-        tracker.spawn(respond(
-            client.clone(),
-            inbox,
-            shutdown.clone(),
-            metrics,
-            tracker.clone(),
-        ));
+        crate::logging::spawn(
+            tracker,
+            "probe-responder",
+            respond(client.clone(), inbox, shutdown.clone(), metrics, tracker.clone()),
+        );
         let prober = Prober {
             client,
             waiters: Arc::default(),
         };
         let collector = prober.clone();
-        tracker.spawn(async move {
+        crate::logging::spawn(tracker, "probe-acks", async move {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -211,7 +209,7 @@ async fn respond(
         };
         let client = client.clone();
         let metrics = metrics.clone();
-        tracker.spawn(async move {
+        crate::logging::spawn(&tracker, "probe-ack", async move {
             let _permit = permit;
             let request = RpcRequest {
                 body: Some(rpc_request::Body::ProbeAck(ProbeAck {

@@ -22,6 +22,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::api::{self, AppState, NodeInfo};
 use crate::config::{Config, ConfigError};
@@ -134,6 +135,21 @@ impl Node {
             source,
         })?;
         let key = crate::identity::load_or_create(&config.node.data_dir, config.node.identity_key_file.as_deref())?;
+        // Every task of this node runs inside this span (see `logging::spawn`), so its log lines
+        // name the node even when several nodes share a process (tests, `bzzz dev`).
+        let peer = key.public().to_peer_id().to_string();
+        let span = tracing::info_span!("bzzz", peer = %&peer[peer.len().saturating_sub(8)..]);
+        Self::start_in_span(config, source, resolved, key)
+            .instrument(span)
+            .await
+    }
+
+    async fn start_in_span(
+        config: Config,
+        source: ConfigSource,
+        resolved: crate::config::Resolved,
+        key: libp2p::identity::Keypair,
+    ) -> Result<Node, NodeError> {
         let keyring = crate::crypto::Keyring::load_or_create(&config.node.data_dir)?;
         let operator_token = match &config.api.operator_token_file {
             None => None,
@@ -180,7 +196,7 @@ impl Node {
             let token = network.0.clone();
             let stopped = stopped.clone();
             let event_loop = net.event_loop;
-            network.1.spawn(async move {
+            crate::logging::spawn(&network.1, "event-loop", async move {
                 event_loop.run(token).await;
                 stopped.cancel();
             });
@@ -272,19 +288,19 @@ impl Node {
                 check_interval: Duration::from_millis(config.p2p.join_check_interval_ms),
             };
             let token = services.0.clone();
-            services.1.spawn(bzzz_bootstrap::run_join_loop_with_targets(
-                client.clone(),
-                join_cfg,
-                targets_rx,
-                join_tx,
-                async move { token.cancelled().await },
-            ));
+            crate::logging::spawn(
+                &services.1,
+                "join-loop",
+                bzzz_bootstrap::run_join_loop_with_targets(client.clone(), join_cfg, targets_rx, join_tx, async move {
+                    token.cancelled().await
+                }),
+            );
         }
-        services.1.spawn(gauges::join_progress(
-            join_rx.clone(),
-            metrics.network.clone(),
-            services.0.clone(),
-        ));
+        crate::logging::spawn(
+            &services.1,
+            "join-gauges",
+            gauges::join_progress(join_rx.clone(), metrics.network.clone(), services.0.clone()),
+        );
 
         let health = Health::default();
         let checker = Checker::new(CheckerArgs {
@@ -298,15 +314,19 @@ impl Node {
             consensus: consensus.clone(),
             repair_interval: Duration::from_millis(config.context.repair_interval_ms),
         });
-        services.1.spawn(checker.clone().run(
-            Duration::from_millis(config.health.check_interval_ms),
-            services.0.clone(),
-        ));
-        services.1.spawn(gauges::store_stats(
-            store_stats,
-            metrics.network.clone(),
-            services.0.clone(),
-        ));
+        crate::logging::spawn(
+            &services.1,
+            "health-checks",
+            checker.clone().run(
+                Duration::from_millis(config.health.check_interval_ms),
+                services.0.clone(),
+            ),
+        );
+        crate::logging::spawn(
+            &services.1,
+            "store-gauges",
+            gauges::store_stats(store_stats, metrics.network.clone(), services.0.clone()),
+        );
 
         let agent_id = if config.agent.id.is_empty() {
             format!(
@@ -534,7 +554,7 @@ async fn serve(
         .map_err(|source| NodeError::Bind { what, addr, source })?;
     let token = http.0.clone();
     let stopped = stopped.clone();
-    http.1.spawn(async move {
+    crate::logging::spawn(&http.1, "http", async move {
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(async move { token.cancelled().await })
             .await;

@@ -145,7 +145,7 @@ impl Ops {
     pub async fn clear_dht_cache(&self) -> Result<bzzz_storage::CacheClearReport, crate::network::NetworkError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ops = self.clone();
-        self.inner.tracker.spawn(async move {
+        crate::logging::spawn(&self.inner.tracker, "ops", async move {
             let _ = tx.send(dht::clear_cache(&ops.inner).await);
         });
         rx.await.map_err(|_| crate::network::NetworkError::Shutdown)?
@@ -158,7 +158,7 @@ impl Ops {
     pub async fn reprovide(&self, token: Option<String>) -> Result<dht::ReprovideReport, dht::ReprovideError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ops = self.clone();
-        self.inner.tracker.spawn(async move {
+        crate::logging::spawn(&self.inner.tracker, "ops", async move {
             let _ = tx.send(dht::reprovide(&ops.inner, token).await);
         });
         rx.await
