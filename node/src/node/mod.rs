@@ -10,12 +10,13 @@
 
 mod gauges;
 mod metrics;
+mod start;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bzzz_bootstrap::{BackoffConfig, JoinConfig, JoinStatus, JoinTargets, Mode};
+use bzzz_bootstrap::JoinStatus;
 use bzzz_storage::Store;
 use libp2p::{Multiaddr, PeerId};
 use prometheus_client::registry::Registry;
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::api::{self, AppState, NodeInfo};
+use crate::api::{AppState, NodeInfo};
 use crate::config::{Config, ConfigError};
 use crate::consensus::duties::DutyRegistry;
 use crate::consensus::{Consensus, ConsensusError, StartArgs};
@@ -144,26 +145,14 @@ impl Node {
             .await
     }
 
+    /// The start sequence, one constructor per subsystem, in dependency order (see `start.rs`).
     async fn start_in_span(
         config: Config,
         source: ConfigSource,
         resolved: crate::config::Resolved,
         key: libp2p::identity::Keypair,
     ) -> Result<Node, NodeError> {
-        let keyring = crate::crypto::Keyring::load_or_create(&config.node.data_dir)?;
-        let operator_token = match &config.api.operator_token_file {
-            None => None,
-            Some(path) => {
-                Some(
-                    crate::auth::OperatorToken::read_file(path).map_err(|reason| NodeError::OperatorToken {
-                        path: path.clone(),
-                        reason,
-                    })?,
-                )
-            }
-        };
-        let operator_token = crate::auth::OperatorAuth::new(operator_token);
-        let policy_seed = config.roles.to_policy()?;
+        let creds = start::Credentials::load(&config)?;
         let peer_id = key.public().to_peer_id();
         let store = Store::open(&config.node.data_dir.join("db"))?;
 
@@ -182,49 +171,17 @@ impl Node {
             metrics.network.clone(),
             validator,
         )?;
-        let store_stats = net.store_stats.clone();
         let metrics_handle = MetricsHandle::new(registry, metrics.process.clone());
 
-        let stopped = CancellationToken::new();
-        let network = (CancellationToken::new(), TaskTracker::new());
-        let services = (CancellationToken::new(), TaskTracker::new());
-        let http = (CancellationToken::new(), TaskTracker::new());
+        let tasks = start::Tasks::new();
         // If start fails past this point, stop whatever was already spawned.
-        let mut cleanup = StopOnDrop(vec![http.0.clone(), services.0.clone(), network.0.clone()]);
-
-        {
-            let token = network.0.clone();
-            let stopped = stopped.clone();
-            let event_loop = net.event_loop;
-            crate::logging::spawn(&network.1, "event-loop", async move {
-                event_loop.run(token).await;
-                stopped.cancel();
-            });
-        }
+        let mut cleanup = tasks.stop_on_drop();
+        tasks.run_network(net.event_loop);
         let client = net.client;
+        let listen_addrs = start::listen_addrs(&client).await?;
+        start::relay_every_topic(&client).await?;
 
-        // Wait for the listeners to report addresses, so callers (tests, dev) can dial them.
-        let started = Instant::now();
-        let listen_addrs = loop {
-            let snap = client.snapshot().await?;
-            if !snap.listen_addrs.is_empty() {
-                break snap
-                    .listen_addrs
-                    .iter()
-                    .filter_map(|a| a.parse().ok())
-                    .collect::<Vec<Multiaddr>>();
-            }
-            if started.elapsed() > LISTEN_TIMEOUT {
-                return Err(NodeError::ListenTimeout(LISTEN_TIMEOUT));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-
-        // Every node relays every topic; handlers subscribe to what they need.
-        for topic in bzzz_protocol::topics::ALL {
-            // The relay subscription's queue is read by nobody: size 1, drops are expected.
-            drop(client.subscribe(topic, 1).await?);
-        }
+        let services = &tasks.services;
         let prober = Prober::start(
             client.clone(),
             net.inbound.probe_acks,
@@ -251,11 +208,11 @@ impl Node {
             crate::context::ContextArgs {
                 client: client.clone(),
                 consensus: consensus.clone(),
-                keyring,
+                keyring: creds.keyring,
                 config: config.context.clone(),
                 requested_roles: vec![config.agent.role.clone()],
-                policy_seed,
-                operator_token: operator_token.clone(),
+                policy_seed: creds.policy_seed,
+                operator_token: creds.operator.clone(),
                 max_record_bytes: config.dht.max_record_bytes,
                 metrics: metrics.context.clone(),
             },
@@ -264,51 +221,14 @@ impl Node {
             &services.1,
             services.0.clone(),
         );
-        // Bootstrap join; the targets change on config reload and `peers clear`.
-        let (join_tx, join_rx) = watch::channel(JoinStatus::new(&resolved.bootstrap));
-        // A bootstrap service's peer list may name this node itself; never dial ourselves.
-        let peers: Vec<_> = resolved
-            .bootstrap
-            .iter()
-            .filter(|p| p.peer_id() != Some(peer_id))
-            .cloned()
-            .collect();
-        let (targets_tx, targets_rx) = watch::channel(JoinTargets {
-            peers: peers.clone(),
-            rejoin: 0,
-        });
-        {
-            let join_cfg = JoinConfig {
-                peers,
-                backoff: BackoffConfig {
-                    initial: Duration::from_millis(config.p2p.join_backoff_initial_ms),
-                    max: Duration::from_millis(config.p2p.join_backoff_max_ms),
-                    ..BackoffConfig::default()
-                },
-                check_interval: Duration::from_millis(config.p2p.join_check_interval_ms),
-            };
-            let token = services.0.clone();
-            crate::logging::spawn(
-                &services.1,
-                "join-loop",
-                bzzz_bootstrap::run_join_loop_with_targets(client.clone(), join_cfg, targets_rx, join_tx, async move {
-                    token.cancelled().await
-                }),
-            );
-        }
-        crate::logging::spawn(
-            &services.1,
-            "join-gauges",
-            gauges::join_progress(join_rx.clone(), metrics.network.clone(), services.0.clone()),
-        );
-
+        let join = start::join_loop(&config, &resolved, peer_id, &client, services, &metrics.network);
         let health = Health::default();
         let checker = Checker::new(CheckerArgs {
             health: health.clone(),
             client: client.clone(),
             prober: prober.clone(),
             store: store.clone(),
-            join: join_rx.clone(),
+            join: join.status.clone(),
             metrics: metrics.health.clone(),
             probe_timeout: Duration::from_millis(config.health.probe_timeout_ms),
             consensus: consensus.clone(),
@@ -325,22 +245,13 @@ impl Node {
         crate::logging::spawn(
             &services.1,
             "store-gauges",
-            gauges::store_stats(store_stats, metrics.network.clone(), services.0.clone()),
+            gauges::store_stats(net.store_stats, metrics.network.clone(), services.0.clone()),
         );
-
-        let agent_id = if config.agent.id.is_empty() {
-            format!(
-                "agent-{}",
-                &peer_id.to_string()[peer_id.to_string().len().saturating_sub(8)..]
-            )
-        } else {
-            config.agent.id.clone()
-        };
         let ops = crate::ops::Ops::new(crate::ops::OpsArgs {
             source,
             running: config.clone(),
-            auth: operator_token.clone(),
-            join_targets: targets_tx,
+            auth: creds.operator.clone(),
+            join_targets: join.targets,
             client: client.clone(),
             metrics: metrics.ops.clone(),
             context: context.clone(),
@@ -355,36 +266,20 @@ impl Node {
             health: health.clone(),
             metrics: metrics_handle.clone(),
             network_metrics: metrics.network.clone(),
-            join: join_rx.clone(),
+            join: join.status.clone(),
             context: context.clone(),
-            operator_token,
+            operator_token: creds.operator,
             ops: ops.clone(),
             info: Arc::new(NodeInfo {
                 peer_id: peer_id.to_string(),
-                agent_id,
+                agent_id: start::agent_id(&config, peer_id),
                 role: config.agent.role.clone(),
                 mode: config.node.mode,
                 version: env!("CARGO_PKG_VERSION").into(),
                 started: Instant::now(),
             }),
         };
-        let timeout = Duration::from_secs(config.api.request_timeout_secs);
-        let health_router = api::with_limits(
-            api::health_router(state.clone()),
-            timeout,
-            config.api.max_concurrent_requests,
-        );
-        let health_addr = serve(&http, &stopped, "health", resolved.health_listen, health_router).await?;
-        let api_addr = if config.node.mode == Mode::Agent {
-            let router = api::with_limits(
-                api::api_router(state, config.api.max_body_bytes),
-                timeout,
-                config.api.max_concurrent_requests,
-            );
-            Some(serve(&http, &stopped, "api", resolved.api_listen, router).await?)
-        } else {
-            None
-        };
+        let (health_addr, api_addr) = tasks.serve_http(&config, &resolved, state).await?;
 
         cleanup.0.clear();
         tracing::info!(
@@ -395,6 +290,12 @@ impl Node {
             health = %health_addr,
             "bzzz node started"
         );
+        let start::Tasks {
+            network,
+            services,
+            http,
+            stopped,
+        } = tasks;
         Ok(Node {
             peer_id,
             listen_addrs,
@@ -410,7 +311,7 @@ impl Node {
             duties,
             metrics: metrics_handle,
             store,
-            join: join_rx,
+            join: join.status,
             http,
             services,
             network,
@@ -526,44 +427,6 @@ impl Node {
         *done = true;
         tracing::info!(peer_id = %self.peer_id, "bzzz node stopped");
     }
-}
-
-/// Cancels its tokens when dropped (unless emptied): stops the tasks of a failed start.
-struct StopOnDrop(Vec<CancellationToken>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.cancel();
-        }
-    }
-}
-
-async fn serve(
-    http: &(CancellationToken, TaskTracker),
-    stopped: &CancellationToken,
-    what: &'static str,
-    addr: SocketAddr,
-    router: axum::Router,
-) -> Result<SocketAddr, NodeError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| NodeError::Bind { what, addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| NodeError::Bind { what, addr, source })?;
-    let token = http.0.clone();
-    let stopped = stopped.clone();
-    crate::logging::spawn(&http.1, "http", async move {
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(listener = what, error = %e, "http server failed");
-        }
-        stopped.cancel();
-    });
-    Ok(bound)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
