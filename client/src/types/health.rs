@@ -101,8 +101,8 @@ pub struct CheckResult {
     pub latency_ms: f64,
     /// When the check last passed (healthy or degraded), ms since the Unix epoch.
     pub last_success: Option<u64>,
-    /// When the check last ran, ms since the Unix epoch (0: not yet).
-    pub last_run: u64,
+    /// When the check last ran, ms since the Unix epoch (`null` while the check is `pending`).
+    pub last_run: Option<u64>,
     /// What the check saw, for a human.
     pub message: String,
 }

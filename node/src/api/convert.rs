@@ -28,8 +28,34 @@ pub(crate) fn check_result(c: CheckResult) -> api::CheckResult {
         status: health_status(c.status),
         latency_ms: c.latency_ms,
         last_success: c.last_success,
-        last_run: c.last_run,
+        last_run: Some(c.last_run),
         message: c.message,
+    }
+}
+
+/// Every check by name, for `/health/checks`: those that have not run yet on this node (it just
+/// started) as `pending`, so the answer always names every check.
+pub(crate) fn all_checks(
+    mut results: std::collections::BTreeMap<&'static str, CheckResult>,
+) -> std::collections::BTreeMap<String, api::CheckResult> {
+    use crate::metrics::LabelValue as _;
+    crate::health::Check::ALL
+        .iter()
+        .map(|check| {
+            let name = check.name();
+            let result = results.remove(name).map_or_else(pending_check, check_result);
+            (name.to_string(), result)
+        })
+        .collect()
+}
+
+fn pending_check() -> api::CheckResult {
+    api::CheckResult {
+        status: api::HealthStatus::Pending,
+        latency_ms: 0.0,
+        last_success: None,
+        last_run: None,
+        message: "not run yet".into(),
     }
 }
 
@@ -83,5 +109,50 @@ pub(crate) fn cache_clear(r: bzzz_storage::CacheClearReport) -> api::CacheClearR
         context_records_kept: r.context_records_kept,
         own_records_kept: r.own_records_kept,
         provider_records_kept: r.provider_records_kept,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node whose checks have not run lists every check as pending (never `{}`); a check that
+    /// ran is shown as it ran.
+    #[test]
+    fn every_check_is_listed_pending_until_it_runs() {
+        let none = all_checks(Default::default());
+        let names: Vec<&str> = none.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "dht-health",
+                "election-health",
+                "p2p-connectivity",
+                "pubsub-health",
+                "replication-health",
+                "storage-health"
+            ]
+        );
+        assert!(
+            none.values()
+                .all(|c| c.status == api::HealthStatus::Pending && c.last_run.is_none())
+        );
+
+        let mut ran = std::collections::BTreeMap::new();
+        ran.insert(
+            "dht-health",
+            CheckResult {
+                status: Status::Healthy,
+                latency_ms: 1.0,
+                last_success: Some(5),
+                last_run: 5,
+                message: "ok".into(),
+            },
+        );
+        let some = all_checks(ran);
+        assert_eq!(some.len(), 6);
+        assert_eq!(some["dht-health"].status, api::HealthStatus::Healthy);
+        assert_eq!(some["dht-health"].last_run, Some(5));
+        assert_eq!(some["p2p-connectivity"].status, api::HealthStatus::Pending);
     }
 }

@@ -68,12 +68,7 @@ pub(super) async fn ready(State(s): State<AppState>) -> Response {
 
 pub(super) async fn checks(State(s): State<AppState>) -> Json<HealthChecks> {
     let status = convert::health_status(s.health.summary().status);
-    let checks = s
-        .health
-        .checks()
-        .into_iter()
-        .map(|(name, result)| (name.to_string(), convert::check_result(result)))
-        .collect();
+    let checks = convert::all_checks(s.health.checks());
     Json(HealthChecks { status, checks })
 }
 

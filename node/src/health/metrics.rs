@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::{Check, Component};
-use crate::metrics::{ErrorFamily, Errors, LabelValue, label_enum, precreate};
+use crate::metrics::{ErrorFamily, Errors, LabelValue, OptionalGauge, label_enum, precreate};
 
 label_enum! {
     /// `component` values of `bzzz_errors_total` counted by health.
@@ -39,7 +39,8 @@ pub struct HealthMetrics {
     component_score: Family<ComponentLabel, Gauge<f64, AtomicU64>>,
     checks_passed: Family<CheckLabel, Counter>,
     checks_failed: Family<CheckLabel, Counter>,
-    replication_factor: Gauge<f64, AtomicU64>,
+    /// Absent until the first replication check (0 would claim no record has a live copy).
+    replication_factor: OptionalGauge,
     records_below_r: Gauge,
     errors: Errors<ErrorComponent>,
 }
@@ -53,7 +54,11 @@ impl HealthMetrics {
             component_score: Family::default(),
             checks_passed: Family::default(),
             checks_failed: Family::default(),
-            replication_factor: Gauge::default(),
+            replication_factor: OptionalGauge::register(
+                registry,
+                "bzzz_dht_replication_factor",
+                "Average live holders of the indexed context records at the admin's last replication check (every node reports the admin's figure; absent until the first check)",
+            ),
             records_below_r: Gauge::default(),
             errors: errors.scoped(),
         };
@@ -77,11 +82,6 @@ impl HealthMetrics {
             "bzzz_health_checks_failed",
             "Health check runs that failed, per check",
             m.checks_failed.clone(),
-        );
-        r.register(
-            "bzzz_dht_replication_factor",
-            "Average live holders of the indexed context records at the admin's last replication check (every node reports the admin's figure)",
-            m.replication_factor.clone(),
         );
         r.register(
             "bzzz_context_records_below_replication",
@@ -153,6 +153,11 @@ mod tests {
         }
         m.set_system_score(1.0);
         m.set_replication(2.0, 1);
-        crate::metrics::assert_precreated_is_emitted(&before, &crate::metrics::series(&registry));
+        let mut after = crate::metrics::series(&registry);
+        // The one exception, on purpose: the admin's replication factor is absent until the
+        // first replication check sets it (0 would read as "no record has a live copy").
+        assert!(!before.contains_key("bzzz_dht_replication_factor"));
+        assert_eq!(after.remove("bzzz_dht_replication_factor"), Some(2.0));
+        crate::metrics::assert_precreated_is_emitted(&before, &after);
     }
 }

@@ -13,6 +13,7 @@
 
 mod errors;
 mod labels;
+mod optional;
 pub mod process;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use prometheus_client::registry::Registry;
 pub use errors::{ErrorFamily, Errors};
 pub use labels::LabelValue;
 pub(crate) use labels::label_enum;
+pub use optional::OptionalGauge;
 pub use process::ProcessMetrics;
 
 /// The latency buckets of bzzz's histograms: 0.5 ms .. ~16 s.
