@@ -23,7 +23,7 @@ mod ucxi;
 
 use std::time::Duration;
 
-use axum::Router;
+pub use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -78,4 +78,17 @@ pub fn with_limits(router: Router, timeout: Duration, max_concurrent: usize) -> 
 
 async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such endpoint; see docs/api.md")
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then finishes the requests in
+/// flight (the node's HTTP listeners; the only place outside `api/` that starts one is
+/// `node::start`, through this).
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }

@@ -113,7 +113,7 @@ impl Tasks {
         Ok((health, api))
     }
 
-    async fn serve(&self, what: &'static str, addr: SocketAddr, router: axum::Router) -> Result<SocketAddr, NodeError> {
+    async fn serve(&self, what: &'static str, addr: SocketAddr, router: api::Router) -> Result<SocketAddr, NodeError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| NodeError::Bind { what, addr, source })?;
@@ -123,10 +123,7 @@ impl Tasks {
         let token = self.http.0.clone();
         let stopped = self.stopped.clone();
         crate::logging::spawn(&self.http.1, "http", async move {
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-            if let Err(e) = result {
+            if let Err(e) = api::serve(listener, router, token).await {
                 tracing::error!(listener = what, error = %e, "http server failed");
             }
             stopped.cancel();
