@@ -196,7 +196,7 @@ async fn dht_record_put_on_one_node_is_read_on_all() -> Result<()> {
             ensure!(got == value, "node {i} read a different value");
         }
         // More gets than the in-flight bound: finished queries must release their slots.
-        for i in 0..(bzzz_node::network::event_loop::MAX_PENDING + 100) {
+        for i in 0..(bzzz_node::network::MAX_PENDING + 100) {
             let got = cluster.node(0).client().get_record(key.clone()).await;
             ensure!(got.is_ok(), "get #{i} failed: {got:?} (leaked query slots?)");
         }

@@ -12,13 +12,13 @@
 //! [`operator`] the operator check, [`convert`] domain answers as API types.
 
 mod convert;
-pub mod error;
+pub(crate) mod error;
 mod node;
 mod operator;
 mod ops;
 mod roles;
-pub mod selftest;
-pub mod state;
+pub(crate) mod selftest;
+pub(crate) mod state;
 mod ucxi;
 
 use std::time::Duration;

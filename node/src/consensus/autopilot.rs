@@ -19,7 +19,7 @@ use super::duties::DutyContext;
 const TICK: Duration = Duration::from_millis(500);
 
 /// Runs until `ctx.token` is cancelled.
-pub async fn run(ctx: DutyContext, max_voters: usize, dead_after: Duration) {
+pub(crate) async fn run(ctx: DutyContext, max_voters: usize, dead_after: Duration) {
     let mut unhealthy_since: HashMap<u64, Instant> = HashMap::new();
     let probe_every = (dead_after / 4).max(Duration::from_millis(250));
     let mut last_probe: Option<Instant> = None;

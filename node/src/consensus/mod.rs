@@ -12,7 +12,7 @@
 //!   highest term it has heard from.
 //! - Admin duties run only while this node is the leader ([`duties`]).
 
-pub mod autopilot;
+pub(crate) mod autopilot;
 pub mod duties;
 mod formation;
 mod leadership;

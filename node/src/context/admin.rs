@@ -30,7 +30,7 @@ use crate::crypto::{KeyBinding, RoleKey, seal_role_key};
 
 /// Cluster key-value namespace of role requests waiting for an operator: key `role/peer`,
 /// value the request time (8 bytes, big endian, ms since the Unix epoch).
-pub const ROLE_REQUESTS: &str = "role_requests";
+pub(crate) const ROLE_REQUESTS: &str = "role_requests";
 /// Default number of versions in a history answer.
 const DEFAULT_HISTORY: u32 = 100;
 /// Default number of addresses in a discover answer.

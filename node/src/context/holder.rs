@@ -23,7 +23,7 @@ use crate::crypto::{VerifiedRecord, verify_record};
 /// Checks a record before this node stores it: it verifies (both signatures, size, canonical
 /// encoding) and its address is a concrete, canonical UCXL base address (no pattern, no version).
 /// The one validation every way into the store uses.
-pub fn validate_record(bytes: &[u8], max_size: usize) -> Result<VerifiedRecord, String> {
+pub(crate) fn validate_record(bytes: &[u8], max_size: usize) -> Result<VerifiedRecord, String> {
     let v = verify_record(bytes, max_size).map_err(|e| e.to_string())?;
     let addr = Address::parse(v.address()).map_err(|e| format!("record address: {e}"))?;
     if addr.is_pattern() || addr.temporal().is_some() || addr.to_string() != v.address() {

@@ -18,10 +18,10 @@
 //! from the transport and is what every authorisation check uses.
 
 mod access;
-pub mod admin;
+pub(crate) mod admin;
 mod error;
-pub mod holder;
-pub mod members;
+pub(crate) mod holder;
+pub(crate) mod members;
 pub mod metrics;
 pub mod replication;
 mod rpc;

@@ -8,7 +8,7 @@
 //! of checks ([`Check`]); [`checks`] runs them ([`Checker`]); [`probe`] is the gossip prober
 //! behind `pubsub-health` and `bzzz test-p2p-message`; [`metrics`] is [`HealthMetrics`].
 
-pub mod checks;
+pub(crate) mod checks;
 pub mod metrics;
 pub mod probe;
 

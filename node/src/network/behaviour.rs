@@ -17,19 +17,19 @@ use libp2p::{StreamProtocol, allow_block_list, connection_limits, gossipsub, ide
 use super::codec::{MAX_RPC_BYTES, ProstCodec};
 
 /// Codec of `/bzzz/rpc/1`.
-pub type RpcCodec = ProstCodec<RpcRequest, RpcResponse>;
+pub(crate) type RpcCodec = ProstCodec<RpcRequest, RpcResponse>;
 /// Codec of `/bzzz/raft/1`.
-pub type RaftCodec = ProstCodec<RaftRequest, RaftResponse>;
+pub(crate) type RaftCodec = ProstCodec<RaftRequest, RaftResponse>;
 
 /// How often every connection is pinged.
-pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// A ping unanswered this long closes the connection (see the event loop): a silently cut
 /// connection is noticed within `PING_INTERVAL + PING_TIMEOUT`.
-pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every protocol a bzzz node runs.
 #[derive(NetworkBehaviour)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// Peers this node refuses to talk to (operator blocks, test partitions).
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Caps established and pending connections.
@@ -64,7 +64,7 @@ fn content_id(m: &gossipsub::Message) -> gossipsub::MessageId {
 
 /// Settings the behaviour is built from.
 #[derive(Debug, Clone)]
-pub struct BehaviourConfig {
+pub(crate) struct BehaviourConfig {
     /// Most established connections.
     pub max_connections: u32,
     /// Most established connections per peer.
@@ -93,7 +93,7 @@ pub struct BehaviourError(pub String);
 
 impl Behaviour {
     /// Builds the behaviour for `key` with the given persistent store.
-    pub fn new(key: &Keypair, store: SledRecordStore, cfg: &BehaviourConfig) -> Result<Self, BehaviourError> {
+    pub(crate) fn new(key: &Keypair, store: SledRecordStore, cfg: &BehaviourConfig) -> Result<Self, BehaviourError> {
         let peer_id = key.public().to_peer_id();
 
         let limits = connection_limits::ConnectionLimits::default()

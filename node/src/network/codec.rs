@@ -10,18 +10,18 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
 /// Largest RPC message accepted, in bytes.
-pub const MAX_RPC_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_RPC_BYTES: usize = 4 * 1024 * 1024;
 
 /// Length-prefixed prost codec for request type `Req` and response type `Resp`.
 #[derive(Debug)]
-pub struct ProstCodec<Req, Resp> {
+pub(crate) struct ProstCodec<Req, Resp> {
     max_bytes: usize,
     _types: PhantomData<fn() -> (Req, Resp)>,
 }
 
 impl<Req, Resp> ProstCodec<Req, Resp> {
     /// A codec refusing messages larger than `max_bytes`.
-    pub fn new(max_bytes: usize) -> Self {
+    pub(crate) fn new(max_bytes: usize) -> Self {
         Self {
             max_bytes,
             _types: PhantomData,

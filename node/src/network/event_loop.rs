@@ -42,9 +42,9 @@ use super::metrics::{DhtOperation, ErrorComponent, NetworkMetrics, PubsubOutcome
 /// Most DHT queries, dials and RPCs in flight at once, each; more are refused with `Busy`.
 pub const MAX_PENDING: usize = 1024;
 /// Most subscribers per topic.
-pub const MAX_SUBSCRIBERS_PER_TOPIC: usize = 64;
+pub(crate) const MAX_SUBSCRIBERS_PER_TOPIC: usize = 64;
 /// Most addresses remembered per peer.
-pub const MAX_ADDRS_PER_PEER: usize = 8;
+pub(crate) const MAX_ADDRS_PER_PEER: usize = 8;
 /// How often expired DHT records are swept.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
 

@@ -2,10 +2,10 @@
 //! queues of [`Inbound`] requests (one per owning service), and the [`EventLoop`] that alone owns
 //! the swarm.
 
-pub mod behaviour;
+pub(crate) mod behaviour;
 pub mod client;
-pub mod codec;
-pub mod event_loop;
+pub(crate) mod codec;
+pub(crate) mod event_loop;
 pub mod inbound;
 pub mod metrics;
 
@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
 pub use client::{Client, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PutOutcome};
-pub use event_loop::{EventLoop, MAX_MAINTENANCE_QUERIES, PeersCleared, ReprovideBatch};
+pub use event_loop::{EventLoop, MAX_MAINTENANCE_QUERIES, MAX_PENDING, PeersCleared, ReprovideBatch};
 pub use inbound::{AcceptAll, Inbound, InboundContext, InboundRaft, JoinRequest, ProbeAck, RecordValidator, Verdict};
 
 pub use metrics::NetworkMetrics;

@@ -35,7 +35,7 @@ pub enum ReprovideError {
     Stuck(Duration),
 }
 
-pub use bzzz_client::types::{ReplicationCheck, ReprovideReport};
+pub(crate) use bzzz_client::types::{ReplicationCheck, ReprovideReport};
 
 pub(crate) async fn reprovide(inner: &Inner, token: Option<String>) -> Result<ReprovideReport, ReprovideError> {
     let _running = inner

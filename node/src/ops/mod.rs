@@ -7,11 +7,11 @@
 //! [`Ops`] is a cheap, cloneable handle held by the API state and by `main` (which reloads on
 //! `SIGHUP`).
 
-pub mod backup;
-pub mod dht;
+pub(crate) mod backup;
+pub(crate) mod dht;
 pub mod metrics;
-pub mod peers;
-pub mod reload;
+pub(crate) mod peers;
+pub(crate) mod reload;
 
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@ use super::Inner;
 use crate::network::NetworkError;
 
 /// The answer of `POST /api/peers/clear`.
-pub use bzzz_client::types::PeersCleared as ClearReport;
+pub(crate) use bzzz_client::types::PeersCleared as ClearReport;
 
 pub(crate) async fn clear(inner: &Inner) -> Result<ClearReport, NetworkError> {
     let cleared = inner.client.clear_peers().await?;
