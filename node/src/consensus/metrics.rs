@@ -20,7 +20,7 @@ label_enum! {
 
 label_enum! {
     /// `outcome` of `bzzz_election_prevote_rounds_total`.
-    pub enum PrevoteOutcome {
+    pub(crate) enum PrevoteOutcome {
         /// A majority granted the pre-vote: the election went ahead.
         Won => "won",
         /// No majority: no election.

@@ -13,10 +13,10 @@
 //! - Admin duties run only while this node is the leader ([`duties`]).
 
 pub(crate) mod autopilot;
-pub mod duties;
+pub(crate) mod duties;
 mod formation;
 mod leadership;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod prevote;
 pub mod transport;
 mod view;

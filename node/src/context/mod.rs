@@ -22,8 +22,8 @@ pub(crate) mod admin;
 mod error;
 pub(crate) mod holder;
 pub(crate) mod members;
-pub mod metrics;
-pub mod replication;
+pub(crate) mod metrics;
+pub(crate) mod replication;
 mod rpc;
 mod validator;
 

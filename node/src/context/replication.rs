@@ -26,10 +26,10 @@ use super::{ContextError, ContextService, MAX_HOLDS_KEYS};
 use crate::consensus::duties::DutyContext;
 
 /// The result of one replication check (the API's type: `/ucxi/v1/status`, `bzzz dht reprovide`).
-pub use bzzz_client::types::ReplicationReport as Report;
+pub(crate) use bzzz_client::types::ReplicationReport as Report;
 
 /// The report as sent to the node that asked for the check.
-pub fn report_to_wire(r: &Report) -> ReplicationReport {
+pub(crate) fn report_to_wire(r: &Report) -> ReplicationReport {
     ReplicationReport {
         finished_at_ms: r.finished_at_ms,
         took_ms: r.took_ms,
@@ -45,7 +45,7 @@ pub fn report_to_wire(r: &Report) -> ReplicationReport {
 }
 
 /// A report received from the admin.
-pub fn report_from_wire(r: &ReplicationReport) -> Report {
+pub(crate) fn report_from_wire(r: &ReplicationReport) -> Report {
     let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     Report {
         finished_at_ms: r.finished_at_ms,
@@ -157,7 +157,7 @@ pub(crate) async fn check_now(
 }
 
 /// One check and repair round.
-pub async fn check(service: &ContextService) -> Result<Report, ContextError> {
+pub(crate) async fn check(service: &ContextService) -> Result<Report, ContextError> {
     let started = Instant::now();
     let inner = &service.inner;
     let r = inner.config.replication_factor as usize;

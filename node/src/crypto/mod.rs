@@ -209,8 +209,8 @@
 
 mod canonical;
 mod error;
-pub mod keyring;
-pub mod record;
+pub(crate) mod keyring;
+pub(crate) mod record;
 pub mod seal;
 pub mod xchacha;
 

@@ -9,8 +9,8 @@
 //! behind `pubsub-health` and `bzzz test-p2p-message`; [`metrics`] is [`HealthMetrics`].
 
 pub(crate) mod checks;
-pub mod metrics;
-pub mod probe;
+pub(crate) mod metrics;
+pub(crate) mod probe;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

@@ -21,11 +21,11 @@ use super::now_ms;
 use crate::network::{Client, GossipMessage, NetworkError};
 
 /// Most probes of this node in flight at once.
-pub const MAX_PROBES_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_PROBES_IN_FLIGHT: usize = 64;
 /// Most acknowledgements being sent at once; further probes are not acknowledged (counted).
-pub const MAX_ACKS_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_ACKS_IN_FLIGHT: usize = 64;
 /// Most acknowledgements collected for one probe.
-pub const MAX_ACKS_PER_PROBE: usize = 4096;
+pub(crate) const MAX_ACKS_PER_PROBE: usize = 4096;
 
 /// One acknowledgement of a probe.
 #[derive(Debug, Clone, Serialize)]
@@ -177,7 +177,7 @@ impl Drop for WaiterGuard {
 }
 
 /// Decodes a probe payload, if well-formed.
-pub fn decode_probe(payload: &[u8]) -> Option<Probe> {
+pub(crate) fn decode_probe(payload: &[u8]) -> Option<Probe> {
     let p = Probe::decode(payload).ok()?;
     (p.probe_id.len() == NONCE_LEN).then_some(p)
 }

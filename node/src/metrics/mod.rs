@@ -14,7 +14,7 @@
 mod errors;
 mod labels;
 mod optional;
-pub mod process;
+pub(crate) mod process;
 
 use std::sync::Arc;
 

@@ -17,15 +17,15 @@ use prometheus_client::registry::Registry;
 
 /// Clock ticks per second of the times in `/proc/<pid>/stat` (`USER_HZ`). Linux fixes it at 100
 /// for user space on every architecture it supports; Prometheus' own `procfs` assumes the same.
-pub const USER_HZ: f64 = 100.0;
+pub(crate) const USER_HZ: f64 = 100.0;
 
 /// A cgroup v2 memory limit file.
-pub const CGROUP_V2_MEMORY_MAX: &str = "/sys/fs/cgroup/memory.max";
+pub(crate) const CGROUP_V2_MEMORY_MAX: &str = "/sys/fs/cgroup/memory.max";
 /// A cgroup v1 memory limit file.
-pub const CGROUP_V1_MEMORY_LIMIT: &str = "/sys/fs/cgroup/memory/memory.limit_in_bytes";
+pub(crate) const CGROUP_V1_MEMORY_LIMIT: &str = "/sys/fs/cgroup/memory/memory.limit_in_bytes";
 /// Limits at or above this many bytes mean "no limit" (cgroup v1 reports an unlimited group as
 /// 9223372036854771712, the largest page-aligned `i64`).
-pub const UNLIMITED_THRESHOLD: u64 = 1 << 62;
+pub(crate) const UNLIMITED_THRESHOLD: u64 = 1 << 62;
 
 /// Label set of the build-info gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -75,11 +75,11 @@ impl ProcessMetrics {
 
 /// Process metrics registered as a collector: every value is read when `/metrics` is scraped.
 #[derive(Debug, Default)]
-pub struct ProcessCollector;
+pub(crate) struct ProcessCollector;
 
 /// One scrape's readings; `None` is left out of the output.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct ProcessSample {
+pub(crate) struct ProcessSample {
     /// Resident set size, in bytes.
     pub resident_memory_bytes: Option<u64>,
     /// Virtual memory size, in bytes.
@@ -98,7 +98,7 @@ pub struct ProcessSample {
 
 impl ProcessSample {
     /// Reads everything it can for this process.
-    pub fn read() -> ProcessSample {
+    pub(crate) fn read() -> ProcessSample {
         #[cfg(target_os = "linux")]
         {
             let read = |p: &str| std::fs::read_to_string(p).ok();
@@ -186,7 +186,7 @@ impl Collector for ProcessCollector {
 }
 
 /// The value in KiB of a `/proc/<pid>/status` line such as `VmRSS:   1756 kB`.
-pub fn status_kib(status: &str, field: &str) -> Option<u64> {
+pub(crate) fn status_kib(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     let mut it = line[field.len()..].split_whitespace();
     let value = it.next()?.parse().ok()?;
@@ -198,7 +198,7 @@ pub fn status_kib(status: &str, field: &str) -> Option<u64> {
 
 /// The fields of `/proc/<pid>/stat` the metrics use, in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
+pub(crate) struct Stat {
     /// Time in user mode (field 14).
     pub utime_ticks: u64,
     /// Time in kernel mode (field 15).
@@ -209,7 +209,7 @@ pub struct Stat {
 
 /// Parses `/proc/<pid>/stat`. The command name (field 2) is in parentheses and may itself hold
 /// spaces and parentheses, so the fields are counted from the last `)`.
-pub fn parse_stat(stat: &str) -> Option<Stat> {
+pub(crate) fn parse_stat(stat: &str) -> Option<Stat> {
     let (_, rest) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // `fields[0]` is field 3 (state), so field n is at n - 3.
@@ -222,21 +222,21 @@ pub fn parse_stat(stat: &str) -> Option<Stat> {
 }
 
 /// The boot time (`btime`, seconds since the Unix epoch) from `/proc/stat`.
-pub fn parse_boot_time(stat: &str) -> Option<u64> {
+pub(crate) fn parse_boot_time(stat: &str) -> Option<u64> {
     stat.lines()
         .find_map(|l| l.strip_prefix("btime "))
         .and_then(|v| v.trim().parse().ok())
 }
 
 /// The soft limit of `Max open files` from `/proc/<pid>/limits` (`None` when unlimited).
-pub fn parse_max_open_files(limits: &str) -> Option<u64> {
+pub(crate) fn parse_max_open_files(limits: &str) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line["Max open files".len()..].split_whitespace().next()?.parse().ok()
 }
 
 /// A cgroup memory limit file's content: `max` (v2) or an absurdly large value (v1's "no
 /// limit") is `None`.
-pub fn parse_cgroup_memory_limit(text: &str) -> Option<u64> {
+pub(crate) fn parse_cgroup_memory_limit(text: &str) -> Option<u64> {
     let text = text.trim();
     if text == "max" {
         return None;

@@ -12,13 +12,13 @@ use libp2p::request_response::ResponseChannel;
 use tokio::sync::mpsc;
 
 /// Queue of inbound context requests (the context service bounds their concurrency itself).
-pub const CONTEXT_QUEUE: usize = 1024;
+pub(crate) const CONTEXT_QUEUE: usize = 1024;
 /// Queue of probe acknowledgements for the prober.
-pub const PROBE_ACK_QUEUE: usize = 1024;
+pub(crate) const PROBE_ACK_QUEUE: usize = 1024;
 /// Queue of requests to join the Raft cluster (only the admin acts on them).
-pub const JOIN_QUEUE: usize = 64;
+pub(crate) const JOIN_QUEUE: usize = 64;
 /// Queue of inbound Raft RPCs for the consensus task.
-pub const RAFT_QUEUE: usize = 1024;
+pub(crate) const RAFT_QUEUE: usize = 1024;
 
 /// A context-service request from a peer, answered with [`super::Client::respond_rpc`].
 #[derive(Debug)]

@@ -17,9 +17,9 @@ use prometheus_client::registry::Registry;
 use crate::metrics::{ErrorFamily, Errors, LabelValue, label_enum, latency_histogram, precreate};
 
 /// The label of gossip on a dynamic issue room (`bzzz/meta/issue/<id>`).
-pub const ISSUE_ROOMS: &str = "bzzz/meta/issue/*";
+pub(crate) const ISSUE_ROOMS: &str = "bzzz/meta/issue/*";
 /// The label of gossip on any other topic.
-pub const OTHER_TOPIC: &str = "other";
+pub(crate) const OTHER_TOPIC: &str = "other";
 
 label_enum! {
     /// `component` values of `bzzz_errors_total` counted by the network.
@@ -67,7 +67,7 @@ label_enum! {
 
 label_enum! {
     /// `outcome` of `bzzz_dht_put_operations_total` and `bzzz_dht_get_operations_total`.
-    pub enum DhtOutcome {
+    pub(crate) enum DhtOutcome {
         /// Completed.
         Success => "success",
         /// Failed (or, for a get, found nothing).
@@ -112,12 +112,12 @@ struct StoreRejectLabel {
 }
 
 /// Every `topic` label value: the known topics, issue rooms, and `other`.
-pub fn topic_labels() -> impl Iterator<Item = &'static str> {
+pub(crate) fn topic_labels() -> impl Iterator<Item = &'static str> {
     topics::ALL.into_iter().chain([ISSUE_ROOMS, OTHER_TOPIC])
 }
 
 /// Folds topics into a bounded label set: known topics as is, rooms as one label, else `other`.
-pub fn topic_label(topic: &str) -> &'static str {
+pub(crate) fn topic_label(topic: &str) -> &'static str {
     if let Some(known) = topics::ALL.into_iter().find(|t| *t == topic) {
         known
     } else if topic.starts_with(topics::META_ISSUE_PREFIX) {

@@ -3,11 +3,11 @@
 //! the swarm.
 
 pub(crate) mod behaviour;
-pub mod client;
+pub(crate) mod client;
 pub(crate) mod codec;
 pub(crate) mod event_loop;
-pub mod inbound;
-pub mod metrics;
+pub(crate) mod inbound;
+pub(crate) mod metrics;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;

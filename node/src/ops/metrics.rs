@@ -9,7 +9,7 @@ use crate::metrics::{LabelValue, label_enum, precreate};
 
 label_enum! {
     /// `outcome` of `bzzz_config_reloads_total`.
-    pub enum ReloadOutcome {
+    pub(crate) enum ReloadOutcome {
         /// The new configuration is in force.
         Success => "success",
         /// The file (or token file) was refused; the running configuration stays.

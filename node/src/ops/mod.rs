@@ -9,7 +9,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod dht;
-pub mod metrics;
+pub(crate) mod metrics;
 pub(crate) mod peers;
 pub(crate) mod reload;
 

@@ -43,13 +43,13 @@ pub const MAX_ROLE_LEN: usize = 64;
 /// Longest address, in bytes (the UCXL address limit).
 pub const MAX_ADDRESS_LEN: usize = 1024;
 /// Length of a record's random write id, in bytes.
-pub const WRITE_ID_LEN: usize = 16;
+pub(crate) const WRITE_ID_LEN: usize = 16;
 /// Length of a record's DEK commitment (a SHA-256 digest), in bytes.
-pub const DEK_COMMITMENT_LEN: usize = 32;
+pub(crate) const DEK_COMMITMENT_LEN: usize = 32;
 /// Length of a record's content digest `D` (a SHA-256 digest), in bytes.
-pub const CONTENT_DIGEST_LEN: usize = 32;
+pub(crate) const CONTENT_DIGEST_LEN: usize = 32;
 /// Length of a wrapped DEK (32-byte key plus tag), in bytes.
-pub const WRAPPED_DEK_LEN: usize = SEALED_CIPHERTEXT_LEN;
+pub(crate) const WRAPPED_DEK_LEN: usize = SEALED_CIPHERTEXT_LEN;
 /// A reasonable default for [`verify_record`]'s `max_size`: 1 MiB of content plus room for the
 /// header and wrapped keys, in bytes. The daemon's configured limit takes precedence.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024 + 64 * 1024;
@@ -75,7 +75,7 @@ pub struct NewRecord<'a> {
 
 /// `H`, the canonical header bytes: the associated data of the content, the prefix of every
 /// wrapped key's associated data, and part of the bytes the author signs.
-pub fn canonical_header(h: &RecordHeader) -> Vec<u8> {
+pub(crate) fn canonical_header(h: &RecordHeader) -> Vec<u8> {
     Canonical::default()
         .u32(h.format)
         .str(&h.address)
@@ -92,7 +92,7 @@ pub fn canonical_header(h: &RecordHeader) -> Vec<u8> {
 /// The commitment to a DEK carried in the header: `SHA-256("bzzz/dek-commit/v1" || DEK)`.
 /// XChaCha20-Poly1305 does not commit to its key, so this is what makes every reader use the one
 /// DEK the author signed for.
-pub fn dek_commitment(dek: &[u8; KEY_LEN]) -> [u8; DEK_COMMITMENT_LEN] {
+pub(crate) fn dek_commitment(dek: &[u8; KEY_LEN]) -> [u8; DEK_COMMITMENT_LEN] {
     Sha256::new()
         .chain_update(DEK_COMMIT_TAG)
         .chain_update(dek)
@@ -114,7 +114,7 @@ fn wrap_info(aad: &[u8]) -> Vec<u8> {
 /// with `H` the [`canonical_header`]. Both signatures cover the content part through it
 /// ([`content_signed_bytes`], [`keys_signed_bytes`]), so it is the one pass over the ciphertext
 /// that signing or verifying a record makes; the hashed bytes are streamed, never copied.
-pub fn content_digest(header: &RecordHeader, nonce: &[u8], ciphertext: &[u8]) -> [u8; CONTENT_DIGEST_LEN] {
+pub(crate) fn content_digest(header: &RecordHeader, nonce: &[u8], ciphertext: &[u8]) -> [u8; CONTENT_DIGEST_LEN] {
     digest_content(&canonical_header(header), nonce, ciphertext)
 }
 
@@ -128,7 +128,7 @@ fn digest_content(h: &[u8], nonce: &[u8], ciphertext: &[u8]) -> [u8; CONTENT_DIG
 
 /// `S_c`, the bytes the author signs: `"bzzz/ctx-content/v1" || D`, with `D` the
 /// [`content_digest`] of the header, nonce and ciphertext.
-pub fn content_signed_bytes(content_digest: &[u8; CONTENT_DIGEST_LEN]) -> Vec<u8> {
+pub(crate) fn content_signed_bytes(content_digest: &[u8; CONTENT_DIGEST_LEN]) -> Vec<u8> {
     Canonical::starting_with(CONTENT_SIGNATURE_TAG)
         .fixed(content_digest)
         .finish()
@@ -137,7 +137,7 @@ pub fn content_signed_bytes(content_digest: &[u8; CONTENT_DIGEST_LEN]) -> Vec<u8
 /// `S_k`, the bytes the keys signer signs: `"bzzz/ctx-keys/v1" || D || lp(keys_signer) ||
 /// u64be(count) || for each wrapped key: lp(role) || u64be(epoch) || lp(ephemeral_public) ||
 /// lp(nonce) || lp(wrapped_dek)`, with `D` the record's [`content_digest`].
-pub fn keys_signed_bytes(
+pub(crate) fn keys_signed_bytes(
     content_digest: &[u8; CONTENT_DIGEST_LEN],
     keys_signer: &[u8],
     wrapped_keys: &[WrappedKey],
