@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use libp2p::identity::Keypair;
 
 /// File name of the identity key inside the data dir.
-pub const KEY_FILE: &str = "identity.key";
+pub(crate) const KEY_FILE: &str = "identity.key";
 
 /// Why the identity could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
 
 /// Loads the identity from `key_file` if given (never modified), else from
 /// `<data_dir>/identity.key`, creating it (mode 0600) on first start.
-pub fn load_or_create(data_dir: &Path, key_file: Option<&Path>) -> Result<Keypair, IdentityError> {
+pub(crate) fn load_or_create(data_dir: &Path, key_file: Option<&Path>) -> Result<Keypair, IdentityError> {
     if let Some(path) = key_file {
         return read_key(path, false);
     }
@@ -107,7 +107,7 @@ fn create_key(path: &Path) -> Result<Keypair, IdentityError> {
 
 /// A new ed25519 identity in libp2p's protobuf encoding: the format of `identity.key` and of
 /// `node.identity_key_file` (`bzzz identity new`).
-pub fn generate() -> (Keypair, Vec<u8>) {
+pub(crate) fn generate() -> (Keypair, Vec<u8>) {
     let key = Keypair::generate_ed25519();
     let bytes = key
         .to_protobuf_encoding()
@@ -117,7 +117,7 @@ pub fn generate() -> (Keypair, Vec<u8>) {
 
 /// Writes a new identity to `path` (mode 0600); refuses to replace an existing file, because a
 /// node's peer id is its name in the mesh and in the Raft membership.
-pub fn create_key_file(path: &Path) -> Result<Keypair, IdentityError> {
+pub(crate) fn create_key_file(path: &Path) -> Result<Keypair, IdentityError> {
     if path.exists() {
         return Err(IdentityError::Exists { path: path.to_owned() });
     }
@@ -127,7 +127,7 @@ pub fn create_key_file(path: &Path) -> Result<Keypair, IdentityError> {
 }
 
 /// Reads an identity key file (as `node.identity_key_file` would be read).
-pub fn read_key_file(path: &Path) -> Result<Keypair, IdentityError> {
+pub(crate) fn read_key_file(path: &Path) -> Result<Keypair, IdentityError> {
     read_key(path, false)
 }
 

@@ -36,8 +36,8 @@
 //! `health::HealthMetrics`, `ops::OpsMetrics`); [`metrics`] holds only the registry, encoding,
 //! the contract list and the process metrics.
 
-pub mod api;
-pub mod auth;
+pub(crate) mod api;
+pub(crate) mod auth;
 pub mod cli;
 pub mod config;
 pub mod consensus;
@@ -45,7 +45,7 @@ pub mod context;
 pub mod crypto;
 pub mod dev;
 pub mod health;
-pub mod identity;
+pub(crate) mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod network;

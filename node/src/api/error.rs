@@ -15,14 +15,14 @@ use crate::network::NetworkError;
 
 /// An API error: a stable code and a message a human can act on.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     code: ErrorCode,
     message: String,
 }
 
 impl ApiError {
     /// An error with `code` and `message`.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -101,7 +101,7 @@ impl From<ContextError> for ApiError {
 
 /// A UCXI error response (`UCXL-` codes).
 #[derive(Debug)]
-pub struct UcxiError(pub ContextError);
+pub(crate) struct UcxiError(pub ContextError);
 
 impl From<ContextError> for UcxiError {
     fn from(e: ContextError) -> Self {

@@ -23,18 +23,17 @@ mod ucxi;
 
 use std::time::Duration;
 
-pub use axum::Router;
+pub(crate) use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use bzzz_protocol::ErrorCode;
 
-pub use error::{ApiError, UcxiError};
-pub use selftest::{MAX_KEY_BYTES, MAX_TEST_TIMEOUT_MS};
-pub use state::{AppState, NodeInfo};
+pub(crate) use error::ApiError;
+pub(crate) use state::{AppState, NodeInfo};
 
 /// Routes of the health listener: health, readiness, checks, metrics, and read-only status.
-pub fn health_router(state: AppState) -> Router {
+pub(crate) fn health_router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(node::health))
         .route("/health/live", get(node::live))
@@ -49,7 +48,7 @@ pub fn health_router(state: AppState) -> Router {
 }
 
 /// Routes of the agent-facing API: everything on the health listener plus the operations.
-pub fn api_router(state: AppState, max_body_bytes: usize) -> Router {
+pub(crate) fn api_router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/api/test/p2p-message", post(selftest::test_p2p_message))
         .route("/api/test/dht-operations", post(selftest::test_dht_operations))
@@ -67,7 +66,7 @@ pub fn api_router(state: AppState, max_body_bytes: usize) -> Router {
 }
 
 /// Adds the shared layers: a request timeout and a cap on concurrent requests.
-pub fn with_limits(router: Router, timeout: Duration, max_concurrent: usize) -> Router {
+pub(crate) fn with_limits(router: Router, timeout: Duration, max_concurrent: usize) -> Router {
     router
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,

@@ -16,9 +16,9 @@ use super::error::ApiError;
 use super::state::AppState;
 
 /// Longest key accepted by `/api/dht/records/{key}`, in bytes.
-pub const MAX_KEY_BYTES: usize = 512;
+pub(crate) const MAX_KEY_BYTES: usize = 512;
 /// Longest wait a client may ask of a test endpoint, in milliseconds.
-pub const MAX_TEST_TIMEOUT_MS: u64 = 60_000;
+pub(crate) const MAX_TEST_TIMEOUT_MS: u64 = 60_000;
 
 /// An empty body is the request's defaults; anything else must be the request's JSON.
 fn parse_optional_json<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {

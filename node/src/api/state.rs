@@ -17,7 +17,7 @@ use crate::ops::Ops;
 
 /// Handles the API needs. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The election.
     pub consensus: Consensus,
     /// Network handle.
@@ -44,7 +44,7 @@ pub struct AppState {
 
 /// Facts about the node that do not change while it runs.
 #[derive(Debug, Clone)]
-pub struct NodeInfo {
+pub(crate) struct NodeInfo {
     /// Peer id.
     pub peer_id: String,
     /// Agent id from config (or derived from the peer id).
