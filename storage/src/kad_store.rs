@@ -282,6 +282,61 @@ impl SledRecordStore {
         LocalRecords(self.clone())
     }
 
+    /// Stores `r` under the limits. Takes `&self`: the trees and counters are shared, so the
+    /// swarm's store and [`LocalRecords`] handles write through the same code.
+    fn insert(&self, r: Record) -> Result<()> {
+        let size = r.value.len();
+        let limit = self.config.max_value_bytes;
+        if size > limit {
+            inc(&self.counters.rejected_too_large);
+            warn!(size, limit, "kademlia record value too large, rejecting it");
+            return Err(Error::ValueTooLarge);
+        }
+        let stored = StoredRecord {
+            value: r.value,
+            publisher: r.publisher.map(|p| p.to_bytes()),
+            expires_unix_ms: r.expires.map(instant_to_unix_ms),
+        };
+        let bytes = match codec::encode(&stored) {
+            Ok(b) => b,
+            Err(e) => {
+                // Unreachable with a validated config, but never panic on it.
+                inc(&self.counters.rejected_too_large);
+                warn!(size, limit, error = %error_chain(&e), "cannot encode kademlia record, rejecting it");
+                return Err(Error::ValueTooLarge);
+            }
+        };
+        let key = r.key.as_ref();
+        let exists = match self.records.contains_key(key) {
+            Ok(b) => b,
+            Err(e) => {
+                self.io_error(RECORDS_TREE, "look up a record", &e);
+                return Err(Error::MaxRecords);
+            }
+        };
+        let count = self.counters.records.load(Ordering::Relaxed);
+        if !exists && count >= self.config.max_records as u64 {
+            inc(&self.counters.rejected_full);
+            debug!(
+                count,
+                limit = self.config.max_records,
+                "kademlia record store full, rejecting record"
+            );
+            return Err(Error::MaxRecords);
+        }
+        match self.records.insert(key, bytes) {
+            Ok(None) => {
+                inc(&self.counters.records);
+                Ok(())
+            }
+            Ok(Some(_)) => Ok(()),
+            Err(e) => {
+                self.io_error(RECORDS_TREE, "insert a record", &e);
+                Err(Error::MaxRecords)
+            }
+        }
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> RecordStoreStats {
         self.counters.snapshot()
@@ -394,56 +449,7 @@ impl RecordStore for SledRecordStore {
     }
 
     fn put(&mut self, r: Record) -> Result<()> {
-        let size = r.value.len();
-        let limit = self.config.max_value_bytes;
-        if size > limit {
-            inc(&self.counters.rejected_too_large);
-            warn!(size, limit, "kademlia record value too large, rejecting it");
-            return Err(Error::ValueTooLarge);
-        }
-        let stored = StoredRecord {
-            value: r.value,
-            publisher: r.publisher.map(|p| p.to_bytes()),
-            expires_unix_ms: r.expires.map(instant_to_unix_ms),
-        };
-        let bytes = match codec::encode(&stored) {
-            Ok(b) => b,
-            Err(e) => {
-                // Unreachable with a validated config, but never panic on it.
-                inc(&self.counters.rejected_too_large);
-                warn!(size, limit, error = %error_chain(&e), "cannot encode kademlia record, rejecting it");
-                return Err(Error::ValueTooLarge);
-            }
-        };
-        let key = r.key.as_ref();
-        let exists = match self.records.contains_key(key) {
-            Ok(b) => b,
-            Err(e) => {
-                self.io_error(RECORDS_TREE, "look up a record", &e);
-                return Err(Error::MaxRecords);
-            }
-        };
-        let count = self.counters.records.load(Ordering::Relaxed);
-        if !exists && count >= self.config.max_records as u64 {
-            inc(&self.counters.rejected_full);
-            debug!(
-                count,
-                limit = self.config.max_records,
-                "kademlia record store full, rejecting record"
-            );
-            return Err(Error::MaxRecords);
-        }
-        match self.records.insert(key, bytes) {
-            Ok(None) => {
-                inc(&self.counters.records);
-                Ok(())
-            }
-            Ok(Some(_)) => Ok(()),
-            Err(e) => {
-                self.io_error(RECORDS_TREE, "insert a record", &e);
-                Err(Error::MaxRecords)
-            }
-        }
+        self.insert(r)
     }
 
     fn remove(&mut self, k: &RecordKey) {

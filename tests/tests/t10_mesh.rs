@@ -211,6 +211,60 @@ async fn dht_record_put_on_one_node_is_read_on_all() -> Result<()> {
     .await
 }
 
+/// Records peers put with Kademlia are judged by the context service's validator: a forged
+/// context record (a key under `/bzzz/ctx/1/`, a value that is no signed record) is refused and
+/// counted by every peer, while an ordinary DHT record from the same node is stored (the control:
+/// the puts did reach them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_context_records_put_through_the_dht_are_refused() -> Result<()> {
+    bounded(async {
+        let mut cluster = TestCluster::start(3).await?;
+        cluster.wait_connected(2, Duration::from_secs(20)).await?;
+        let forged = bzzz_protocol::context::dht_key(&[9u8; 32]);
+        let ordinary = b"/bzzz/test/ordinary".to_vec();
+        let sender = cluster.node(0).client();
+        // The quorum may or may not be met (peers answer a filtered put); what they keep is the test.
+        let _ = sender
+            .put_record(forged.clone(), b"not a signed record".to_vec(), None)
+            .await;
+        sender.put_record(ordinary.clone(), b"plain".to_vec(), None).await?;
+        wait_for(
+            "both peers hold the ordinary record",
+            Duration::from_secs(20),
+            || async {
+                for i in 1..3 {
+                    if !matches!(cluster.node(i).client().local_get(ordinary.clone()).await, Ok(Some(_))) {
+                        return false;
+                    }
+                }
+                true
+            },
+        )
+        .await?;
+        wait_for(
+            "both peers counted the forged record as refused",
+            Duration::from_secs(20),
+            || async {
+                (1..3).all(|i| {
+                    cluster
+                        .node(i)
+                        .metrics()
+                        .sample("bzzz_context_records_rejected_total", &[("reason", "dht_put")])
+                        .is_some_and(|v| v >= 1.0)
+                })
+            },
+        )
+        .await?;
+        for i in 1..3 {
+            let held = cluster.node(i).client().local_get(forged.clone()).await?;
+            ensure!(held.is_none(), "node {i} kept a forged context record");
+        }
+        cluster.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
 /// After a restart a node has the same peer id and still serves the records it stored, even when
 /// every other node is gone (so the record can only come from its own persisted store).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,13 +121,3 @@ pub trait RecordValidator: Send + Sync + std::fmt::Debug + 'static {
     /// Judges the record `value` a peer put under `key`.
     fn validate(&self, key: &[u8], value: &[u8]) -> Verdict;
 }
-
-/// Accepts every record as [`Verdict::Ordinary`] (a node that stores no context, and unit tests).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AcceptAll;
-
-impl RecordValidator for AcceptAll {
-    fn validate(&self, _key: &[u8], _value: &[u8]) -> Verdict {
-        Verdict::Ordinary
-    }
-}

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 pub use client::{Client, GossipMessage, NetworkError, NetworkSnapshot, PeerInfo, PutOutcome};
 pub use event_loop::{EventLoop, MAX_MAINTENANCE_QUERIES, MAX_PENDING, PeersCleared, ReprovideBatch};
-pub use inbound::{AcceptAll, Inbound, InboundContext, InboundRaft, JoinRequest, ProbeAck, RecordValidator, Verdict};
+pub use inbound::{Inbound, InboundContext, InboundRaft, JoinRequest, ProbeAck, RecordValidator, Verdict};
 
 pub use metrics::NetworkMetrics;
 

@@ -111,6 +111,6 @@ impl LocalRecords {
 
     /// Stores `record` under the store's limits (as a Kademlia put would).
     pub fn put(&self, record: Record) -> Result<()> {
-        RecordStore::put(&mut self.0.clone(), record)
+        self.0.insert(record)
     }
 }
