@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/bzzz/v1/raft.proto",
         "proto/bzzz/v1/context.proto",
         "proto/bzzz/v1/context_rpc.proto",
+        "proto/bzzz/v1/admission.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

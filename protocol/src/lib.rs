@@ -5,6 +5,7 @@
 //! This crate holds no runtime: no tokio, no sled, no libp2p swarm. Everything here is pure data
 //! and pure functions, so every boundary (gossip, RPC, HTTP) validates input with the same code.
 
+pub mod cert;
 pub mod context;
 pub mod envelope;
 pub mod error_codes;
@@ -36,4 +37,6 @@ pub mod protocols {
     pub const IDENTIFY: &str = "/bzzz/id/1";
     /// Kademlia protocol name, so the bzzz DHT does not mix with the public IPFS DHT.
     pub const KAD: &str = "/bzzz/kad/1";
+    /// Admission: the certificate exchange every connection runs before anything else.
+    pub const ADMIT: &str = "/bzzz/admit/1";
 }
