@@ -3,11 +3,17 @@
 //! Node 0 starts alone; every other node bootstraps through it. The first three nodes (or all,
 //! if fewer) are admin-eligible and elect the admin with Raft. Each node gets its own data dir
 //! (temporary unless `--data-dir` is given) and API/health ports `base + 2i` / `base + 2i + 1`.
+//!
+//! The mesh is admitted like a production one: `bzzz dev` creates a cluster CA and a mesh key in
+//! `<root>/credentials` (reused when `--data-dir` already holds them) and signs each node's
+//! certificate (voter for the admin-eligible nodes), so every connection runs admission.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 
+use crate::admission::files::{self, CertificateAuthority, FileError, NodeGrant};
 use crate::config::Config;
 use crate::node::{Node, NodeError};
 
@@ -30,8 +36,27 @@ pub struct DevArgs {
 pub struct DevMesh {
     /// The nodes, node 0 first.
     pub nodes: Vec<Node>,
+    /// Where the cluster CA and the mesh key are.
+    pub credentials: PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
+
+/// Loads the dev CA from `dir`, or creates it (and the mesh key) there.
+fn dev_credentials(dir: &Path) -> Result<CertificateAuthority, FileError> {
+    let ca = if dir.join(files::CA_KEY_FILE).exists() {
+        CertificateAuthority::load(dir)?
+    } else {
+        CertificateAuthority::init(dir, "bzzz-dev", Duration::from_secs(10 * 365 * 86_400))?
+    };
+    let mesh_key = dir.join(MESH_KEY_FILE);
+    if !mesh_key.exists() {
+        files::write_mesh_key(&mesh_key)?;
+    }
+    Ok(ca)
+}
+
+/// File name of the dev mesh key in the credentials dir.
+const MESH_KEY_FILE: &str = "mesh.key";
 
 fn port(base: u16, offset: u32) -> Result<u16, NodeError> {
     if base == 0 {
@@ -61,6 +86,8 @@ impl DevMesh {
                 (t.path().to_path_buf(), Some(t))
             }
         };
+        let credentials = root.join("credentials");
+        let ca = dev_credentials(&credentials).map_err(|e| NodeError::DevCredentials(e.to_string()))?;
         let mut nodes: Vec<Node> = Vec::new();
         for i in 0..args.nodes as u32 {
             let mut c = Config::default();
@@ -77,7 +104,22 @@ impl DevMesh {
             if let Some(first) = nodes.first() {
                 c.p2p.bootstrap_peers = first.p2p_addrs().iter().take(1).map(|a| a.to_string()).collect();
             }
-            let node = match Node::start(c).await {
+            c.admission.ca_cert_file = Some(credentials.join(files::CA_CERT_FILE));
+            c.p2p.swarm_key_file = Some(credentials.join(MESH_KEY_FILE));
+            let grant = NodeGrant {
+                name: c.agent.id.clone(),
+                roles: vec![c.agent.role.clone()],
+                voter: c.election.eligible,
+                ttl: Duration::from_secs(365 * 86_400),
+            };
+            let enrolled = ca
+                .enroll(&c.node.data_dir, None, &grant)
+                .map_err(|e| NodeError::DevCredentials(e.to_string()));
+            let started = match enrolled {
+                Ok(_) => Node::start(c).await,
+                Err(e) => Err(e),
+            };
+            let node = match started {
                 Ok(n) => n,
                 Err(e) => {
                     for n in &nodes {
@@ -88,7 +130,11 @@ impl DevMesh {
             };
             nodes.push(node);
         }
-        Ok(DevMesh { nodes, _temp: temp })
+        Ok(DevMesh {
+            nodes,
+            credentials,
+            _temp: temp,
+        })
     }
 
     /// Stops every node, last first.
@@ -103,6 +149,10 @@ impl DevMesh {
 pub async fn run(args: DevArgs) -> Result<(), NodeError> {
     let mesh = DevMesh::start(&args).await?;
     println!("bzzz dev mesh: {} nodes on loopback", mesh.nodes.len());
+    println!(
+        "  credentials {} (cluster CA ca.crt/ca.key, mesh key mesh.key; every node has a certificate)",
+        mesh.credentials.display()
+    );
     for (i, n) in mesh.nodes.iter().enumerate() {
         let api = n.api_addr().map(|a| format!("http://{a}")).unwrap_or_default();
         println!(

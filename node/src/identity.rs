@@ -131,6 +131,12 @@ pub(crate) fn read_key_file(path: &Path) -> Result<Keypair, IdentityError> {
     read_key(path, false)
 }
 
+/// Reads a key file that must be private to its owner (a CA or issuer key): refused when group
+/// or others can read it.
+pub(crate) fn read_private_key_file(path: &Path) -> Result<Keypair, IdentityError> {
+    read_key(path, true)
+}
+
 fn write_key(path: &Path, key: &Keypair) -> Result<(), IdentityError> {
     let dir = path
         .parent()

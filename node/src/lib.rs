@@ -36,6 +36,7 @@
 //! `health::HealthMetrics`, `ops::OpsMetrics`); [`metrics`] holds only the registry, encoding,
 //! the contract list and the process metrics.
 
+pub mod admission;
 pub(crate) mod api;
 pub(crate) mod auth;
 pub mod cli;

@@ -7,6 +7,7 @@
 //! [`TestCluster::scenario`] runs a test body on a fresh cluster, alone and bounded in time
 //! ([`scenario`]); [`process`] starts real `bzzz` processes and runs its client verbs.
 
+pub mod creds;
 pub mod process;
 pub mod scenario;
 
@@ -19,6 +20,7 @@ use libp2p::Multiaddr;
 use tempfile::TempDir;
 
 pub mod raft_router;
+pub use creds::ClusterCredentials;
 pub use process::{bzzz_binary, free_port, free_ports};
 pub use scenario::{TEST_TIMEOUT, bounded, exclusive};
 
@@ -70,10 +72,12 @@ where
     }
 }
 
-/// N nodes in one process.
+/// N nodes in one process, of one cluster: every node holds a certificate of the cluster's CA
+/// (voter when admin-eligible) and its mesh key, so admission runs on every connection.
 pub struct TestCluster {
     nodes: Vec<Option<Node>>,
     configs: Vec<Config>,
+    credentials: ClusterCredentials,
     _dirs: Vec<TempDir>,
 }
 
@@ -90,11 +94,14 @@ impl TestCluster {
     }
 
     /// Like [`TestCluster::start`], letting `tweak` adjust each node's config before it starts.
+    /// The node is enrolled after `tweak` (so its certificate follows the tweaked
+    /// `election.eligible` and `agent.role`) unless `tweak` pointed it at another CA or none.
     pub async fn start_with(n: usize, tweak: impl Fn(usize, &mut Config)) -> Result<TestCluster> {
         init_logging();
         let mut cluster = TestCluster {
             nodes: Vec::new(),
             configs: Vec::new(),
+            credentials: ClusterCredentials::new()?,
             _dirs: Vec::new(),
         };
         for i in 0..n {
@@ -105,7 +112,11 @@ impl TestCluster {
                 let boot = cluster.node(0).p2p_addrs();
                 c.p2p.bootstrap_peers = boot.iter().take(1).map(Multiaddr::to_string).collect();
             }
+            cluster.credentials.apply(&mut c);
             tweak(i, &mut c);
+            if c.admission.ca_cert_file.as_deref() == Some(cluster.credentials.ca_cert_file().as_path()) {
+                cluster.credentials.enroll(&c)?;
+            }
             let node = Node::start(c.clone())
                 .await
                 .with_context(|| format!("starting node {i}"))?;
@@ -121,6 +132,11 @@ impl TestCluster {
             cluster._dirs.push(dir);
         }
         Ok(cluster)
+    }
+
+    /// The cluster's CA and mesh key.
+    pub fn credentials(&self) -> &ClusterCredentials {
+        &self.credentials
     }
 
     /// Number of node slots (running or killed).

@@ -1,9 +1,10 @@
 //! The `bzzz` command line: `run` and `dev` start nodes; the other verbs talk to a node's HTTP API
 //! through the typed [`bzzz_client::ApiClient`], one room per group of verbs: [`node`] (status,
 //! peers, health, election, self-tests), [`context`], [`roles`], [`ops`] (the operator verbs,
-//! backup and restore), [`identity`] (key files, no node). [`print`] holds the shared output
+//! backup and restore), [`identity`] and [`ca`] (key and certificate files, no node). [`print`] holds the shared output
 //! helpers and the CLI's error type.
 
+mod ca;
 mod context;
 mod identity;
 mod node;
@@ -19,6 +20,7 @@ use bzzz_client::ApiClient;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
+pub use ca::{CaCommand, KeygenCommand};
 pub use print::CliError;
 
 /// bzzz: a peer-to-peer mesh daemon for AI agents.
@@ -60,6 +62,12 @@ pub enum Command {
     /// Create or inspect node identity keys (e.g. fixed identities for bootstrap nodes).
     #[command(subcommand)]
     Identity(IdentityCommand),
+    /// The cluster CA and node certificates (files only; keep the CA directory offline).
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Create secrets: the mesh key.
+    #[command(subcommand)]
+    Keygen(KeygenCommand),
     /// Make the running node re-read its config file (like SIGHUP): applies log.level,
     /// api.operator_token_file (the token is re-read) and p2p.bootstrap_peers, and lists the
     /// changed fields that need a restart. A file that does not validate is refused.
@@ -496,6 +504,8 @@ pub async fn run_client(command: Command) -> ExitCode {
             RolesCommand::Grant(a) => roles::grant(&a).await,
         },
         Command::Identity(c) => identity::run(&c),
+        Command::Ca(c) => ca::run(&c),
+        Command::Keygen(c) => ca::keygen(&c),
         Command::Reload(a) => ops::reload(&a).await,
         Command::Backup(a) => ops::backup(&a).await,
         Command::Restore(a) => ops::restore(&a).await,

@@ -19,7 +19,7 @@ struct Override {
 }
 
 /// Every override, applied in this order.
-const OVERRIDES: [Override; 14] = [
+const OVERRIDES: [Override; 16] = [
     Override {
         var: "BZZZ_AGENT_ID",
         field: "agent.id",
@@ -54,6 +54,16 @@ const OVERRIDES: [Override; 14] = [
         var: "BZZZ_SWARM_KEY_FILE",
         field: "p2p.swarm_key_file",
         apply: |c, v| set(&mut c.p2p.swarm_key_file, optional_path(v)),
+    },
+    Override {
+        var: "BZZZ_CA_CERT_FILE",
+        field: "admission.ca_cert_file",
+        apply: |c, v| set(&mut c.admission.ca_cert_file, optional_path(v)),
+    },
+    Override {
+        var: "BZZZ_CERT_FILE",
+        field: "admission.cert_file",
+        apply: |c, v| set(&mut c.admission.cert_file, optional_path(v)),
     },
     Override {
         var: "BZZZ_P2P_LISTEN",

@@ -68,6 +68,8 @@ pub struct Config {
     pub node: NodeConfig,
     /// Peer-to-peer transport and bootstrap.
     pub p2p: P2pConfig,
+    /// Who may connect: the cluster CA and this node's certificate.
+    pub admission: AdmissionConfig,
     /// Gossipsub limits.
     pub gossip: GossipConfig,
     /// Kademlia DHT settings.
@@ -124,6 +126,32 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("./data"),
             mode: Mode::Agent,
             identity_key_file: None,
+        }
+    }
+}
+
+/// Admission: every P2P connection exchanges certificates (`/bzzz/admit/1`) and is dropped unless
+/// the peer holds a certificate of this cluster (see `docs/security.md`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdmissionConfig {
+    /// The cluster CA certificate (`ca.crt` from `bzzz ca init`; the Docker secret
+    /// `bzzz_ca_cert`). Unset: admission is off and any peer that can connect is trusted (a
+    /// warning at start, `bzzz_admission_enabled 0`).
+    pub ca_cert_file: Option<PathBuf>,
+    /// This node's certificate chain (`bzzz ca sign`). Unset: `<data_dir>/node.crt`.
+    pub cert_file: Option<PathBuf>,
+    /// Bound on a new connection's certificate exchange, in milliseconds; a peer that has not
+    /// finished by then is dropped.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            ca_cert_file: None,
+            cert_file: None,
+            handshake_timeout_ms: 2_000,
         }
     }
 }

@@ -8,8 +8,8 @@ use bzzz_bootstrap::BootstrapPeer;
 use libp2p::Multiaddr;
 
 use super::{
-    AgentConfig, ApiConfig, Config, ConfigError, ContextConfig, DhtConfig, ElectionConfig, GossipConfig, HealthConfig,
-    LogConfig, NodeConfig, P2pConfig, RolesConfig, invalid,
+    AdmissionConfig, AgentConfig, ApiConfig, Config, ConfigError, ContextConfig, DhtConfig, ElectionConfig,
+    GossipConfig, HealthConfig, LogConfig, NodeConfig, P2pConfig, RolesConfig, invalid,
 };
 
 /// Settings derived from a validated [`Config`], in the types the node uses.
@@ -36,6 +36,7 @@ impl Config {
         self.agent.validate()?;
         self.node.validate()?;
         let p2p = self.p2p.validate()?;
+        self.admission.validate()?;
         self.gossip.validate()?;
         let put_quorum = self.dht.validate()?;
         let api_listen = self.api.validate()?;
@@ -56,6 +57,30 @@ impl Config {
             health_listen,
             put_quorum,
         })
+    }
+}
+
+impl AdmissionConfig {
+    /// Checks the handshake bound and that a certificate file is not given without a CA.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(100..=60_000).contains(&self.handshake_timeout_ms) {
+            return Err(invalid("admission.handshake_timeout_ms", "must be 100 to 60000"));
+        }
+        for (field, path) in [
+            ("admission.ca_cert_file", &self.ca_cert_file),
+            ("admission.cert_file", &self.cert_file),
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(invalid(field, "must not be empty (leave it unset instead)"));
+            }
+        }
+        if self.cert_file.is_some() && self.ca_cert_file.is_none() {
+            return Err(invalid(
+                "admission.cert_file",
+                "is set but admission.ca_cert_file is not: a certificate is checked against the cluster CA",
+            ));
+        }
+        Ok(())
     }
 }
 

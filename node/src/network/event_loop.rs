@@ -47,6 +47,8 @@ pub(crate) const MAX_SUBSCRIBERS_PER_TOPIC: usize = 64;
 pub(crate) const MAX_ADDRS_PER_PEER: usize = 8;
 /// How often expired DHT records are swept.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
+/// How often admitted peers' certificates are checked for expiry and revocation.
+const ADMISSION_CHECK: Duration = Duration::from_secs(1);
 
 struct PeerState {
     addresses: Vec<Multiaddr>,
@@ -98,6 +100,8 @@ pub struct EventLoop {
     pending_raft: Pending<RaftResponse>,
     inbound: InboundSenders,
     validator: std::sync::Arc<dyn RecordValidator>,
+    /// Who is admitted, with their certificates (filled by the transport's admission upgrade).
+    admission: std::sync::Arc<crate::admission::Admission>,
     /// Provider announcements and republications an operator started (`dht reprovide`), until
     /// their queries finish; bounded by [`MAX_MAINTENANCE_QUERIES`].
     maintenance_queries: HashSet<QueryId>,
@@ -117,7 +121,7 @@ impl EventLoop {
         p2p_metrics: libp2p::metrics::Metrics,
         settings: LoopSettings,
         inbound: InboundSenders,
-        validator: std::sync::Arc<dyn RecordValidator>,
+        gates: super::Gates,
     ) -> Self {
         Self {
             swarm,
@@ -136,7 +140,8 @@ impl EventLoop {
             pending_rpcs: HashMap::new(),
             pending_raft: HashMap::new(),
             inbound,
-            validator,
+            validator: gates.validator,
+            admission: gates.admission,
             maintenance_queries: HashSet::new(),
         }
     }
@@ -145,6 +150,8 @@ impl EventLoop {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut sweep = tokio::time::interval(EXPIRY_SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut admission_check = tokio::time::interval(ADMISSION_CHECK);
+        admission_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -154,6 +161,7 @@ impl EventLoop {
                     Some(c) => self.on_command(c),
                     None => break,
                 },
+                _ = admission_check.tick() => self.disconnect_invalid(),
                 _ = sweep.tick() => {
                     let removed = self.swarm.behaviour_mut().kad.store_mut().remove_expired();
                     if removed > 0 {
@@ -213,6 +221,14 @@ impl EventLoop {
                 num_established,
                 ..
             } => {
+                if self.admission.peer(&peer_id).is_none() {
+                    // Admitted by the transport, but the close of an older connection to the
+                    // same peer forgot it before this one was reported: never keep a
+                    // connection admission does not know. The peer redials and is judged again.
+                    tracing::debug!(peer = %peer_id, "connection without admission record; closing");
+                    self.swarm.close_connection(connection_id);
+                    return;
+                }
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -241,6 +257,7 @@ impl EventLoop {
             } => {
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
+                    self.admission.forget(&peer_id);
                     tracing::debug!(peer = %peer_id, "peer disconnected");
                 }
                 self.metrics.set_connected_peers(self.peers.len());
@@ -262,6 +279,17 @@ impl EventLoop {
                 tracing::warn!(%error, "listener error");
             }
             _ => {}
+        }
+    }
+
+    /// Disconnects every peer whose certificate expired or was revoked since it was admitted
+    /// (Nebula's `disconnect_invalid`), and counts each.
+    fn disconnect_invalid(&mut self) {
+        for (peer, reason) in self.admission.invalid_peers(now_unix_ms()) {
+            tracing::info!(%peer, reason = crate::metrics::LabelValue::as_str(reason), "certificate no longer valid; disconnecting");
+            self.admission.forget(&peer);
+            self.admission.count_disconnect(reason);
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bzzz_protocol::envelope::EnvelopeLimits;
 use bzzz_storage::{RecordStoreConfig, RecordStoreStatsHandle, SledRecordStore, Store};
 use libp2p::identity::Keypair;
-use libp2p::{Multiaddr, SwarmBuilder, noise, tcp, yamux};
+use libp2p::{Multiaddr, SwarmBuilder, noise, tcp};
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
@@ -25,6 +25,8 @@ pub use inbound::{Inbound, InboundContext, InboundRaft, JoinRequest, ProbeAck, R
 
 pub use metrics::NetworkMetrics;
 
+use crate::admission::Admission;
+use crate::admission::handshake::AdmitUpgrade;
 use crate::config::{Config, Resolved};
 
 /// Queue of commands from clients to the event loop.
@@ -60,6 +62,16 @@ pub enum StartError {
     },
 }
 
+/// Who may do what on this node's network, injected by the services that decide it: which peers
+/// are admitted (and what their certificates say), and which records peers may put.
+#[derive(Debug, Clone)]
+pub struct Gates {
+    /// Admission: certificates of connecting peers.
+    pub admission: std::sync::Arc<Admission>,
+    /// Judges records peers put into this node's DHT store.
+    pub validator: std::sync::Arc<dyn RecordValidator>,
+}
+
 /// What [`new`] returns.
 pub struct Network {
     /// Handle for the node's tasks.
@@ -79,7 +91,7 @@ impl std::fmt::Debug for Network {
 }
 
 /// Builds the swarm for `key`, starts listening on the configured addresses and returns the
-/// pieces. Records peers put into the DHT are judged by `validator`. Listening has started (addresses are bound asynchronously by the transport; the first
+/// pieces. Connections are admitted and records peers put into the DHT judged by `gates`. Listening has started (addresses are bound asynchronously by the transport; the first
 /// `NewListenAddr` events follow).
 pub fn new(
     key: Keypair,
@@ -88,7 +100,7 @@ pub fn new(
     store: &Store,
     registry: &mut Registry,
     metrics: NetworkMetrics,
-    validator: std::sync::Arc<dyn RecordValidator>,
+    gates: Gates,
 ) -> Result<Network, StartError> {
     let peer_id = key.public().to_peer_id();
     let record_store = SledRecordStore::new(
@@ -121,41 +133,43 @@ pub fn new(
     let p2p_metrics = libp2p::metrics::Metrics::new(registry);
     let idle = Duration::from_secs(config.p2p.idle_connection_timeout_secs);
     let tcp_config = || tcp::Config::default().nodelay(true);
-    let builder = SwarmBuilder::with_existing_identity(key.clone()).with_tokio();
-    let mut swarm = match config.p2p.swarm_key_file.as_deref().map(load_swarm_key).transpose()? {
-        None => builder
-            .with_tcp(tcp_config(), noise::Config::new, yamux::Config::default)
-            .map_err(|e| StartError::Transport(e.to_string()))?
-            .with_dns()
-            .map_err(|e| StartError::Transport(format!("dns: {e}")))?
-            .with_behaviour(|_| behaviour)
-            .map_err(|e| StartError::Transport(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .build(),
-        // A private network: every TCP connection first proves the pre-shared key (libp2p pnet,
-        // XSalsa20 over the socket), then noise and yamux as usual. Nodes without the key fail
-        // the handshake before any bzzz protocol runs.
-        Some(psk) => {
-            tracing::info!(fingerprint = %psk.fingerprint(), "private network: only peers with this swarm key can connect");
-            builder
-                .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-                    use libp2p::Transport as _;
-                    Ok(tcp::tokio::Transport::new(tcp_config())
-                        .and_then(move |socket, _| libp2p::pnet::PnetConfig::new(psk).handshake(socket))
-                        .upgrade(libp2p::core::upgrade::Version::V1Lazy)
-                        .authenticate(noise::Config::new(key)?)
-                        .multiplex(yamux::Config::default())
-                        .timeout(PNET_UPGRADE_TIMEOUT))
+    let psk = config.p2p.swarm_key_file.as_deref().map(load_swarm_key).transpose()?;
+    if let Some(psk) = &psk {
+        tracing::info!(fingerprint = %psk.fingerprint(), "private network: only peers with this swarm key can connect");
+    }
+    // One transport for every configuration: TCP; then, on a private network, the pre-shared
+    // key proof (libp2p pnet, XSalsa20 over the socket), so peers without the mesh key fail
+    // before any bzzz protocol runs; then noise, which authenticates the peer id; then
+    // admission (`/bzzz/admit/1`: certificates both ways), which alone hands the connection to
+    // yamux. A connection exists for the swarm only once all of them passed.
+    let admit = gates.admission.clone();
+    let mut swarm = SwarmBuilder::with_existing_identity(key.clone())
+        .with_tokio()
+        .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            use futures::future::Either;
+            use libp2p::Transport as _;
+            Ok(tcp::tokio::Transport::new(tcp_config())
+                .and_then(move |socket, _| async move {
+                    match psk {
+                        Some(psk) => libp2p::pnet::PnetConfig::new(psk)
+                            .handshake(socket)
+                            .await
+                            .map(Either::Left),
+                        None => Ok(Either::Right(socket)),
+                    }
                 })
-                .map_err(|e| StartError::Transport(e.to_string()))?
-                .with_dns()
-                .map_err(|e| StartError::Transport(format!("dns: {e}")))?
-                .with_behaviour(|_| behaviour)
-                .map_err(|e| StartError::Transport(e.to_string()))?
-                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-                .build()
-        }
-    };
+                .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex_ext(move |peer, _| AdmitUpgrade::new(admit.clone(), *peer))
+                .timeout(UPGRADE_TIMEOUT))
+        })
+        .map_err(|e| StartError::Transport(e.to_string()))?
+        .with_dns()
+        .map_err(|e| StartError::Transport(format!("dns: {e}")))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| StartError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build();
 
     for addr in &resolved.listen {
         swarm.listen_on(addr.clone()).map_err(|e| StartError::Listen {
@@ -185,7 +199,7 @@ pub fn new(
             record_ttl: bcfg.record_ttl,
         },
         inbound_tx,
-        validator,
+        gates,
     );
     let client = Client {
         commands: cmd_tx,
@@ -205,8 +219,9 @@ pub fn new(
     })
 }
 
-/// Longest a private-network connection may take to finish its pnet, noise and yamux handshakes.
-const PNET_UPGRADE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest a new connection may take to finish its pnet, noise, admission and yamux handshakes
+/// (admission has its own, shorter bound: `admission.handshake_timeout_ms`).
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Reads a libp2p pre-shared key file. Errors name the file and the problem, never the key.
 pub fn load_swarm_key(path: &std::path::Path) -> Result<libp2p::pnet::PreSharedKey, StartError> {

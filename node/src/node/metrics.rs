@@ -4,6 +4,7 @@
 
 use prometheus_client::registry::Registry;
 
+use crate::admission::AdmissionMetrics;
 use crate::consensus::ElectionMetrics;
 use crate::context::ContextMetrics;
 use crate::health::HealthMetrics;
@@ -20,6 +21,7 @@ pub(crate) struct NodeMetrics {
     pub context: ContextMetrics,
     pub health: HealthMetrics,
     pub ops: OpsMetrics,
+    pub admission: AdmissionMetrics,
 }
 
 impl NodeMetrics {
@@ -35,6 +37,7 @@ impl NodeMetrics {
             context,
             health: HealthMetrics::new(registry, &errors),
             ops: OpsMetrics::new(registry),
+            admission: AdmissionMetrics::new(registry),
         }
     }
 }

@@ -46,6 +46,12 @@ pub enum NodeError {
     /// The identity could not be loaded or created.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    /// `bzzz dev` could not create or load its throwaway credentials.
+    #[error("bzzz dev credentials: {0}")]
+    DevCredentials(String),
+    /// Admission could not be set up (the CA or this node's certificate).
+    #[error(transparent)]
+    Admission(#[from] crate::admission::AdmissionError),
     /// The data dir could not be created.
     #[error("cannot create data dir {path}: {source}")]
     DataDir {
@@ -108,6 +114,7 @@ pub struct Node {
     ops: crate::ops::Ops,
     duties: DutyRegistry,
     metrics: MetricsHandle,
+    admission: Arc<crate::admission::Admission>,
     store: Store,
     join: watch::Receiver<JoinStatus>,
     http: (CancellationToken, TaskTracker),
@@ -158,6 +165,11 @@ impl Node {
 
         let mut registry = Registry::default();
         let metrics = metrics::NodeMetrics::register(&mut registry, &config.node.mode.to_string());
+        let admission = Arc::new(crate::admission::Admission::load(
+            peer_id,
+            &crate::admission::AdmissionSettings::from_config(&config),
+            metrics.admission.clone(),
+        )?);
         let validator = Arc::new(crate::context::ContextRecordValidator::new(
             config.dht.max_record_bytes,
             metrics.context.clone(),
@@ -169,7 +181,10 @@ impl Node {
             &store,
             &mut registry,
             metrics.network.clone(),
-            validator,
+            network::Gates {
+                admission: admission.clone(),
+                validator,
+            },
         )?;
         let metrics_handle = MetricsHandle::new(registry, metrics.process.clone());
 
@@ -310,6 +325,7 @@ impl Node {
             ops,
             duties,
             metrics: metrics_handle,
+            admission,
             store,
             join: join.status,
             http,
@@ -386,6 +402,12 @@ impl Node {
     /// The metrics registry.
     pub fn metrics(&self) -> &MetricsHandle {
         &self.metrics
+    }
+
+    /// Who is admitted, with their certificates; this node's own certificate and revocation
+    /// list.
+    pub fn admission(&self) -> &crate::admission::Admission {
+        &self.admission
     }
 
     /// Bootstrap join progress.

@@ -138,10 +138,10 @@ pub enum CertError {
     /// The certificate names another peer than the one that presented it.
     #[error("certificate is for peer {certified}, presented by {presenter}")]
     PeerMismatch {
-        /// Whom the certificate names.
-        certified: PeerId,
+        /// Whom the certificate names (boxed: a `PeerId` is large and errors travel by value).
+        certified: Box<PeerId>,
         /// Who presented it (authenticated by the transport).
-        presenter: PeerId,
+        presenter: Box<PeerId>,
     },
     /// On the revocation list.
     #[error("certificate {0:016x} is revoked")]
@@ -491,8 +491,8 @@ impl TrustAnchor {
         let certified = verified.leaf.peer_id();
         if &certified != presenter {
             return Err(CertError::PeerMismatch {
-                certified,
-                presenter: *presenter,
+                certified: Box::new(certified),
+                presenter: Box::new(*presenter),
             });
         }
         Ok(verified)

@@ -1,0 +1,319 @@
+//! Admission: only peers holding a certificate of this cluster get a connection.
+//!
+//! Every P2P connection runs the `/bzzz/admit/1` handshake ([`handshake`]) after the noise
+//! handshake and before the multiplexer: both sides send their certificate chain, each verifies
+//! the other's against the cluster CA ([`bzzz_protocol::cert::TrustAnchor`]), and the connection
+//! exists for the swarm only if both admit. A refused peer is never served anything: no gossip,
+//! no RPC, no Kademlia, no place in the peer count. [`Admission`] holds the trust anchor, this
+//! node's own chain, the revocation list and the certificate of every admitted peer, which
+//! consensus and the context service read to decide who may vote or hold a role.
+//!
+//! [`files`] creates and reads the credential files (`bzzz ca …`, `bzzz keygen mesh-key`, `bzzz
+//! dev` and the test harness use it).
+
+pub mod files;
+pub(crate) mod handshake;
+pub(crate) mod metrics;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bzzz_protocol::cert::{CertError, TrustAnchor, Verified};
+use bzzz_protocol::protocols;
+use bzzz_protocol::wire::{AdmitHello, CertificateChain};
+use bzzz_storage::util::now_unix_ms;
+use libp2p::PeerId;
+
+pub use files::{CertificateAuthority, FileError};
+pub use metrics::AdmissionMetrics;
+use metrics::{Outcome, Reason};
+
+/// Default bound on the whole certificate exchange of a new connection.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why admission could not be set up at start. Names the file and the problem, never a key.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// A credential file could not be read or does not hold what it should.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// This node's own certificate does not verify against the configured CA.
+    #[error("this node's certificate in {path} is not valid for this node: {source}")]
+    OwnCertificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// Why.
+        source: CertError,
+    },
+    /// The configuration asks for the voter right the certificate does not give.
+    #[error(
+        "election.eligible is true but the certificate in {path} does not allow voting; sign one with `bzzz ca sign --voter` or set election.eligible: false"
+    )]
+    NotAVoter {
+        /// The certificate file.
+        path: PathBuf,
+    },
+}
+
+/// Admission settings, resolved from the config at start.
+#[derive(Debug, Clone)]
+pub struct AdmissionSettings {
+    /// The cluster CA certificate file (the trust anchor); `None` turns admission off.
+    pub ca_cert_file: Option<PathBuf>,
+    /// This node's certificate chain file.
+    pub cert_file: PathBuf,
+    /// Bound on the handshake of one connection.
+    pub handshake_timeout: Duration,
+    /// Whether this node wants to be a Raft voter (its certificate must allow it).
+    pub wants_voter: bool,
+}
+
+impl AdmissionSettings {
+    /// The settings `config` resolves to (the certificate file defaults to
+    /// `<data_dir>/node.crt`; a voter is an admin-eligible node in agent mode).
+    pub fn from_config(config: &crate::config::Config) -> AdmissionSettings {
+        AdmissionSettings {
+            ca_cert_file: config.admission.ca_cert_file.clone(),
+            cert_file: config
+                .admission
+                .cert_file
+                .clone()
+                .unwrap_or_else(|| config.node.data_dir.join(files::NODE_CERT_FILE)),
+            handshake_timeout: Duration::from_millis(config.admission.handshake_timeout_ms),
+            wants_voter: config.election.eligible && config.node.mode == bzzz_bootstrap::Mode::Agent,
+        }
+    }
+}
+
+/// What admission knows about an admitted peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// Its verified certificate; `None` only when admission is off.
+    pub cert: Option<Verified>,
+}
+
+impl Admitted {
+    /// Whether its certificate gives the voter right (always true when admission is off, which
+    /// keeps the pre-admission behaviour of an open mesh).
+    pub fn voter(&self) -> bool {
+        self.cert.as_ref().is_none_or(|c| c.leaf.voter)
+    }
+
+    /// Whether its certificate lists `role` (always true when admission is off).
+    pub fn may_hold(&self, role: &str) -> bool {
+        self.cert.as_ref().is_none_or(|c| c.leaf.has_role(role))
+    }
+}
+
+/// Why this node refused a peer in the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) reason: Reason,
+    pub(crate) message: String,
+}
+
+/// The admission state of a node: shared by the transport (which admits), the event loop (which
+/// disconnects peers whose certificate became invalid) and the services that authorise by
+/// certificate. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Admission {
+    anchor: Option<TrustAnchor>,
+    chain: RwLock<Option<Arc<CertificateChain>>>,
+    local_cert: RwLock<Option<Verified>>,
+    revoked: RwLock<HashSet<u64>>,
+    peers: RwLock<HashMap<PeerId, Admitted>>,
+    timeout: Duration,
+    metrics: AdmissionMetrics,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Admission {
+    /// Loads the trust anchor and this node's chain, and checks the chain is valid for `local`
+    /// now (a node never starts with a certificate its peers would refuse).
+    pub fn load(
+        local: PeerId,
+        settings: &AdmissionSettings,
+        metrics: AdmissionMetrics,
+    ) -> Result<Admission, AdmissionError> {
+        let (anchor, chain, local_cert) = match &settings.ca_cert_file {
+            None => {
+                tracing::warn!(
+                    "admission is OFF (admission.ca_cert_file is not set): any peer with the mesh key is admitted and trusted; create a cluster CA with `bzzz ca init`"
+                );
+                (None, None, None)
+            }
+            Some(ca_file) => {
+                let anchor = files::read_anchor(ca_file)?;
+                let chain = files::read_chain(&settings.cert_file)?;
+                let verified = anchor
+                    .verify_node(&chain, &local, now_unix_ms(), &|_| false)
+                    .map_err(|source| AdmissionError::OwnCertificate {
+                        path: settings.cert_file.clone(),
+                        source,
+                    })?;
+                if settings.wants_voter && !verified.leaf.voter {
+                    return Err(AdmissionError::NotAVoter {
+                        path: settings.cert_file.clone(),
+                    });
+                }
+                tracing::info!(
+                    cluster = %anchor.cluster_id(),
+                    serial = %format_args!("{:016x}", verified.leaf.serial),
+                    roles = ?verified.leaf.roles,
+                    voter = verified.leaf.voter,
+                    "admission on: only peers with a certificate of this cluster are admitted"
+                );
+                (Some(anchor), Some(Arc::new(chain)), Some(verified))
+            }
+        };
+        metrics.set_enabled(anchor.is_some());
+        if let Some(v) = &local_cert {
+            metrics.set_own_expiry(v.not_after_ms());
+        }
+        Ok(Admission {
+            anchor,
+            chain: RwLock::new(chain),
+            local_cert: RwLock::new(local_cert),
+            revoked: RwLock::new(HashSet::new()),
+            peers: RwLock::new(HashMap::new()),
+            timeout: settings.handshake_timeout,
+            metrics,
+        })
+    }
+
+    /// Whether certificates are checked (false only when no CA is configured).
+    pub fn enabled(&self) -> bool {
+        self.anchor.is_some()
+    }
+
+    /// The cluster this node belongs to, when admission is on.
+    pub fn cluster_id(&self) -> Option<bzzz_protocol::cert::ClusterId> {
+        self.anchor.as_ref().map(TrustAnchor::cluster_id)
+    }
+
+    /// This node's own verified certificate, when admission is on.
+    pub fn local_certificate(&self) -> Option<Verified> {
+        read(&self.local_cert).clone()
+    }
+
+    /// What an admitted peer's certificate says; `None` if the peer is not admitted (not
+    /// connected, or refused).
+    pub fn peer(&self, peer: &PeerId) -> Option<Admitted> {
+        read(&self.peers).get(peer).cloned()
+    }
+
+    /// Number of peers currently admitted.
+    pub fn admitted_count(&self) -> usize {
+        read(&self.peers).len()
+    }
+
+    /// Whether `serial` is on the revocation list.
+    pub fn is_revoked(&self, serial: u64) -> bool {
+        read(&self.revoked).contains(&serial)
+    }
+
+    /// The hello this node sends: its chain and cluster.
+    pub(crate) fn hello(&self) -> AdmitHello {
+        AdmitHello {
+            protocol: protocols::ADMIT.to_owned(),
+            cluster_id: self.cluster_id().map(|c| c.0.to_vec()).unwrap_or_default(),
+            chain: read(&self.chain).as_deref().cloned(),
+            wants_join: false,
+        }
+    }
+
+    /// Decides about a peer's hello: its chain must verify for `peer` now.
+    pub(crate) fn judge(&self, peer: &PeerId, hello: &AdmitHello) -> Result<Admitted, Refusal> {
+        if hello.protocol != protocols::ADMIT {
+            return Err(Refusal {
+                reason: Reason::UnsupportedProtocol,
+                message: format!("expected {}", protocols::ADMIT),
+            });
+        }
+        let Some(anchor) = &self.anchor else {
+            return Ok(Admitted { cert: None });
+        };
+        let Some(chain) = &hello.chain else {
+            return Err(Refusal {
+                reason: Reason::NoCertificate,
+                message: format!(
+                    "no certificate presented; this mesh admits only nodes with a certificate of cluster {}",
+                    anchor.cluster_id()
+                ),
+            });
+        };
+        let revoked = read(&self.revoked);
+        anchor
+            .verify_node(chain, peer, now_unix_ms(), &|s| revoked.contains(&s))
+            .map(|v| Admitted { cert: Some(v) })
+            .map_err(|e| Refusal {
+                reason: Reason::from(&e),
+                message: e.to_string(),
+            })
+    }
+
+    /// Records `peer` as admitted (the handshake succeeded on a new connection).
+    pub(crate) fn admit(&self, peer: PeerId, admitted: Admitted) {
+        write(&self.peers).insert(peer, admitted);
+        self.metrics.count(Outcome::Admitted, Reason::None);
+    }
+
+    /// Forgets a peer whose last connection closed.
+    pub(crate) fn forget(&self, peer: &PeerId) {
+        write(&self.peers).remove(peer);
+    }
+
+    /// Peers whose certificate is no longer valid (expired, or revoked since admission), with
+    /// the reason; the event loop disconnects them.
+    pub(crate) fn invalid_peers(&self, now_ms: u64) -> Vec<(PeerId, Reason)> {
+        let revoked = read(&self.revoked);
+        read(&self.peers)
+            .iter()
+            .filter_map(|(peer, a)| {
+                let cert = a.cert.as_ref()?;
+                if now_ms > cert.leaf.not_after_ms {
+                    Some((*peer, Reason::Expired))
+                } else if revoked.contains(&cert.leaf.serial)
+                    || cert.issuer_serial.is_some_and(|s| revoked.contains(&s))
+                {
+                    Some((*peer, Reason::Revoked))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Counts a disconnection of a peer whose certificate became invalid.
+    pub(crate) fn count_disconnect(&self, reason: Reason) {
+        self.metrics.count(Outcome::Disconnected, reason);
+    }
+
+    /// Puts serials on the revocation list (from Raft or gossip); peers presenting them are
+    /// refused from now on and disconnected by the event loop's next check.
+    pub fn revoke(&self, serials: impl IntoIterator<Item = u64>) {
+        write(&self.revoked).extend(serials);
+    }
+
+    /// The handshake bound.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The metrics.
+    pub(crate) fn metrics(&self) -> &AdmissionMetrics {
+        &self.metrics
+    }
+}
+
+#[cfg(test)]
+mod tests;
