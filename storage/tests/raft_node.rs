@@ -90,14 +90,20 @@ async fn start(dir: &Path) -> Result<(Raft, SledStateMachine), Box<dyn std::erro
     Ok((raft, state_machine))
 }
 
-/// A `SetKv` of key `k{i}` to `[i]` in namespace "test".
-fn set(i: u8) -> Request {
+/// The leader's current term (read before any await: the metrics guard must not be held).
+fn current_term(raft: &bzzz_storage::raft::Raft) -> u64 {
+    raft.metrics().borrow().current_term
+}
+
+/// A `SetKv` of key `k{i}` to `[i]` in namespace "test", proposed in `term` (the leader's: the
+/// state machine fences requests of another term).
+fn set(i: u8, term: u64) -> Request {
     let command = Command::SetKv {
         namespace: "test".to_owned(),
         key: format!("k{i}"),
         value: vec![i],
     };
-    Request::new(command, 0)
+    Request::new(command, term)
 }
 
 /// A single voter applies writes, snapshots and purges its log, answers a newer-schema request
@@ -117,7 +123,7 @@ async fn single_node_applies_snapshots_and_restarts() -> TestResult {
         .await?;
 
     for i in 0..12 {
-        let reply = raft.client_write(set(i)).await?;
+        let reply = raft.client_write(set(i, current_term(&raft))).await?;
         assert_eq!(
             reply.data,
             Response::Ok,
@@ -125,7 +131,7 @@ async fn single_node_applies_snapshots_and_restarts() -> TestResult {
             reply.data
         );
     }
-    let mut newer = set(99);
+    let mut newer = set(99, current_term(&raft));
     newer.schema = SCHEMA_VERSION + 1;
     let reply = raft.client_write(newer).await?;
     assert!(
@@ -156,7 +162,7 @@ async fn single_node_applies_snapshots_and_restarts() -> TestResult {
     raft.wait(Some(WAIT))
         .current_leader(ID, "the restarted voter leads")
         .await?;
-    let reply = raft.client_write(set(12)).await?;
+    let reply = raft.client_write(set(12, current_term(&raft))).await?;
     assert_eq!(reply.data, Response::Ok, "expected a write after restart answered Ok");
     for i in 0..=12u8 {
         let value = sm.get_kv("test", &format!("k{i}"))?;

@@ -8,6 +8,7 @@
 //! ([`scenario`]); [`process`] starts real `bzzz` processes and runs its client verbs.
 
 pub mod creds;
+pub mod hostile;
 pub mod process;
 pub mod scenario;
 
@@ -39,6 +40,8 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     c.gossip.heartbeat_ms = 100;
     c.gossip.publish_wait_ms = 5_000;
     c.log.level = "warn".into();
+    // No mesh key unless the test gives one (`TestCluster` gives every cluster its own).
+    c.p2p.insecure_open_mesh = true;
     // Many nodes share 2 cores in tests: give Raft more room than the release defaults (openraft
     // 0.9 times out AppendEntries after one heartbeat interval, votes after the minimum election
     // timeout).

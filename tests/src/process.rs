@@ -72,6 +72,22 @@ impl Ports {
     }
 }
 
+/// Writes the mesh key every node this test process launches shares into `data_dir/mesh.key`
+/// (created if needed) and returns its path: processes of one test find each other, and no key
+/// outlives the test's temporary dirs.
+pub fn shared_mesh_key(data_dir: &Path) -> PathBuf {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = KEY.get_or_init(bzzz_node::admission::files::mesh_key_text);
+    let path = data_dir.join("mesh.key");
+    if !path.exists() {
+        let written = std::fs::create_dir_all(data_dir).and_then(|()| std::fs::write(&path, text));
+        if let Err(e) = written {
+            panic!("cannot write the test mesh key {}: {e}", path.display());
+        }
+    }
+    path
+}
+
 /// The `bzzz` binary, for process-level tests. `BZZZ_BIN` names one; otherwise cargo builds it (a
 /// no-op when it is up to date) into the calling test's target dir and profile: the binary
 /// belongs to `bzzz-node`, so `CARGO_BIN_EXE_bzzz` does not exist for this package's tests.
@@ -162,6 +178,8 @@ impl Launch {
         let mut l = Launch::new(bin, ["run", "--mode", mode, "--data-dir"]);
         l.cmd
             .arg(data_dir)
+            .arg("--swarm-key-file")
+            .arg(shared_mesh_key(data_dir))
             .arg("--p2p-listen")
             .arg(ports.p2p_multiaddr())
             .arg("--api-listen")

@@ -70,7 +70,7 @@ impl RaftTransport for RouterTransport {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        Ok(answer_request(Some(&responder), request).await)
+        Ok(answer_request(Some(&responder), &self.from, request).await)
     }
 }
 
@@ -164,6 +164,15 @@ impl RaftRouter {
             tracker,
             _dir: dir,
         })
+    }
+
+    /// The way out of the router for a sender `from` (a voter's, or a stranger's peer id), to
+    /// send hand-made Raft requests.
+    pub fn transport_from(&self, from: PeerId) -> RouterTransport {
+        RouterTransport {
+            from,
+            router: self.clone(),
+        }
     }
 
     /// Makes `peer` unreachable (`true`) or reachable again, both ways.

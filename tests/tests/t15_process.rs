@@ -259,3 +259,116 @@ async fn five_processes_elect_and_fail_over_after_kill_9() -> Result<()> {
     ensure!(text.contains("admin:"), "bzzz status shows the admin: {text}");
     Ok(())
 }
+
+/// `bzzz run` refuses to start without a mesh key, with exit code 2 and an error naming
+/// `p2p.swarm_key_file` and how to make one; with `--insecure-open-mesh` it starts, says so in
+/// its log, in `/api/status` and in `bzzz_p2p_insecure_open_mesh`; with a key from `bzzz keygen
+/// mesh-key` it starts as a private network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bzzz_run_needs_a_mesh_key_or_an_explicit_open_mesh() -> Result<()> {
+    let bin = bzzz_binary_async().await?;
+    let dir = tempfile::tempdir()?;
+    let ports = Ports::free()?;
+    let base = |data: &str| {
+        Launch::new(
+            &bin,
+            [
+                "run".to_string(),
+                "--data-dir".into(),
+                dir.path().join(data).display().to_string(),
+                "--p2p-listen".into(),
+                ports.p2p_multiaddr(),
+                "--api-listen".into(),
+                format!("127.0.0.1:{}", ports.api),
+                "--health-listen".into(),
+                format!("127.0.0.1:{}", ports.health),
+            ],
+        )
+        .clean_env()
+        .env("RUST_LOG", "warn")
+    };
+
+    let mut refused = base("refused").log_to(dir.path().join("refused.log")).spawn()?;
+    let code = refused.wait_exit(Duration::from_secs(20)).await?;
+    ensure!(
+        code == Some(2),
+        "expected exit code 2, got {code:?}:\n{}",
+        refused.log()
+    );
+    let log = refused.log();
+    ensure!(
+        log.contains("p2p.swarm_key_file")
+            && log.contains("bzzz keygen mesh-key")
+            && log.contains("--insecure-open-mesh"),
+        "the error must name the field and both ways out:\n{log}"
+    );
+
+    let open = base("open")
+        .args(["--insecure-open-mesh"])
+        .log_to(dir.path().join("open.log"))
+        .ports(ports)
+        .spawn()?;
+    let api = open.api()?;
+    wait_for(
+        "the open-mesh node answers /api/status",
+        Duration::from_secs(30),
+        || async { api.status().await.is_ok() },
+    )
+    .await
+    .with_context(|| open.log())?;
+    let status = api.status().await?;
+    ensure!(
+        status.security.insecure_open_mesh && !status.security.mesh_key,
+        "/api/status must show the open mesh: {:?}",
+        status.security
+    );
+    let metrics = open.health()?.metrics_text().await?;
+    ensure!(
+        metrics.contains("\nbzzz_p2p_insecure_open_mesh 1"),
+        "the metric must show the open mesh"
+    );
+    ensure!(
+        open.log().contains("INSECURE OPEN MESH"),
+        "the log must say it loudly:\n{}",
+        open.log()
+    );
+    open.stop().await?;
+
+    let key = dir.path().join("mesh.key");
+    let made = Cli::new(&bin)
+        .run(&["keygen", "mesh-key", "--out", &key.display().to_string()])
+        .await?;
+    ensure!(made.success(), "keygen failed: {}", made.text());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key)?.permissions().mode();
+        ensure!(mode & 0o077 == 0, "the mesh key must be private, mode {mode:o}");
+    }
+    let again = Cli::new(&bin)
+        .run(&["keygen", "mesh-key", "--out", &key.display().to_string()])
+        .await?;
+    ensure!(!again.success(), "keygen must never replace a key file");
+    let private = base("private")
+        .args(["--swarm-key-file", &key.display().to_string()])
+        .log_to(dir.path().join("private.log"))
+        .ports(ports)
+        .spawn()?;
+    let api = private.api()?;
+    wait_for(
+        "the private node answers /api/status",
+        Duration::from_secs(30),
+        || async { api.status().await.is_ok() },
+    )
+    .await
+    .with_context(|| private.log())?;
+    let status = api.status().await?;
+    ensure!(
+        status.security.mesh_key && !status.security.insecure_open_mesh,
+        "{:?}",
+        status.security
+    );
+    ensure!(!private.log().contains("INSECURE OPEN MESH"), "{}", private.log());
+    private.stop().await?;
+    Ok(())
+}

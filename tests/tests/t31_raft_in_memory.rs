@@ -187,3 +187,67 @@ async fn rpc_delay_below_the_heartbeat_keeps_the_leader() -> Result<()> {
     shutdown(&voters).await;
     Ok(())
 }
+
+/// Raft RPCs are checked before openraft sees them: a stranger's vote, pre-vote and append are
+/// refused as not a member, a voter claiming the leader's node id is refused as a mismatch, and a
+/// snapshot chunk far past the size bound is refused even from the leader. The leader and every
+/// term stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_foreign_raft_rpcs_are_refused_before_raft() -> Result<()> {
+    use bzzz_node::consensus::transport::{MAX_SNAPSHOT_BYTES, RaftTransport};
+    use bzzz_storage::raft::node_id_from_peer_bytes;
+    use bzzz_tests::hostile;
+
+    let router = RaftRouter::new();
+    let voters = cluster(&router, 3).await?;
+    let all: Vec<&MemVoter> = voters.iter().collect();
+    let leader_id = agreed_leader(&all).context("a leader")?;
+    let leader = voters.iter().find(|v| v.node_id == leader_id).context("leader")?;
+    let followers: Vec<&MemVoter> = voters.iter().filter(|v| v.node_id != leader_id).collect();
+    let (target, other) = (followers[0], followers[1]);
+    let term = view(target).0;
+
+    let stranger = libp2p::identity::Keypair::generate_ed25519().public().to_peer_id();
+    let stranger_id = node_id_from_peer_bytes(&stranger.to_bytes());
+    let from_stranger = router.transport_from(stranger);
+    let from_other = router.transport_from(other.peer);
+    let from_leader = router.transport_from(leader.peer);
+    let cases = [
+        (&from_stranger, hostile::vote(term + 10, stranger_id), "not_member"),
+        (&from_stranger, hostile::pre_vote(stranger_id), "not_member"),
+        (
+            &from_stranger,
+            hostile::append_entries(term + 10, stranger_id),
+            "not_member",
+        ),
+        (
+            &from_other,
+            hostile::append_entries(term + 10, leader_id),
+            "node_id_mismatch",
+        ),
+        (&from_other, hostile::vote(term + 10, leader_id), "node_id_mismatch"),
+        (
+            &from_leader,
+            hostile::install_snapshot(term, leader_id, MAX_SNAPSHOT_BYTES),
+            "too_large",
+        ),
+        (
+            &from_leader,
+            hostile::install_snapshot(term, leader_id, u64::MAX - 4),
+            "too_large",
+        ),
+    ];
+    for (i, (transport, request, expected)) in cases.into_iter().enumerate() {
+        let response = transport.send(target.peer, Vec::new(), request).await?;
+        let reason = hostile::forbidden_reason(&response);
+        ensure!(
+            reason.as_deref() == Some(expected),
+            "case {i}: expected a {expected} refusal, got {response:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ensure!(view(target).0 == term, "the target's term moved: {:?}", view(target));
+    ensure!(agreed_leader(&all) == Some(leader_id), "the leader changed");
+    shutdown(&voters).await;
+    Ok(())
+}

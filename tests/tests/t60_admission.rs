@@ -197,3 +197,219 @@ async fn an_expired_or_revoked_certificate_disconnects_at_once() -> Result<()> {
     )
     .await
 }
+
+fn refused(n: &Node, what: &str, reason: &str) -> u64 {
+    n.metrics()
+        .sample("bzzz_consensus_refused_total", &[("what", what), ("reason", reason)])
+        .unwrap_or_default() as u64
+}
+
+/// A compromised member, admitted with a certificate of the cluster that does not give the voter
+/// right, tries every consensus attack of the audit with hand-made messages: a join request, a
+/// vote, a pre-vote, an append and a huge-offset snapshot chunk to every voter, a higher-term
+/// admin heartbeat in its own name and one in the admin's name, and a formation announcement.
+/// Each is refused and counted by reason on its receivers; the mesh keeps its admin, its term
+/// and its voters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_without_the_voter_right_cannot_touch_consensus() -> Result<()> {
+    use bzzz_protocol::topics;
+    use bzzz_protocol::wire::{
+        AdminHeartbeat, AdminMessage, EligibleAnnounce, JoinCluster, Kind, RpcRequest, admin_message, rpc_request,
+    };
+    use bzzz_storage::raft::node_id_from_peer_bytes;
+    use bzzz_tests::hostile;
+    use prost::Message;
+
+    TestCluster::scenario(
+        4,
+        |i, c| {
+            c.election.eligible = i < 3;
+            c.election.bootstrap_expect = 3;
+        },
+        async |cluster| {
+            cluster.wait_connected(3, WAIT).await?;
+            wait_for("every node knows the admin", WAIT, || async {
+                let admins: std::collections::BTreeSet<_> =
+                    cluster.running().map(|(_, n)| n.consensus().status().admin).collect();
+                admins.len() == 1 && admins.iter().all(Option::is_some)
+            })
+            .await?;
+            let before = cluster.node(0).consensus().status();
+            let admin: PeerId = before.admin.clone().context("admin")?.parse()?;
+            let admin_id = before.admin_node_id.context("admin id")?;
+            let attacker = cluster.node(3);
+            ensure!(
+                attacker.admission().local_certificate().is_some_and(|c| !c.leaf.voter),
+                "the attacker must hold a non-voter certificate"
+            );
+            let me = attacker.peer_id();
+            let my_id = node_id_from_peer_bytes(&me.to_bytes());
+            let voters: Vec<&Node> = (0..3).map(|i| cluster.node(i)).collect();
+            let admin_node = *voters.iter().find(|n| n.peer_id() == admin).context("admin node")?;
+
+            // Join.
+            let join = RpcRequest {
+                body: Some(rpc_request::Body::JoinCluster(JoinCluster {
+                    node_id: my_id,
+                    peer_id: me.to_string(),
+                    addrs: attacker.p2p_addrs().iter().map(|a| a.to_string()).collect(),
+                })),
+            };
+            wait_for("the admin refused the join request as not_voter", WAIT, || async {
+                let _ = attacker.client().send_rpc(admin, join.clone()).await;
+                refused(admin_node, "join", "not_voter") >= 1
+            })
+            .await?;
+
+            // Raft RPCs to every voter.
+            let term = before.term;
+            for v in &voters {
+                for request in [
+                    hostile::vote(term + 100, my_id),
+                    hostile::pre_vote(my_id),
+                    hostile::append_entries(term + 100, my_id),
+                    hostile::install_snapshot(term + 100, my_id, 1 << 40),
+                ] {
+                    let addrs = v.p2p_addrs();
+                    let response = attacker.client().send_raft(v.peer_id(), addrs, request).await?;
+                    ensure!(
+                        hostile::forbidden_reason(&response).as_deref() == Some("not_voter"),
+                        "voter {} answered {response:?}",
+                        v.peer_id()
+                    );
+                }
+                ensure!(
+                    refused(v, "raft_rpc", "not_voter") >= 4,
+                    "voter {} did not count",
+                    v.peer_id()
+                );
+            }
+
+            // Heartbeats and an announcement on the admin topic.
+            let admin_msg = |body| AdminMessage { body: Some(body) }.encode_to_vec();
+            let own_chain = attacker.admission().chain();
+            let mine = admin_msg(admin_message::Body::Heartbeat(AdminHeartbeat {
+                term: term + 100,
+                node_id: my_id,
+                peer_id: me.to_string(),
+                certificate: own_chain.clone(),
+                ..AdminHeartbeat::default()
+            }));
+            let impersonated = admin_msg(admin_message::Body::Heartbeat(AdminHeartbeat {
+                term: term + 100,
+                node_id: admin_id,
+                peer_id: admin.to_string(),
+                certificate: own_chain.clone(),
+                ..AdminHeartbeat::default()
+            }));
+            let announce = admin_msg(admin_message::Body::Announce(EligibleAnnounce {
+                node_id: my_id,
+                peer_id: me.to_string(),
+                certificate: own_chain,
+                ..EligibleAnnounce::default()
+            }));
+            wait_for(
+                "every other node refused the forged admin messages, by reason",
+                WAIT,
+                || async {
+                    for payload in [&mine, &impersonated, &announce] {
+                        let _ = attacker
+                            .client()
+                            .publish(topics::ADMIN, Kind::Admin, payload.clone())
+                            .await;
+                    }
+                    voters.iter().all(|v| {
+                        refused(v, "heartbeat", "not_voter") >= 1
+                            && refused(v, "heartbeat", "node_id_mismatch") >= 1
+                            && refused(v, "announce", "not_voter") >= 1
+                    })
+                },
+            )
+            .await?;
+
+            for (i, n) in cluster.running() {
+                let s = n.consensus().status();
+                ensure!(
+                    s.admin == before.admin && s.term == before.term,
+                    "node {i} moved: admin {:?} term {} (was {:?}, {})",
+                    s.admin,
+                    s.term,
+                    before.admin,
+                    before.term
+                );
+                ensure!(!s.voters.contains(&my_id), "node {i} lists the attacker as a voter");
+            }
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// With admission on, roles follow the certificate: a node whose certificate lists only `agent`
+/// asking for the self-service role `developer` is left pending (self-service no longer hands
+/// it out), and a node whose certificate lists `operator` (not self-service) gets it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_follow_the_certificate() -> Result<()> {
+    let with_developer = |c: &mut Config| {
+        c.roles.policy.insert(
+            "developer".into(),
+            bzzz_node::config::RoleConfig {
+                authority: 20,
+                self_service: true,
+                can_read: Vec::new(),
+            },
+        );
+    };
+    TestCluster::scenario(
+        1,
+        |_, c| {
+            c.election.eligible = true;
+            c.election.bootstrap_expect = 1;
+            with_developer(c);
+        },
+        async |cluster| {
+            cluster.wait_context_ready(WAIT).await?;
+            let dir = tempfile::tempdir()?;
+            let creds = cluster.credentials();
+            let grant = |roles: &[&str]| NodeGrant {
+                name: "member".into(),
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                voter: false,
+                ttl: Duration::from_secs(3600),
+            };
+            let wants_developer = outsider(cluster, &dir, "wants-developer", |c| {
+                creds.apply(c);
+                with_developer(c);
+                c.agent.role = "developer".into();
+                creds.enroll_with(c, &grant(&["agent"])).map(|_| ())
+            })
+            .await?;
+            let certified_operator = outsider(cluster, &dir, "certified-operator", |c| {
+                creds.apply(c);
+                c.agent.role = "operator".into();
+                creds.enroll_with(c, &grant(&["operator"])).map(|_| ())
+            })
+            .await?;
+            wait_for("both newcomers have a decision on their role", WAIT, || async {
+                let decided =
+                    |s: &bzzz_client::types::ContextStatus| !s.roles.is_empty() || !s.pending_roles.is_empty();
+                decided(&wants_developer.context().status()) && decided(&certified_operator.context().status())
+            })
+            .await?;
+            let a = wants_developer.context().status();
+            ensure!(
+                a.pending_roles == ["developer"] && a.roles.is_empty(),
+                "a role the certificate does not list must wait for an operator: {a:?}"
+            );
+            let b = certified_operator.context().status();
+            ensure!(
+                b.roles == ["operator"] && b.pending_roles.is_empty(),
+                "a role the certificate lists must be granted: {b:?}"
+            );
+            wants_developer.shutdown().await;
+            certified_operator.shutdown().await;
+            Ok(())
+        },
+    )
+    .await
+}

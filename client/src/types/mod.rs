@@ -17,7 +17,8 @@ pub use context::{ContextRead, ContextStatus, Discovered, History, PutResult, Re
 pub use error::{ErrorBody, ErrorEnvelope};
 pub use health::{CheckResult, HealthChecks, HealthReport, HealthStatus, HealthSummary, Liveness, Readiness};
 pub use node::{
-    ElectionStatus, ElectionTriggered, JoinState, JoinStatus, NodeMode, NodeStatus, PeerInfo, PeerList, RaftRole,
+    CertificateSummary, ElectionStatus, ElectionTriggered, JoinState, JoinStatus, NodeMode, NodeStatus, PeerInfo,
+    PeerList, RaftRole, SecurityStatus,
 };
 pub use ops::{CacheClearReport, PeersCleared, ReloadReport, ReplicationCheck, ReprovideReport};
 pub use roles::{GrantRequest, PendingRequest, RoleGrant, RoleGranted, RoleInfo, RolesView};

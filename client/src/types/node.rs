@@ -52,6 +52,41 @@ pub struct NodeStatus {
     pub health: HealthSummary,
     /// The election as this node sees it.
     pub election: ElectionStatus,
+    /// Who may connect to this node, and with which credential it connects.
+    pub security: SecurityStatus,
+}
+
+/// The part of `/api/status` about admission (see `docs/security.md`). Names and dates only:
+/// never a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityStatus {
+    /// Whether the node requires the mesh key of every connection (libp2p private network).
+    pub mesh_key: bool,
+    /// Whether the operator chose to run without a mesh key (`--insecure-open-mesh`).
+    pub insecure_open_mesh: bool,
+    /// Whether admission checks certificates (a cluster CA is configured).
+    pub admission: bool,
+    /// The cluster id (the CA's fingerprint) when admission is on.
+    pub cluster_id: Option<String>,
+    /// This node's own certificate when admission is on.
+    pub certificate: Option<CertificateSummary>,
+    /// Peers admitted with a certificate right now.
+    pub admitted_peers: usize,
+}
+
+/// What a node certificate says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateSummary {
+    /// Serial, 16 hex digits (what revocation names).
+    pub serial: String,
+    /// Name given at signing.
+    pub name: String,
+    /// Roles the node may hold.
+    pub roles: Vec<String>,
+    /// Whether the node may be a Raft voter.
+    pub voter: bool,
+    /// Expiry, ms since the Unix epoch.
+    pub not_after_unix_ms: u64,
 }
 
 /// Where the node's bootstrap join stands.

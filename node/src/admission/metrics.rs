@@ -139,6 +139,7 @@ fn series() -> Vec<AdmissionLabels> {
 pub struct AdmissionMetrics {
     total: Family<AdmissionLabels, Counter>,
     enabled: Gauge,
+    open_mesh: Gauge,
     own_expiry: OptionalGauge,
 }
 
@@ -148,6 +149,7 @@ impl AdmissionMetrics {
         let m = AdmissionMetrics {
             total: Family::default(),
             enabled: Gauge::default(),
+            open_mesh: Gauge::default(),
             own_expiry: OptionalGauge::register(
                 registry,
                 "bzzz_certificate_expiry_timestamp_seconds",
@@ -164,6 +166,11 @@ impl AdmissionMetrics {
             "1 when this node admits only peers with a certificate of its cluster; 0 when no CA is configured (open admission)",
             m.enabled.clone(),
         );
+        registry.register(
+            "bzzz_p2p_insecure_open_mesh",
+            "1 when the node runs without a mesh key (p2p.insecure_open_mesh): any host that reaches the P2P port can connect",
+            m.open_mesh.clone(),
+        );
         crate::metrics::precreate(&m.total, series());
         m
     }
@@ -175,6 +182,10 @@ impl AdmissionMetrics {
 
     pub(crate) fn set_enabled(&self, on: bool) {
         self.enabled.set(i64::from(on));
+    }
+
+    pub(crate) fn set_insecure_open_mesh(&self, open: bool) {
+        self.open_mesh.set(i64::from(open));
     }
 
     pub(crate) fn set_own_expiry(&self, not_after_ms: u64) {
@@ -198,6 +209,7 @@ mod tests {
         for l in series() {
             m.count(l.outcome, l.reason);
         }
+        m.set_insecure_open_mesh(true);
         assert_eq!(Reason::parse("expired"), Reason::Expired);
         assert_eq!(Reason::parse("<script>"), Reason::Other);
         let after = crate::metrics::series(&registry);

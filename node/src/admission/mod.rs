@@ -107,6 +107,15 @@ impl Admitted {
     }
 }
 
+/// Why a peer may not take part in consensus ([`Admission::voter_check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoterRefusal {
+    /// No valid certificate of this cluster (none presented, or it does not verify now).
+    NotCertified,
+    /// A valid certificate without the voter right.
+    NotVoter,
+}
+
 /// Why this node refused a peer in the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
@@ -119,6 +128,7 @@ pub(crate) struct Refusal {
 /// certificate. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Admission {
+    local: PeerId,
     anchor: Option<TrustAnchor>,
     chain: RwLock<Option<Arc<CertificateChain>>>,
     local_cert: RwLock<Option<Verified>>,
@@ -180,6 +190,7 @@ impl Admission {
             metrics.set_own_expiry(v.not_after_ms());
         }
         Ok(Admission {
+            local,
             anchor,
             chain: RwLock::new(chain),
             local_cert: RwLock::new(local_cert),
@@ -209,6 +220,22 @@ impl Admission {
     /// connected, or refused).
     pub fn peer(&self, peer: &PeerId) -> Option<Admitted> {
         read(&self.peers).get(peer).cloned()
+    }
+
+    /// The valid certificate of `peer` now: this node's own for itself, else the one it presented
+    /// at admission, unless that expired or was revoked since. `None` when admission is off or
+    /// the peer is not admitted.
+    pub fn certificate_of(&self, peer: &PeerId) -> Option<Verified> {
+        let cert = if *peer == self.local {
+            self.local_certificate()?
+        } else {
+            self.peer(peer)?.cert?
+        };
+        let revoked = read(&self.revoked);
+        let valid = now_unix_ms() <= cert.leaf.not_after_ms
+            && !revoked.contains(&cert.leaf.serial)
+            && !cert.issuer_serial.is_some_and(|s| revoked.contains(&s));
+        valid.then_some(cert)
     }
 
     /// Number of peers currently admitted.
@@ -291,6 +318,45 @@ impl Admission {
                 }
             })
             .collect()
+    }
+
+    /// Whether `peer` may take part in consensus: a certificate of this cluster, valid now, that
+    /// gives the voter right. The certificate is `chain` when the message carries one (gossip,
+    /// which can arrive from a peer this node is not connected to), else the one `peer` presented
+    /// at admission. Always `Ok` when admission is off (an open mesh trusts every peer).
+    pub fn voter_check(&self, peer: &PeerId, chain: Option<&CertificateChain>) -> Result<(), VoterRefusal> {
+        let Some(anchor) = &self.anchor else {
+            return Ok(());
+        };
+        let now = now_unix_ms();
+        let revoked = read(&self.revoked);
+        let is_revoked = |s: u64| revoked.contains(&s);
+        let voter = match chain {
+            Some(chain) => {
+                anchor
+                    .verify_node(chain, peer, now, &is_revoked)
+                    .map_err(|_| VoterRefusal::NotCertified)?
+                    .leaf
+                    .voter
+            }
+            None => {
+                let admitted = self.peer(peer).and_then(|a| a.cert).ok_or(VoterRefusal::NotCertified)?;
+                let invalid = now > admitted.leaf.not_after_ms
+                    || is_revoked(admitted.leaf.serial)
+                    || admitted.issuer_serial.is_some_and(&is_revoked);
+                if invalid {
+                    return Err(VoterRefusal::NotCertified);
+                }
+                admitted.leaf.voter
+            }
+        };
+        if voter { Ok(()) } else { Err(VoterRefusal::NotVoter) }
+    }
+
+    /// This node's certificate chain, for the messages that carry it (admin heartbeats and
+    /// formation announcements); `None` when admission is off.
+    pub fn chain(&self) -> Option<CertificateChain> {
+        read(&self.chain).as_deref().cloned()
     }
 
     /// Counts a disconnection of a peer whose certificate became invalid.

@@ -117,7 +117,26 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<NodeStatus>
         bootstrap: convert::join_status(join),
         health: convert::summary(s.health.summary()),
         election: s.consensus.status(),
+        security: security(&s),
     }))
+}
+
+fn security(s: &AppState) -> bzzz_client::types::SecurityStatus {
+    let a = &s.admission;
+    bzzz_client::types::SecurityStatus {
+        mesh_key: s.info.mesh_key,
+        insecure_open_mesh: s.info.insecure_open_mesh,
+        admission: a.enabled(),
+        cluster_id: a.cluster_id().map(|c| c.to_string()),
+        certificate: a.local_certificate().map(|v| bzzz_client::types::CertificateSummary {
+            serial: format!("{:016x}", v.leaf.serial),
+            name: v.leaf.name.clone(),
+            roles: v.leaf.roles.clone(),
+            voter: v.leaf.voter,
+            not_after_unix_ms: v.leaf.not_after_ms,
+        }),
+        admitted_peers: a.admitted_count(),
+    }
 }
 
 pub(super) async fn peers(State(s): State<AppState>) -> Result<Json<PeerList>, ApiError> {

@@ -40,6 +40,8 @@ pub(crate) struct AppState {
     pub ops: Ops,
     /// Static facts about the node.
     pub info: Arc<NodeInfo>,
+    /// Admission: this node's certificate and the admitted peers.
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 /// Facts about the node that do not change while it runs.
@@ -57,4 +59,8 @@ pub(crate) struct NodeInfo {
     pub version: String,
     /// When the node started.
     pub started: Instant,
+    /// Whether a mesh key is configured.
+    pub mesh_key: bool,
+    /// Whether the operator chose to run without one.
+    pub insecure_open_mesh: bool,
 }

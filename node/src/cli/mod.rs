@@ -228,6 +228,13 @@ pub struct RunArgs {
     /// How many eligible nodes form the cluster.
     #[arg(long)]
     pub bootstrap_expect: Option<u32>,
+    /// The mesh key file (p2p.swarm_key_file; `bzzz keygen mesh-key`).
+    #[arg(long)]
+    pub swarm_key_file: Option<PathBuf>,
+    /// Run without a mesh key: any host that reaches the P2P port can connect. Never in
+    /// production (p2p.insecure_open_mesh).
+    #[arg(long)]
+    pub insecure_open_mesh: bool,
 }
 
 impl RunArgs {
@@ -276,6 +283,12 @@ impl RunArgs {
         }
         if let Some(n) = self.bootstrap_expect {
             c.election.bootstrap_expect = n;
+        }
+        if let Some(v) = &self.swarm_key_file {
+            c.p2p.swarm_key_file = Some(v.clone());
+        }
+        if self.insecure_open_mesh {
+            c.p2p.insecure_open_mesh = true;
         }
         Ok(c)
     }

@@ -19,7 +19,7 @@ struct Override {
 }
 
 /// Every override, applied in this order.
-const OVERRIDES: [Override; 16] = [
+const OVERRIDES: [Override; 17] = [
     Override {
         var: "BZZZ_AGENT_ID",
         field: "agent.id",
@@ -54,6 +54,18 @@ const OVERRIDES: [Override; 16] = [
         var: "BZZZ_SWARM_KEY_FILE",
         field: "p2p.swarm_key_file",
         apply: |c, v| set(&mut c.p2p.swarm_key_file, optional_path(v)),
+    },
+    Override {
+        var: "BZZZ_INSECURE_OPEN_MESH",
+        field: "p2p.insecure_open_mesh (true or false)",
+        apply: |c, v| {
+            c.p2p.insecure_open_mesh = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" | "" => false,
+                _ => return Err(invalid("BZZZ_INSECURE_OPEN_MESH", "must be true or false")),
+            };
+            Ok(())
+        },
     },
     Override {
         var: "BZZZ_CA_CERT_FILE",

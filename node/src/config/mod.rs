@@ -179,10 +179,15 @@ pub struct P2pConfig {
     pub join_backoff_max_ms: u64,
     /// How often, once joined, the node checks it still has peers, in milliseconds.
     pub join_check_interval_ms: u64,
-    /// A libp2p pre-shared key file (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits; e.g.
-    /// the Docker secret `bzzz_swarm_key`). When set, the node only talks to nodes with the same
-    /// key (libp2p private network); unset, it talks to any bzzz node.
+    /// The mesh key: a libp2p pre-shared key file (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex
+    /// digits; `bzzz keygen mesh-key`, the Docker secret `bzzz_swarm_key`). The node only talks
+    /// to nodes with the same key (libp2p private network). Required unless
+    /// `insecure_open_mesh` is set.
     pub swarm_key_file: Option<PathBuf>,
+    /// Run without a mesh key: any host that reaches the P2P port can connect (admission
+    /// still checks certificates when a CA is configured). Logged loudly at start, shown in
+    /// `/api/status` and `bzzz_p2p_insecure_open_mesh`. Never in production.
+    pub insecure_open_mesh: bool,
 }
 
 impl Default for P2pConfig {
@@ -198,6 +203,7 @@ impl Default for P2pConfig {
             join_backoff_max_ms: 30_000,
             join_check_interval_ms: 5_000,
             swarm_key_file: None,
+            insecure_open_mesh: false,
         }
     }
 }
@@ -392,8 +398,9 @@ impl Default for ContextConfig {
 pub struct RoleConfig {
     /// Authority level: a role reads the context of every role with a lower level.
     pub authority: u32,
-    /// Whether the admin grants this role to any node that asks (`agent.role`); otherwise an
-    /// operator grants it.
+    /// On an open mesh (no cluster CA), whether the admin grants this role to any node that
+    /// asks (`agent.role`). With admission on it is ignored: a node gets the roles its
+    /// certificate lists, and an operator grants any other.
     pub self_service: bool,
     /// Roles whose context this role reads besides those of lower authority.
     pub can_read: Vec<String>,

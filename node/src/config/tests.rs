@@ -2,12 +2,30 @@
 
 use super::*;
 
-/// The default configuration (an empty file) is valid.
+/// The default configuration (an empty file) is valid once it names a mesh key, or opts into an
+/// open mesh explicitly; without either it is refused with an error that says how to make one.
 #[test]
-fn empty_file_is_default_and_valid() {
-    let c = Config::from_yaml("").expect("empty yaml is the default");
+fn empty_file_is_default_and_needs_a_mesh_key() {
+    let mut c = Config::from_yaml("").expect("empty yaml is the default");
     assert_eq!(c, Config::default());
-    c.validate().expect("defaults validate");
+    let e = c.validate().expect_err("no mesh key").to_string();
+    assert!(
+        e.contains("p2p.swarm_key_file") && e.contains("bzzz keygen mesh-key") && e.contains("insecure_open_mesh"),
+        "got {e}"
+    );
+    c.p2p.swarm_key_file = Some("/run/secrets/bzzz_swarm_key".into());
+    c.validate().expect("defaults with a mesh key validate");
+    c.p2p.swarm_key_file = None;
+    c.p2p.insecure_open_mesh = true;
+    c.validate().expect("an explicit open mesh validates");
+    let mut env = Config::default();
+    env.apply_env(|k| (k == "BZZZ_INSECURE_OPEN_MESH").then(|| "true".to_string()))
+        .expect("valid env");
+    assert!(env.p2p.insecure_open_mesh);
+    assert!(
+        env.apply_env(|k| (k == "BZZZ_INSECURE_OPEN_MESH").then(|| "yes please".to_string()))
+            .is_err()
+    );
 }
 
 /// The documented example config parses and validates, so the docs cannot drift from the code.
@@ -141,6 +159,7 @@ fn env_overrides() {
         Some(std::path::Path::new("/run/secrets/bzzz_operator_token"))
     );
     assert_eq!(c.p2p.bootstrap_peers.len(), 2);
+    c.p2p.insecure_open_mesh = true;
     c.validate().expect("valid");
     let e = c
         .apply_env(|k| (k == "BZZZ_MODE").then(|| "queen".to_string()))
@@ -154,6 +173,7 @@ fn every_env_var_sets_its_field() {
     let value = |k: &str| match k {
         "BZZZ_MODE" => Some("bootstrap".to_string()),
         "BZZZ_P2P_LISTEN" | "BZZZ_EXTERNAL_ADDRESSES" | "BZZZ_BOOTSTRAP_PEERS" => Some("a, b,,c".to_string()),
+        "BZZZ_INSECURE_OPEN_MESH" => Some("true".to_string()),
         k => Some(format!("v-{k}")),
     };
     let mut c = Config::default();

@@ -49,6 +49,13 @@ impl Config {
         self.roles.validate()?;
         bzzz_storage::raft::validate_role_name(&self.agent.role).map_err(|e| invalid("agent.role", e.to_string()))?;
         self.log.validate()?;
+        // Last, so that a file with other mistakes names those first.
+        if self.p2p.swarm_key_file.is_none() && !self.p2p.insecure_open_mesh {
+            return Err(invalid(
+                "p2p.swarm_key_file",
+                "is required: every node of a mesh needs the same mesh key (create one with `bzzz keygen mesh-key --out mesh.key`); to run an open mesh that any host can connect to, set p2p.insecure_open_mesh: true (--insecure-open-mesh), never in production",
+            ));
+        }
         Ok(Resolved {
             listen: p2p.listen,
             external_addresses: p2p.external_addresses,
@@ -121,6 +128,12 @@ struct P2pAddrs {
 impl P2pConfig {
     /// Parses the addresses and checks the connection limits and timings.
     fn validate(&self) -> Result<P2pAddrs, ConfigError> {
+        if self.swarm_key_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(invalid(
+                "p2p.swarm_key_file",
+                "must not be empty (leave it unset instead)",
+            ));
+        }
         if self.listen.is_empty() {
             return Err(invalid(
                 "p2p.listen",

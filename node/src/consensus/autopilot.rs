@@ -7,6 +7,7 @@
 //! matches it within a heartbeat, a dead one falls behind and stays behind.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::ChangeMembers;
@@ -14,12 +15,14 @@ use openraft::ChangeMembers;
 use bzzz_storage::raft::{Command, Request};
 
 use super::duties::DutyContext;
+use crate::admission::Admission;
 
 /// How often the autopilot looks at the cluster.
 const TICK: Duration = Duration::from_millis(500);
 
-/// Runs until `ctx.token` is cancelled.
-pub(crate) async fn run(ctx: DutyContext, max_voters: usize, dead_after: Duration) {
+/// Runs until `ctx.token` is cancelled. Only learners whose certificate gives the voter right
+/// (`admission`) are promoted, whatever they sent.
+pub(crate) async fn run(ctx: DutyContext, max_voters: usize, dead_after: Duration, admission: Arc<Admission>) {
     let mut unhealthy_since: HashMap<u64, Instant> = HashMap::new();
     let probe_every = (dead_after / 4).max(Duration::from_millis(250));
     let mut last_probe: Option<Instant> = None;
@@ -70,7 +73,17 @@ pub(crate) async fn run(ctx: DutyContext, max_voters: usize, dead_after: Duratio
         }
         unhealthy_since.retain(|id, _| voters.contains(id) || learners.contains(id));
 
-        let spare: Vec<u64> = learners.iter().copied().filter(|l| healthy(*l)).collect();
+        let certified_voter = |id: u64| {
+            membership
+                .get_node(&id)
+                .and_then(|n| n.peer_id.parse::<libp2p::PeerId>().ok())
+                .is_some_and(|p| admission.voter_check(&p, None).is_ok())
+        };
+        let spare: Vec<u64> = learners
+            .iter()
+            .copied()
+            .filter(|l| healthy(*l) && certified_voter(*l))
+            .collect();
         let dead: Vec<u64> = voters
             .iter()
             .copied()

@@ -30,6 +30,7 @@ impl Consensus {
                 addrs: info.addrs.clone(),
                 has_cluster: initialized,
                 bootstrap_expect: self.inner.config.bootstrap_expect,
+                certificate: self.inner.admission.chain(),
             };
             let payload = AdminMessage {
                 body: Some(admin_message::Body::Announce(announce)),
@@ -117,9 +118,15 @@ impl Consensus {
                 _ = shutdown.cancelled() => break,
                 r = requests.recv() => match r { Some(r) => r, None => break },
             };
-            // The id must be the sender's own: nobody can enrol another node.
+            // The id must be the sender's own: nobody can enrol another node. And only a node
+            // whose certificate gives the voter right may join the voters' cluster.
             if join.peer_id != from.to_string() || join.node_id != node_id_from_peer_bytes(&from.to_bytes()) {
-                self.inner.metrics.error(ErrorComponent::Election);
+                self.inner.metrics.refused(Refused::Join, RefusedReason::NodeIdMismatch);
+                continue;
+            }
+            if let Err(r) = self.inner.admission.voter_check(&from, None) {
+                self.inner.metrics.refused(Refused::Join, refusal(r));
+                tracing::info!(peer = %from, reason = ?r, "refused a join request");
                 continue;
             }
             let m = raft.metrics().borrow().clone();

@@ -125,6 +125,7 @@ impl Consensus {
             learners: membership.learner_ids().collect(),
             committed_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             replication: self.inner.replication.read().ok().and_then(|r| *r),
+            certificate: self.inner.admission.chain(),
         };
         self.record_admin(&hb);
         let payload = AdminMessage {

@@ -28,6 +28,60 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// `what` of `bzzz_consensus_refused_total`: the consensus input refused.
+    pub(crate) enum Refused {
+        /// A Raft RPC (append entries, vote, install snapshot, pre-vote).
+        RaftRpc => "raft_rpc",
+        /// A request to join the cluster.
+        Join => "join",
+        /// An eligible node's formation announcement.
+        Announce => "announce",
+        /// An admin heartbeat.
+        Heartbeat => "heartbeat",
+    }
+}
+
+label_enum! {
+    /// `reason` of `bzzz_consensus_refused_total`.
+    pub(crate) enum RefusedReason {
+        /// The sender holds no valid certificate of this cluster.
+        NotCertified => "not_certified",
+        /// The sender's certificate does not give the voter right.
+        NotVoter => "not_voter",
+        /// The node id the message claims is not the sender's own.
+        NodeIdMismatch => "node_id_mismatch",
+        /// The sender is not a voter of this node's current membership.
+        NotMember => "not_member",
+        /// A snapshot chunk beyond the size bound.
+        TooLarge => "too_large",
+        /// A heartbeat from another node than the leader Raft knows.
+        NotLeader => "not_leader",
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    what: Refused,
+    reason: RefusedReason,
+}
+
+/// The (what, reason) series of `bzzz_consensus_refused_total`.
+fn refused_series() -> Vec<RefusedLabels> {
+    use RefusedReason::*;
+    let mut out = Vec::new();
+    for &what in Refused::ALL {
+        let reasons: &[RefusedReason] = match what {
+            Refused::RaftRpc => &[NotCertified, NotVoter, NodeIdMismatch, NotMember, TooLarge],
+            Refused::Join => &[NotCertified, NotVoter, NodeIdMismatch],
+            Refused::Announce => &[NotCertified, NotVoter, NodeIdMismatch],
+            Refused::Heartbeat => &[NotCertified, NotVoter, NodeIdMismatch, NotLeader],
+        };
+        out.extend(reasons.iter().map(|&reason| RefusedLabels { what, reason }));
+    }
+    out
+}
+
 /// The values of `bzzz_election_state`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ElectionState {
@@ -86,6 +140,7 @@ pub struct ElectionMetrics {
     prevote_rounds: Family<PrevoteLabel, Counter>,
     commit_latency: Histogram,
     replication_lag: Family<FollowerLabel, Gauge>,
+    refused: Family<RefusedLabels, Counter>,
     errors: Errors<ErrorComponent>,
 }
 
@@ -102,6 +157,7 @@ impl ElectionMetrics {
             prevote_rounds: Family::default(),
             commit_latency: latency_histogram(),
             replication_lag: Family::default(),
+            refused: Family::default(),
             errors: errors.scoped(),
         };
         let r = registry;
@@ -145,6 +201,12 @@ impl ElectionMetrics {
             "On the admin: log entries each follower is behind",
             m.replication_lag.clone(),
         );
+        r.register(
+            "bzzz_consensus_refused",
+            "Consensus inputs refused before Raft or the election saw them, by what (raft_rpc, join, announce, heartbeat) and reason",
+            m.refused.clone(),
+        );
+        precreate(&m.refused, refused_series());
         precreate(
             &m.prevote_rounds,
             PrevoteOutcome::ALL.iter().map(|&outcome| PrevoteLabel { outcome }),
@@ -155,6 +217,11 @@ impl ElectionMetrics {
     /// Counts an error of `component`.
     pub fn error(&self, component: ErrorComponent) {
         self.errors.inc(component);
+    }
+
+    /// Counts a refused consensus input.
+    pub(crate) fn refused(&self, what: Refused, reason: RefusedReason) {
+        self.refused.get_or_create(&RefusedLabels { what, reason }).inc();
     }
 
     /// Sets this node's election state and whether it is the acting admin.
@@ -231,6 +298,9 @@ mod tests {
         m.prevote_round(true);
         m.prevote_round(false);
         m.commit_latency(0.01);
+        for l in refused_series() {
+            m.refused(l.what, l.reason);
+        }
         crate::metrics::assert_precreated_is_emitted(&before, &crate::metrics::series(&registry));
         m.replication_lag(7, 3);
         assert!(crate::metrics::series(&registry).contains_key("bzzz_raft_replication_lag_entries{follower=\"7\"}"));

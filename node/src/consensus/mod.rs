@@ -11,6 +11,12 @@
 //!   `election.heartbeat_interval_ms`. Every node (eligible or not) tracks the admin of the
 //!   highest term it has heard from.
 //! - Admin duties run only while this node is the leader ([`duties`]).
+//! - Only certified voters take part (ADR 0013): Raft RPCs, pre-votes and join requests are
+//!   accepted only from peers whose certificate gives the voter right and whose node id is their
+//!   own (and, once a cluster exists, a voter of it: [`transport::answer_checked`]);
+//!   announcements and heartbeats carry the sender's certificate chain and count only when it
+//!   verifies as a voter's. A voter follows only the heartbeats of the leader its Raft knows.
+//!   Every refusal is counted in `bzzz_consensus_refused_total{what,reason}`.
 
 pub(crate) mod autopilot;
 pub(crate) mod duties;
@@ -41,10 +47,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::{Admission, VoterRefusal};
 use crate::config::ElectionConfig;
 use crate::network::{Client, GossipMessage, InboundRaft, JoinRequest, NetworkError};
 pub use metrics::ElectionMetrics;
-use metrics::{ElectionState, ErrorComponent};
+use metrics::{ElectionState, ErrorComponent, Refused, RefusedReason};
 pub use transport::Raft;
 
 /// Most eligible-node announcements remembered.
@@ -98,6 +105,8 @@ struct Inner {
     started: Instant,
     /// This node's last replication check, published in its heartbeats while admin.
     replication: RwLock<Option<ReplicationSummary>>,
+    /// Certificates: who may vote, announce, join and be followed as admin.
+    admission: Arc<Admission>,
 }
 
 /// Handle to the election subsystem. Cheap to clone.
@@ -136,6 +145,8 @@ pub struct StartArgs<'a> {
     pub shutdown: CancellationToken,
     /// Duties to run while admin.
     pub duties: duties::DutyRegistry,
+    /// Who is admitted and with which certificate: only certified voters take part.
+    pub admission: Arc<Admission>,
 }
 
 impl std::fmt::Debug for StartArgs<'_> {
@@ -189,6 +200,13 @@ pub async fn start_voter<T: transport::RaftTransport>(
     Ok((raft, sm, responder))
 }
 
+fn refusal(r: VoterRefusal) -> RefusedReason {
+    match r {
+        VoterRefusal::NotCertified => RefusedReason::NotCertified,
+        VoterRefusal::NotVoter => RefusedReason::NotVoter,
+    }
+}
+
 impl Consensus {
     /// Starts Raft (if eligible) and the election tasks.
     pub async fn start(args: StartArgs<'_>) -> Result<Consensus, ConsensusError> {
@@ -219,6 +237,7 @@ impl Consensus {
             duties: args.duties,
             started: Instant::now(),
             replication: RwLock::new(None),
+            admission: args.admission.clone(),
         });
         let consensus = Consensus { inner };
 
@@ -229,6 +248,10 @@ impl Consensus {
                 args.client.clone(),
                 responder.clone(),
                 args.inbound,
+                transport::RaftGate {
+                    admission: args.admission.clone(),
+                    metrics: args.metrics.clone(),
+                },
                 args.tracker.clone(),
                 args.shutdown.clone(),
             ),
@@ -246,8 +269,9 @@ impl Consensus {
         if let Some(raft) = raft {
             let max_voters = args.config.max_voters as usize;
             let dead_after = Duration::from_millis(args.config.dead_voter_timeout_ms);
+            let admission = args.admission.clone();
             consensus.inner.duties.register("voter-management", move |ctx| {
-                autopilot::run(ctx, max_voters, dead_after)
+                autopilot::run(ctx, max_voters, dead_after, admission.clone())
             });
             let info = NodeInfo {
                 peer_id: peer_id.to_string(),

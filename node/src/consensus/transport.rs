@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bzzz_protocol::wire::{RaftFailure, RaftRequest, RaftResponse, raft_request, raft_response};
 use bzzz_storage::codec;
-use bzzz_storage::raft::{NodeInfo, TypeConfig};
+use bzzz_storage::raft::{NodeInfo, TypeConfig, node_id_from_peer_bytes};
 use libp2p::{Multiaddr, PeerId};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -29,8 +29,19 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::metrics::{ElectionMetrics, Refused, RefusedReason};
 use super::prevote::Responder;
+use crate::admission::{Admission, VoterRefusal};
 use crate::network::{Client, InboundRaft};
+
+/// Who may send this node Raft RPCs: peers whose certificate gives the voter right (checked
+/// here), claiming their own node id and voters of the current membership (checked by
+/// [`answer_checked`]); refusals are counted.
+#[derive(Clone, Debug)]
+pub(crate) struct RaftGate {
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) metrics: ElectionMetrics,
+}
 
 pub use bzzz_storage::raft::Raft;
 
@@ -226,42 +237,105 @@ fn answer<T: serde::Serialize, E: serde::Serialize + std::fmt::Display>(
     }
 }
 
-/// Answers one inbound Raft RPC from this node's Raft (pre-votes by
-/// [`super::prevote::answer`]); a node that is not a Raft member (`None`) refuses it.
-pub async fn answer_request(responder: Option<&Responder>, request: RaftRequest) -> RaftResponse {
+/// Largest snapshot a peer may send, in bytes: a chunk whose end lies beyond it is refused
+/// before openraft allocates a buffer up to its offset. The replicated state (members, role
+/// policy, sealed keys, the context index) is far below this.
+pub const MAX_SNAPSHOT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Answers one inbound Raft RPC from `from` with this node's Raft (pre-votes by
+/// [`super::prevote::answer`]); a node that is not a Raft member (`None`) refuses it, and so does
+/// [`answer_checked`]'s sender check.
+pub async fn answer_request(responder: Option<&Responder>, from: &PeerId, request: RaftRequest) -> RaftResponse {
+    match answer_checked(responder, from, request).await {
+        Ok(r) => r,
+        Err(reason) => forbidden(reason),
+    }
+}
+
+fn forbidden(reason: RefusedReason) -> RaftResponse {
+    failure(
+        "forbidden",
+        Vec::new(),
+        format!("refused: {}", crate::metrics::LabelValue::as_str(reason)),
+    )
+}
+
+/// Checks that the node id a Raft RPC claims as its sender (the leader of an append or a
+/// snapshot, the candidate of a vote or pre-vote) is `from`'s own, and, once this node belongs to
+/// a cluster, a voter of its current membership; then answers it. A removed voter, a learner and
+/// a node claiming another's id are refused before openraft sees the request.
+pub(crate) async fn answer_checked(
+    responder: Option<&Responder>,
+    from: &PeerId,
+    request: RaftRequest,
+) -> Result<RaftResponse, RefusedReason> {
     let Some(responder) = responder else {
-        return failure("unavailable", Vec::new(), "this node is not a raft member".into());
+        return Ok(failure(
+            "unavailable",
+            Vec::new(),
+            "this node is not a raft member".into(),
+        ));
     };
     let raft = &responder.raft;
-    match request.body {
-        Some(raft_request::Body::PreVote(req)) => RaftResponse {
-            body: Some(raft_response::Body::PreVote(
-                super::prevote::answer(responder, req).await,
-            )),
-        },
+    let check = |claimed: Option<u64>| -> Result<(), RefusedReason> {
+        let own = node_id_from_peer_bytes(&from.to_bytes());
+        if claimed != Some(own) {
+            return Err(RefusedReason::NodeIdMismatch);
+        }
+        let metrics = raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let initialised = membership.voter_ids().next().is_some();
+        if initialised && !membership.voter_ids().any(|v| v == own) {
+            return Err(RefusedReason::NotMember);
+        }
+        Ok(())
+    };
+    Ok(match request.body {
+        Some(raft_request::Body::PreVote(req)) => {
+            check(Some(req.candidate))?;
+            RaftResponse {
+                body: Some(raft_response::Body::PreVote(
+                    super::prevote::answer(responder, req).await,
+                )),
+            }
+        }
         Some(raft_request::Body::AppendEntries(b)) => match codec::decode::<AppendEntriesRequest<TypeConfig>>(&b) {
-            Ok(req) => answer(raft.append_entries(req).await, raft_response::Body::AppendEntries),
+            Ok(req) => {
+                check(req.vote.leader_id().voted_for())?;
+                answer(raft.append_entries(req).await, raft_response::Body::AppendEntries)
+            }
             Err(e) => failure("decode", Vec::new(), e.to_string()),
         },
         Some(raft_request::Body::Vote(b)) => match codec::decode::<VoteRequest<u64>>(&b) {
-            Ok(req) => answer(raft.vote(req).await, raft_response::Body::Vote),
+            Ok(req) => {
+                check(req.vote.leader_id().voted_for())?;
+                answer(raft.vote(req).await, raft_response::Body::Vote)
+            }
             Err(e) => failure("decode", Vec::new(), e.to_string()),
         },
         Some(raft_request::Body::InstallSnapshot(b)) => match codec::decode::<InstallSnapshotRequest<TypeConfig>>(&b) {
-            Ok(req) => answer(raft.install_snapshot(req).await, raft_response::Body::InstallSnapshot),
+            Ok(req) => {
+                check(req.vote.leader_id().voted_for())?;
+                let end = req.offset.checked_add(req.data.len() as u64);
+                if end.is_none_or(|end| end > MAX_SNAPSHOT_BYTES) {
+                    return Err(RefusedReason::TooLarge);
+                }
+                answer(raft.install_snapshot(req).await, raft_response::Body::InstallSnapshot)
+            }
             Err(e) => failure("decode", Vec::new(), e.to_string()),
         },
         None => failure("decode", Vec::new(), "empty or unknown raft request".into()),
-    }
+    })
 }
 
 /// Serves inbound Raft RPCs until `shutdown`: each is handed to the responder's Raft (pre-votes
 /// are answered by [`super::prevote::answer`]), or refused when this node is not a member, and
 /// answered through the event loop.
-pub async fn serve_inbound(
+pub(crate) async fn serve_inbound(
     client: Client,
     responder: Option<Responder>,
     mut inbound: mpsc::Receiver<InboundRaft>,
+    gate: RaftGate,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -277,10 +351,20 @@ pub async fn serve_inbound(
         };
         let client = client.clone();
         let responder = responder.clone();
+        let gate = gate.clone();
         crate::logging::spawn(&tracker, "raft-rpc", async move {
             let _permit = permit;
             let started = std::time::Instant::now();
-            let response = answer_request(responder.as_ref(), rpc.request).await;
+            let checked = match gate.admission.voter_check(&rpc.peer, None) {
+                Ok(()) => answer_checked(responder.as_ref(), &rpc.peer, rpc.request).await,
+                Err(VoterRefusal::NotCertified) => Err(RefusedReason::NotCertified),
+                Err(VoterRefusal::NotVoter) => Err(RefusedReason::NotVoter),
+            };
+            let response = checked.unwrap_or_else(|reason| {
+                gate.metrics.refused(Refused::RaftRpc, reason);
+                tracing::debug!(peer = %rpc.peer, reason = crate::metrics::LabelValue::as_str(reason), "refused a raft rpc");
+                forbidden(reason)
+            });
             if started.elapsed() > std::time::Duration::from_millis(100) {
                 tracing::warn!(peer = %rpc.peer, took_ms = started.elapsed().as_millis() as u64, "slow inbound raft rpc");
             }

@@ -182,6 +182,27 @@ impl Consensus {
         self.inner.metrics.set_term(hb.term);
     }
 
+    /// Whether a heartbeat from `sender` may be followed: it speaks for its signer only (the
+    /// envelope is signed by `sender`, so nobody can speak for another admin), carries a voter
+    /// certificate of this cluster for it, and, on a voter whose Raft knows the leader, comes
+    /// from that leader.
+    fn admit_heartbeat(&self, sender: &PeerId, hb: &AdminHeartbeat) -> Result<(), RefusedReason> {
+        if hb.peer_id != sender.to_string() || hb.node_id != node_id_from_peer_bytes(&sender.to_bytes()) {
+            return Err(RefusedReason::NodeIdMismatch);
+        }
+        self.inner
+            .admission
+            .voter_check(sender, hb.certificate.as_ref())
+            .map_err(refusal)?;
+        if let Some(raft) = &self.inner.raft {
+            let m = raft.metrics().borrow().clone();
+            if m.current_leader.is_some_and(|leader| leader != hb.node_id) && hb.term <= m.current_term {
+                return Err(RefusedReason::NotLeader);
+            }
+        }
+        Ok(())
+    }
+
     pub(super) async fn listen_admin_topic(
         self,
         mut inbox: mpsc::Receiver<GossipMessage>,
@@ -200,18 +221,29 @@ impl Consensus {
                 continue;
             };
             match admin.body {
-                // A heartbeat only counts from the node it names: the envelope is signed by
-                // its sender, so nobody can speak for another admin.
-                Some(admin_message::Body::Heartbeat(hb))
-                    if hb.peer_id == msg.sender.to_string()
-                        && hb.node_id == node_id_from_peer_bytes(&msg.sender.to_bytes()) =>
-                {
-                    self.record_admin(&hb);
-                }
-                Some(admin_message::Body::Announce(a))
-                    if a.peer_id == msg.sender.to_string()
-                        && a.node_id == node_id_from_peer_bytes(&msg.sender.to_bytes()) =>
-                {
+                Some(admin_message::Body::Heartbeat(hb)) => match self.admit_heartbeat(&msg.sender, &hb) {
+                    Ok(()) => self.record_admin(&hb),
+                    Err(reason) => {
+                        self.inner.metrics.refused(Refused::Heartbeat, reason);
+                        tracing::debug!(sender = %msg.sender, ?reason, "ignored an admin heartbeat");
+                    }
+                },
+                Some(admin_message::Body::Announce(mut a)) => {
+                    let check = if a.peer_id == msg.sender.to_string()
+                        && a.node_id == node_id_from_peer_bytes(&msg.sender.to_bytes())
+                    {
+                        self.inner
+                            .admission
+                            .voter_check(&msg.sender, a.certificate.as_ref())
+                            .map_err(refusal)
+                    } else {
+                        Err(RefusedReason::NodeIdMismatch)
+                    };
+                    if let Err(reason) = check {
+                        self.inner.metrics.refused(Refused::Announce, reason);
+                        continue;
+                    }
+                    a.certificate = None; // verified; not kept
                     if let Ok(mut map) = self.inner.announces.write() {
                         map.retain(|_, (_, at)| at.elapsed() < ANNOUNCE_TTL);
                         if map.len() < MAX_ANNOUNCES || map.contains_key(&a.node_id) {

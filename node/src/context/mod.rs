@@ -104,6 +104,8 @@ pub struct ContextArgs {
     pub max_record_bytes: usize,
     /// The context service's metrics.
     pub metrics: ContextMetrics,
+    /// Certificates: on the admin, the roles a node's certificate lists are the roles it gets.
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 impl std::fmt::Debug for ContextArgs {
@@ -126,6 +128,7 @@ pub(crate) struct Inner {
     pub operator_token: crate::auth::OperatorAuth,
     pub max_record_bytes: usize,
     pub metrics: ContextMetrics,
+    pub admission: Arc<crate::admission::Admission>,
     pub view: RwLock<View>,
     /// Wakes the member loop (e.g. a read found no key for a role it should hold).
     pub refresh: Notify,
@@ -227,6 +230,7 @@ impl ContextService {
                 operator_token: args.operator_token,
                 max_record_bytes: args.max_record_bytes,
                 metrics: args.metrics,
+                admission: args.admission,
                 view: RwLock::new(View::default()),
                 refresh: Notify::new(),
                 roles_changed: Notify::new(),

@@ -165,6 +165,13 @@ impl Node {
 
         let mut registry = Registry::default();
         let metrics = metrics::NodeMetrics::register(&mut registry, &config.node.mode.to_string());
+        let open_mesh = config.p2p.swarm_key_file.is_none();
+        metrics.admission.set_insecure_open_mesh(open_mesh);
+        if open_mesh {
+            tracing::warn!(
+                "INSECURE OPEN MESH: no mesh key (p2p.swarm_key_file) is configured; any host that reaches the P2P port can connect. Create one with `bzzz keygen mesh-key`"
+            );
+        }
         let admission = Arc::new(crate::admission::Admission::load(
             peer_id,
             &crate::admission::AdmissionSettings::from_config(&config),
@@ -217,6 +224,7 @@ impl Node {
             tracker: services.1.clone(),
             shutdown: services.0.clone(),
             duties: duties.clone(),
+            admission: admission.clone(),
         })
         .await?;
         let context = crate::context::ContextService::start(
@@ -230,6 +238,7 @@ impl Node {
                 operator_token: creds.operator.clone(),
                 max_record_bytes: config.dht.max_record_bytes,
                 metrics: metrics.context.clone(),
+                admission: admission.clone(),
             },
             net.inbound.context,
             &duties,
@@ -292,7 +301,10 @@ impl Node {
                 mode: config.node.mode,
                 version: env!("CARGO_PKG_VERSION").into(),
                 started: Instant::now(),
+                mesh_key: config.p2p.swarm_key_file.is_some(),
+                insecure_open_mesh: config.p2p.insecure_open_mesh && config.p2p.swarm_key_file.is_none(),
             }),
+            admission: admission.clone(),
         };
         let (health_addr, api_addr) = tasks.serve_http(&config, &resolved, state).await?;
 

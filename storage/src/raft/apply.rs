@@ -76,6 +76,15 @@ impl ApplyTx<'_> {
                 request.schema
             ));
         }
+        // Fencing: a request is applied only in the term it was proposed in. A duty of an admin
+        // that lost and regained leadership still holds its old term; its late proposals land
+        // in the log of the new term and are refused here, whatever they say.
+        if request.term != self.log_id.leader_id.term {
+            return reject(format!(
+                "fenced: proposed in term {}, appended in term {}",
+                request.term, self.log_id.leader_id.term
+            ));
+        }
         match &request.command {
             Command::Noop => Ok(Response::Ok),
             Command::UpsertNode {

@@ -177,6 +177,8 @@ pub enum GrantSource {
     Auto,
     /// An operator.
     Operator,
+    /// The admin, because the node's certificate (signed by the cluster CA) lists the role.
+    Certificate,
 }
 
 /// A role held by a node.

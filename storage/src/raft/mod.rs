@@ -242,7 +242,9 @@ pub struct Request {
     pub schema: u32,
     /// What to do.
     pub command: Command,
-    /// The Raft term of the admin that proposed it, for fencing admin actions of an older term.
+    /// The Raft term of the admin that proposed it. Fencing: the state machine applies the
+    /// request only if this is the term of the log entry that carries it (the leader's term when
+    /// appended), so a proposal from an older leadership is refused ([`Response::Rejected`]).
     pub term: u64,
 }
 

@@ -13,8 +13,9 @@ fn pending_key(role: &str, peer: &PeerId) -> String {
     format!("{role}/{peer}")
 }
 
-/// A node registers its key binding and asks for roles: self-service roles are granted at once,
-/// others wait for an operator.
+/// A node registers its key binding and asks for roles. With admission on, the roles its
+/// certificate lists are granted at once and others wait for an operator; on an open mesh,
+/// self-service roles are granted at once.
 pub(crate) async fn register(
     service: &ContextService,
     peer: PeerId,
@@ -64,6 +65,17 @@ pub(crate) async fn register(
         .await?;
         service.inner.roles_changed.notify_one();
     }
+    // With admission on, the certificate decides: a role it lists is granted, any other waits
+    // for an operator, whatever the policy's self-service flag says (self-service applies only
+    // on an open mesh, where no certificate exists).
+    let admission = &service.inner.admission;
+    let certificate = if admission.enabled() {
+        Some(admission.certificate_of(&peer).ok_or_else(|| {
+            ContextError::forbidden("no valid certificate of this cluster: roles follow the certificate")
+        })?)
+    } else {
+        None
+    };
     let mut status = MemberStatus::default();
     let asked: BTreeSet<&String> = r.roles.iter().collect();
     for role in asked {
@@ -74,21 +86,25 @@ pub(crate) async fn register(
                 policy.roles.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
         };
+        let automatic = match &certificate {
+            Some(cert) => cert.leaf.has_role(role).then_some(GrantSource::Certificate),
+            None => def.self_service.then_some(GrantSource::Auto),
+        };
         if sm.grant(role, &peer_bytes)?.is_some() {
             status.granted.push(role.clone());
-        } else if def.self_service {
+        } else if let Some(source) = automatic {
             propose(
                 &raft,
                 term,
                 Command::GrantRole {
                     role: role.clone(),
                     peer_id: peer_bytes.clone(),
-                    source: GrantSource::Auto,
+                    source,
                     at_ms: now_unix_ms(),
                 },
             )
             .await?;
-            tracing::info!(%peer, %role, "self-service role granted");
+            tracing::info!(%peer, %role, ?source, "role granted");
             service.inner.roles_changed.notify_one();
             status.granted.push(role.clone());
         } else {
@@ -208,6 +224,7 @@ pub(crate) fn roles_view(service: &ContextService, peer: PeerId) -> Result<conte
             source: match g.source {
                 GrantSource::Auto => "auto",
                 GrantSource::Operator => "operator",
+                GrantSource::Certificate => "certificate",
             }
             .into(),
             granted_at_ms: g.granted_at_ms,
