@@ -386,6 +386,18 @@ impl ApiClient {
         self.post("/api/config/reload", None::<&()>).await
     }
 
+    /// `POST /api/admission/revocations` (operator): apply a CA-signed revocation list on the
+    /// node and publish it to the mesh.
+    pub async fn submit_revocation(&self, revocation: &str) -> Result<RevocationApplied, ClientError> {
+        self.post(
+            "/api/admission/revocations",
+            Some(&RevocationSubmit {
+                revocation: revocation.to_owned(),
+            }),
+        )
+        .await
+    }
+
     /// `POST /api/peers/clear` (operator): forget every peer and re-bootstrap.
     pub async fn clear_peers(&self) -> Result<PeersCleared, ClientError> {
         self.post("/api/peers/clear", None::<&()>).await

@@ -413,3 +413,324 @@ async fn roles_follow_the_certificate() -> Result<()> {
     )
     .await
 }
+
+/// `bzzz ca revoke` → `POST /api/admission/revocations` (operator): the node verifies the list
+/// against its CA, stores it and publishes it; every node disconnects the revoked member within
+/// seconds and keeps refusing it after a restart. Without the operator token, or signed by
+/// another CA, the list is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_signed_revocation_disconnects_everywhere_and_survives_restart() -> Result<()> {
+    let secrets = tempfile::tempdir()?;
+    let token_file = secrets.path().join("operator-token");
+    std::fs::write(&token_file, "revocation-test-token-5b1f\n")?;
+    let tf = token_file.clone();
+    TestCluster::scenario(
+        2,
+        move |i, c| {
+            if i == 0 {
+                c.api.operator_token_file = Some(tf.clone());
+            }
+        },
+        async |cluster| {
+            cluster.wait_connected(1, WAIT).await?;
+            let dir = tempfile::tempdir()?;
+            let creds = cluster.credentials();
+            let member = outsider(cluster, &dir, "member", |c| {
+                creds.apply(c);
+                creds.enroll(c).map(|_| ())
+            })
+            .await?;
+            wait_for("the member is connected to both nodes", WAIT, || async {
+                peers(cluster.node(0)).await.contains(&member.peer_id())
+                    && peers(cluster.node(1)).await.contains(&member.peer_id())
+            })
+            .await?;
+            let serial = member
+                .admission()
+                .local_certificate()
+                .context("the member has a certificate")?
+                .leaf
+                .serial;
+            let text = bzzz_protocol::cert::revocation_to_pem(&creds.ca().revoke(&[serial])?);
+
+            let api = bzzz_tests::api_of(cluster.node(0))?;
+            ensure!(
+                api.submit_revocation(&text).await.is_err(),
+                "a revocation without the operator token must be refused"
+            );
+            let other = ClusterCredentials::new()?;
+            let forged = bzzz_protocol::cert::revocation_to_pem(&other.ca().revoke(&[serial])?);
+            let api = api.with_token("revocation-test-token-5b1f");
+            ensure!(
+                api.submit_revocation(&forged).await.is_err(),
+                "a revocation signed by another CA must be refused"
+            );
+            let applied = api.submit_revocation(&text).await?;
+            ensure!(
+                applied.new && applied.serials == [format!("{serial:016x}")] && applied.published,
+                "{applied:?}"
+            );
+
+            wait_for(
+                "the revoked member is disconnected everywhere",
+                Duration::from_secs(15),
+                || async {
+                    !peers(cluster.node(0)).await.contains(&member.peer_id())
+                        && !peers(cluster.node(1)).await.contains(&member.peer_id())
+                },
+            )
+            .await?;
+            let counted = |n: &Node, outcome: &str| {
+                n.metrics()
+                    .sample("bzzz_revocations_total", &[("outcome", outcome)])
+                    .unwrap_or_default() as u64
+            };
+            ensure!(
+                counted(cluster.node(0), "invalid") >= 1,
+                "the forged list was not counted"
+            );
+            ensure!(
+                counted(cluster.node(1), "applied") >= 1,
+                "node 1 must have applied the gossiped list"
+            );
+
+            cluster.restart(1).await?;
+            ensure!(
+                cluster.node(1).admission().is_revoked(serial),
+                "a restarted node must still refuse the revoked serial"
+            );
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            ensure!(
+                !peers(cluster.node(1)).await.contains(&member.peer_id()),
+                "the revoked member reconnected after a restart"
+            );
+            let status = api.status().await?;
+            ensure!(status.security.revoked_serials >= 1, "{:?}", status.security);
+            member.shutdown().await;
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// The median delay of `n` coordination messages from `sender` to `inbox` (same process, same
+/// clock: the payload carries the send time).
+async fn gossip_latency(
+    sender: &Node,
+    inbox: &mut tokio::sync::mpsc::Receiver<bzzz_node::network::GossipMessage>,
+    n: usize,
+) -> Result<Duration> {
+    use bzzz_protocol::topics;
+    use bzzz_protocol::wire::Kind;
+    let started = std::time::Instant::now();
+    let mut delays = Vec::with_capacity(n);
+    for i in 0..n {
+        let sent = started.elapsed().as_micros() as u64;
+        let payload = format!("latency {i} {sent}").into_bytes();
+        sender
+            .client()
+            .publish(topics::COORDINATION, Kind::Coordination, payload.clone())
+            .await?;
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match inbox.recv().await {
+                    Some(m) if m.payload == payload => return Some(started.elapsed().as_micros() as u64),
+                    Some(_) => continue,
+                    None => return None,
+                }
+            }
+        })
+        .await
+        .context("a latency probe was not delivered within 10 s")?
+        .context("the subscription closed")?;
+        delays.push(got.saturating_sub(sent));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    delays.sort_unstable();
+    Ok(Duration::from_micros(delays[delays.len() / 2]))
+}
+
+/// A member floods the coordination topic with 1000 invalid messages a second for five
+/// seconds. Its peers reject the first few, score it below the graylist threshold and then
+/// ignore the rest before validating them; the members' gossip latency during the flood stays
+/// within twice the quiet figure (plus 50 ms for a shared 2-core machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_gossip_flood_is_graylisted_and_members_keep_their_latency() -> Result<()> {
+    use bzzz_protocol::topics;
+    TestCluster::scenario(3, |_, _| {}, async |cluster| {
+        cluster.wait_connected(2, WAIT).await?;
+        let (a, b, attacker) = (cluster.node(0), cluster.node(1), cluster.node(2));
+        let mut inbox = b.client().subscribe(topics::COORDINATION, 256).await?;
+        // Warm up until the subscription carries node 0's messages to node 1.
+        let warm = std::time::Instant::now();
+        'warm: loop {
+            ensure!(warm.elapsed() < WAIT, "gossip from node 0 never reached node 1");
+            let _ = a
+                .client()
+                .publish(topics::COORDINATION, bzzz_protocol::wire::Kind::Coordination, b"warm-up".to_vec())
+                .await;
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+            while let Ok(Some(m)) = tokio::time::timeout_at(deadline, inbox.recv()).await {
+                if m.payload == b"warm-up" {
+                    break 'warm;
+                }
+            }
+        }
+        while inbox.try_recv().is_ok() {}
+        let quiet = gossip_latency(a, &mut inbox, 15).await?;
+
+        let flooder = attacker.client().clone();
+        let flood = tokio::spawn(async move {
+            let mut sent = 0u64;
+            for round in 0..50u64 {
+                for i in 0..100u64 {
+                    let garbage = format!("not an envelope {round} {i} {}", rand_suffix()).into_bytes();
+                    if flooder.publish_raw(topics::COORDINATION, garbage).await.is_ok() {
+                        sent += 1;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            sent
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let during = gossip_latency(a, &mut inbox, 15).await?;
+        let (score_a, score_b) = (
+            gossip_score(a, &attacker.peer_id()).await,
+            gossip_score(b, &attacker.peer_id()).await,
+        );
+        let sent = flood.await?;
+        let rejected = |n: &Node| {
+            n.metrics()
+                .sample(
+                    "bzzz_pubsub_messages_total",
+                    &[("topic", topics::COORDINATION), ("outcome", "rejected")],
+                )
+                .unwrap_or_default() as u64
+        };
+        eprintln!(
+            "gossip flood: {sent} invalid messages sent; quiet median {quiet:?}, during the flood {during:?}; attacker's score on node 0 {score_a:?}, node 1 {score_b:?}; rejected (validated) on node 0 {}, node 1 {}",
+            rejected(a),
+            rejected(b)
+        );
+        ensure!(sent >= 4_000, "the flood did not run: {sent} sent");
+        for (i, s) in [(0, score_a), (1, score_b)] {
+            ensure!(
+                s.is_some_and(|s| s < -80.0),
+                "node {i} must have graylisted the attacker (score below -80), got {s:?}"
+            );
+        }
+        for (i, n) in [(0, a), (1, b)] {
+            ensure!(
+                rejected(n) < 500,
+                "node {i} validated {} of {sent} flood messages: graylisting must stop it early",
+                rejected(n)
+            );
+        }
+        ensure!(
+            during <= quiet * 2 + Duration::from_millis(50),
+            "members' gossip latency during the flood ({during:?}) must stay within 2x the quiet figure ({quiet:?}) + 50 ms"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// `n`'s gossipsub score for `peer`.
+async fn gossip_score(n: &Node, peer: &PeerId) -> Option<f64> {
+    let id = peer.to_string();
+    n.client()
+        .snapshot()
+        .await
+        .ok()
+        .and_then(|s| s.peers.into_iter().find(|p| p.peer_id == id))
+        .and_then(|p| p.gossip_score)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Two clusters on one network, sharing even the mesh key but not the CA: each elects its own
+/// admin, neither node of one is ever a peer of the other, nobody follows the other cluster's
+/// admin, and a record put in one cannot be read from the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_on_one_network_stay_apart() -> Result<()> {
+    TestCluster::scenario(
+        2,
+        |i, c| {
+            c.election.eligible = i == 0;
+            c.election.bootstrap_expect = 1;
+        },
+        async |cluster| {
+            cluster.wait_connected(1, WAIT).await?;
+            let dir = tempfile::tempdir()?;
+            let other = ClusterCredentials::new()?;
+            // Cluster B: its own CA, the same mesh key, bootstrapping through cluster A's node 0.
+            let b_admin = outsider(cluster, &dir, "b-admin", |c| {
+                c.admission.ca_cert_file = Some(other.ca_cert_file());
+                c.election.eligible = true;
+                c.election.bootstrap_expect = 1;
+                other.enroll(c).map(|_| ())
+            })
+            .await?;
+            let b_member = outsider(cluster, &dir, "b-member", |c| {
+                c.admission.ca_cert_file = Some(other.ca_cert_file());
+                let b: Vec<Multiaddr> = b_admin.p2p_addrs();
+                c.p2p.bootstrap_peers = b.iter().take(1).map(Multiaddr::to_string).collect();
+                // It also tries cluster A's node 0.
+                c.p2p
+                    .bootstrap_peers
+                    .extend(cluster.node(0).p2p_addrs().iter().take(1).map(Multiaddr::to_string));
+                other.enroll(c).map(|_| ())
+            })
+            .await?;
+            wait_for(
+                "both clusters have their own admin, known to their members",
+                WAIT,
+                || async {
+                    let a = cluster.node(1).consensus().status().admin;
+                    let b = b_member.consensus().status().admin;
+                    a == Some(cluster.node(0).peer_id().to_string()) && b == Some(b_admin.peer_id().to_string())
+                },
+            )
+            .await?;
+            wait_for("cluster A refused cluster B's connections", WAIT, || async {
+                admission(cluster.node(0), "refused", "wrong_cluster") >= 1
+            })
+            .await?;
+
+            let key = b"/two-clusters/record".to_vec();
+            b_member
+                .client()
+                .put_record(key.clone(), b"cluster B only".to_vec(), Some(libp2p::kad::Quorum::One))
+                .await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            for (i, n) in cluster.running() {
+                ensure!(
+                    n.client().get_record(key.clone()).await.is_err(),
+                    "cluster A's node {i} read cluster B's record"
+                );
+                let p = peers(n).await;
+                ensure!(
+                    !p.contains(&b_admin.peer_id()) && !p.contains(&b_member.peer_id()),
+                    "cluster A's node {i} has a peer of cluster B: {p:?}"
+                );
+                ensure!(
+                    n.consensus().status().admin == Some(cluster.node(0).peer_id().to_string()),
+                    "cluster A's node {i} follows another admin"
+                );
+            }
+            ensure!(
+                b_member.consensus().status().admin == Some(b_admin.peer_id().to_string()),
+                "cluster B's member follows cluster A's admin"
+            );
+            b_member.shutdown().await;
+            b_admin.shutdown().await;
+            Ok(())
+        },
+    )
+    .await
+}

@@ -18,7 +18,7 @@ pub use error::{ErrorBody, ErrorEnvelope};
 pub use health::{CheckResult, HealthChecks, HealthReport, HealthStatus, HealthSummary, Liveness, Readiness};
 pub use node::{
     CertificateSummary, ElectionStatus, ElectionTriggered, JoinState, JoinStatus, NodeMode, NodeStatus, PeerInfo,
-    PeerList, RaftRole, SecurityStatus,
+    PeerList, RaftRole, RevocationApplied, RevocationSubmit, SecurityStatus,
 };
 pub use ops::{CacheClearReport, PeersCleared, ReloadReport, ReplicationCheck, ReprovideReport};
 pub use roles::{GrantRequest, PendingRequest, RoleGrant, RoleGranted, RoleInfo, RolesView};

@@ -72,6 +72,31 @@ pub struct SecurityStatus {
     pub certificate: Option<CertificateSummary>,
     /// Peers admitted with a certificate right now.
     pub admitted_peers: usize,
+    /// Certificate serials this node refuses (CA-signed revocation lists).
+    pub revoked_serials: usize,
+}
+
+/// `POST /api/admission/revocations` (operator): a revocation list signed by the cluster CA
+/// (`bzzz ca revoke`), in its text form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationSubmit {
+    /// The `-----BEGIN BZZZ REVOCATION-----` block.
+    pub revocation: String,
+}
+
+/// The answer to a revocation: what the node applied and gossiped to the mesh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationApplied {
+    /// The cluster the list belongs to.
+    pub cluster_id: String,
+    /// The serials it revokes (16 hex digits each).
+    pub serials: Vec<String>,
+    /// False when the node already held this list.
+    pub new: bool,
+    /// Serials this node now refuses in total.
+    pub revoked_serials: usize,
+    /// Whether the list was published to the mesh (the admin re-publishes it every 30 s anyway).
+    pub published: bool,
 }
 
 /// What a node certificate says.
@@ -157,6 +182,9 @@ pub struct PeerInfo {
     pub latency_ms: Option<f64>,
     /// The peer's agent version from identify, once received.
     pub agent_version: Option<String>,
+    /// Its gossipsub score on this node: 0 for a well-behaved peer, negative once it relayed
+    /// envelopes this node rejected (below -80 its gossip is ignored: graylisted).
+    pub gossip_score: Option<f64>,
 }
 
 /// A node's part in the election.

@@ -299,6 +299,16 @@ impl CertificateAuthority {
         Ok(cert::sign(&info, &self.key)?)
     }
 
+    /// A revocation list naming `serials`, signed by this CA (`bzzz ca revoke`).
+    pub fn revoke(&self, serials: &[u64]) -> Result<bzzz_protocol::wire::Revocation, FileError> {
+        Ok(cert::sign_revocation(
+            &self.key,
+            self.cluster_id(),
+            serials,
+            now_unix_ms(),
+        )?)
+    }
+
     /// Creates (or reuses) the node's identity (`key_file`, else `<data_dir>/identity.key`) and
     /// writes a node certificate for it to `<data_dir>/node.crt`: what `bzzz dev` and the test
     /// harness do for each node.

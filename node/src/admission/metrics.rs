@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 use bzzz_protocol::cert::CertError;
 
-use crate::metrics::{OptionalGauge, label_enum};
+use crate::metrics::{LabelValue, OptionalGauge, label_enum};
 
 label_enum! {
     /// `outcome` of `bzzz_admission_total`.
@@ -97,6 +97,23 @@ impl Reason {
     }
 }
 
+label_enum! {
+    /// `outcome` of `bzzz_revocations_total`.
+    pub(crate) enum RevocationOutcome {
+        /// A new CA-signed revocation list was stored and applied.
+        Applied => "applied",
+        /// A list this node already held.
+        Duplicate => "duplicate",
+        /// Not a valid revocation of this cluster's CA (refused).
+        Invalid => "invalid",
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RevocationLabel {
+    outcome: RevocationOutcome,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AdmissionLabels {
     outcome: Outcome,
@@ -140,6 +157,7 @@ pub struct AdmissionMetrics {
     total: Family<AdmissionLabels, Counter>,
     enabled: Gauge,
     open_mesh: Gauge,
+    revocations: Family<RevocationLabel, Counter>,
     own_expiry: OptionalGauge,
 }
 
@@ -150,6 +168,7 @@ impl AdmissionMetrics {
             total: Family::default(),
             enabled: Gauge::default(),
             open_mesh: Gauge::default(),
+            revocations: Family::default(),
             own_expiry: OptionalGauge::register(
                 registry,
                 "bzzz_certificate_expiry_timestamp_seconds",
@@ -171,6 +190,17 @@ impl AdmissionMetrics {
             "1 when the node runs without a mesh key (p2p.insecure_open_mesh): any host that reaches the P2P port can connect",
             m.open_mesh.clone(),
         );
+        registry.register(
+            "bzzz_revocations",
+            "CA-signed revocation lists received (API or gossip), by outcome: applied, duplicate, invalid",
+            m.revocations.clone(),
+        );
+        crate::metrics::precreate(
+            &m.revocations,
+            RevocationOutcome::ALL
+                .iter()
+                .map(|&outcome| RevocationLabel { outcome }),
+        );
         crate::metrics::precreate(&m.total, series());
         m
     }
@@ -182,6 +212,10 @@ impl AdmissionMetrics {
 
     pub(crate) fn set_enabled(&self, on: bool) {
         self.enabled.set(i64::from(on));
+    }
+
+    pub(crate) fn revocation(&self, outcome: RevocationOutcome) {
+        self.revocations.get_or_create(&RevocationLabel { outcome }).inc();
     }
 
     pub(crate) fn set_insecure_open_mesh(&self, open: bool) {
@@ -210,6 +244,9 @@ mod tests {
             m.count(l.outcome, l.reason);
         }
         m.set_insecure_open_mesh(true);
+        for &o in RevocationOutcome::ALL {
+            m.revocation(o);
+        }
         assert_eq!(Reason::parse("expired"), Reason::Expired);
         assert_eq!(Reason::parse("<script>"), Reason::Other);
         let after = crate::metrics::series(&registry);

@@ -11,6 +11,7 @@
 //! (`/api/roles`), [`ops`] (the operator actions); [`error`] the envelope, [`state`] the handles,
 //! [`operator`] the operator check, [`convert`] domain answers as API types.
 
+mod admission;
 mod convert;
 pub(crate) mod error;
 mod node;
@@ -59,6 +60,7 @@ pub(crate) fn api_router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/election/trigger", post(node::trigger_election))
         .with_state(state.clone())
         .merge(ops::router(state.clone()))
+        .merge(admission::router(state.clone()))
         .merge(ucxi::router(state.clone()))
         .merge(roles::router(state.clone()))
         .merge(health_router(state))

@@ -136,6 +136,7 @@ fn security(s: &AppState) -> bzzz_client::types::SecurityStatus {
             not_after_unix_ms: v.leaf.not_after_ms,
         }),
         admitted_peers: a.admitted_count(),
+        revoked_serials: a.revoked_count(),
     }
 }
 

@@ -24,6 +24,47 @@ pub enum CaCommand {
     /// Print what a certificate file says (each certificate of a chain) and, with --ca, whether it
     /// verifies.
     Show(CaShowArgs),
+    /// Sign a revocation list naming certificate serials (`bzzz ca show` prints a serial; a
+    /// node's is in `bzzz status` under security). Apply it with `bzzz admission revoke`: every
+    /// node then refuses and disconnects those certificates, and keeps the list across restarts.
+    Revoke(CaRevokeArgs),
+}
+
+/// Flags of `bzzz ca revoke`.
+#[derive(Debug, Args)]
+pub struct CaRevokeArgs {
+    /// The CA directory (ca.key and ca.crt).
+    #[arg(long)]
+    pub ca_dir: PathBuf,
+    /// A serial to revoke (16 hex digits); repeatable, or comma-separated.
+    #[arg(long = "serial", required = true, value_delimiter = ',', value_parser = parse_serial)]
+    pub serials: Vec<u64>,
+    /// Where to write the revocation list (text).
+    #[arg(long, short)]
+    pub out: PathBuf,
+}
+
+fn parse_serial(text: &str) -> Result<u64, String> {
+    u64::from_str_radix(text.trim(), 16).map_err(|_| format!("`{text}` is not a serial (up to 16 hex digits)"))
+}
+
+/// The `bzzz admission` verbs (talk to a node).
+#[derive(Debug, Subcommand)]
+pub enum AdmissionCommand {
+    /// Apply a revocation list signed by the cluster CA (`bzzz ca revoke`) on the node at --api,
+    /// which publishes it to the whole mesh (operator action).
+    Revoke(AdmissionRevokeArgs),
+}
+
+/// Flags of `bzzz admission revoke`.
+#[derive(Debug, Args)]
+pub struct AdmissionRevokeArgs {
+    /// Operator and client flags.
+    #[command(flatten)]
+    pub operator: super::OperatorArgs,
+    /// The revocation list file.
+    #[arg(long)]
+    pub file: PathBuf,
 }
 
 /// Flags of `bzzz ca init`.
@@ -136,6 +177,15 @@ pub(super) fn run(c: &CaCommand) -> Result<(), CliError> {
                 print_info(&leaf);
             }
         }
+        CaCommand::Revoke(a) => {
+            let ca = CertificateAuthority::load(&a.ca_dir).map_err(local("cannot load the CA"))?;
+            let revocation = ca.revoke(&a.serials).map_err(local("cannot sign the revocation"))?;
+            files::write_public(&a.out, &cert::revocation_to_pem(&revocation))
+                .map_err(local("cannot write the revocation"))?;
+            let serials: Vec<String> = a.serials.iter().map(|s| format!("{s:016x}")).collect();
+            println!("revocation of {} written to {}", serials.join(", "), a.out.display());
+            println!("apply it: bzzz admission revoke --file {} --api URL", a.out.display());
+        }
         CaCommand::Show(a) => {
             let text = std::fs::read_to_string(&a.file).map_err(|e| CliError::Local {
                 what: format!("cannot read {}", a.file.display()),
@@ -174,6 +224,35 @@ pub(super) fn run(c: &CaCommand) -> Result<(), CliError> {
                     })?;
                 println!("\nverifies against cluster {}", anchor.cluster_id());
             }
+        }
+    }
+    Ok(())
+}
+
+/// `bzzz admission revoke`.
+pub(super) async fn admission(c: &AdmissionCommand) -> Result<(), CliError> {
+    match c {
+        AdmissionCommand::Revoke(a) => {
+            let text = std::fs::read_to_string(&a.file).map_err(|e| CliError::Local {
+                what: format!("cannot read {}", a.file.display()),
+                reason: e.to_string(),
+            })?;
+            let v = a.operator.client()?.submit_revocation(&text).await?;
+            if super::print::printed_json(a.operator.client.json, &v) {
+                return Ok(());
+            }
+            println!(
+                "revoked {} in cluster {} ({}); the node refuses {} serials{}",
+                v.serials.join(", "),
+                v.cluster_id,
+                if v.new { "new" } else { "already known" },
+                v.revoked_serials,
+                if v.published {
+                    ", published to the mesh"
+                } else {
+                    "; not published now (the admin re-publishes within 30 s)"
+                }
+            );
         }
     }
     Ok(())

@@ -97,6 +97,21 @@ impl Consensus {
                 }
             });
         }
+        // Revocation lists: at once, then every REVOCATION_REPUBLISH, so nodes that missed one
+        // (offline, joined later) catch up.
+        if self.inner.admission.enabled() {
+            let me = self.clone();
+            let token = token.clone();
+            crate::logging::spawn(tracker, "revocation-republish", async move {
+                let mut tick = tokio::time::interval(REVOCATION_REPUBLISH);
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tick.tick() => me.publish_revocations().await,
+                    }
+                }
+            });
+        }
         self.inner.duties.start_all(
             duties::DutyContext {
                 term,
@@ -109,6 +124,29 @@ impl Consensus {
             tracker,
         );
         (term, token)
+    }
+
+    /// Publishes one revocation list (which this node applied) on the admin topic, for every
+    /// node of the mesh.
+    pub async fn publish_revocation(&self, r: bzzz_protocol::wire::Revocation) -> Result<(), NetworkError> {
+        let payload = AdminMessage {
+            body: Some(admin_message::Body::Revocation(r)),
+        }
+        .encode_to_vec();
+        self.inner.client.publish(topics::ADMIN, Kind::Admin, payload).await
+    }
+
+    /// Publishes every revocation list this node holds on the admin topic.
+    pub(super) async fn publish_revocations(&self) {
+        for r in self.inner.admission.revocations() {
+            let payload = AdminMessage {
+                body: Some(admin_message::Body::Revocation(r)),
+            }
+            .encode_to_vec();
+            if let Err(e) = self.inner.client.publish(topics::ADMIN, Kind::Admin, payload).await {
+                tracing::debug!(error = %e, "revocation list not published");
+            }
+        }
     }
 
     pub(super) async fn publish_heartbeat(&self, raft: &Raft, term: u64) {

@@ -58,6 +58,8 @@ pub use transport::Raft;
 pub const MAX_ANNOUNCES: usize = 256;
 /// How long an announcement counts as "this node is around".
 const ANNOUNCE_TTL: Duration = Duration::from_secs(5);
+/// How often the admin re-publishes the CA-signed revocation lists it holds.
+const REVOCATION_REPUBLISH: Duration = Duration::from_secs(30);
 /// How long the chosen initial voter set must stay the same before a node initialises with it.
 const FORMATION_SETTLE: Duration = Duration::from_millis(1_000);
 

@@ -251,6 +251,14 @@ impl Consensus {
                         }
                     }
                 }
+                Some(admin_message::Body::Revocation(r)) => {
+                    // Signed by the CA: whoever relayed it, it verifies or it is counted invalid.
+                    if self.inner.admission.enabled()
+                        && let Err(e) = self.inner.admission.apply_revocation(&r)
+                    {
+                        tracing::debug!(via = %msg.sender, error = %e, "ignored a revocation list");
+                    }
+                }
                 _ => self.inner.metrics.error(ErrorComponent::Election),
             }
         }

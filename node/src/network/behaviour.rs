@@ -7,8 +7,8 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use bzzz_protocol::protocols;
 use bzzz_protocol::wire::{RaftRequest, RaftResponse, RpcRequest, RpcResponse};
+use bzzz_protocol::{protocols, topics};
 use bzzz_storage::SledRecordStore;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
@@ -62,6 +62,50 @@ fn content_id(m: &gossipsub::Message) -> gossipsub::MessageId {
     gossipsub::MessageId::from(digest[..20].to_vec())
 }
 
+/// Score below which a peer's gossip is not forwarded to it and no gossip is asked of it.
+pub(crate) const GOSSIP_THRESHOLD: f64 = -10.0;
+/// Score below which this node does not publish to the peer.
+pub(crate) const PUBLISH_THRESHOLD: f64 = -50.0;
+/// Score below which everything the peer sends on gossipsub is ignored (graylisted), before any
+/// validation: a flood of rejected messages costs the receiver nothing after the first few.
+pub(crate) const GRAYLIST_THRESHOLD: f64 = -80.0;
+
+/// Gossipsub peer scoring fed only by this node's own validation verdicts (P4, invalid message
+/// deliveries: every envelope the event loop rejects counts against the peer that relayed it,
+/// squared, so three rejected messages in a second graylist it; the count halves every second,
+/// so an honest peer that relayed one bad message recovers at once). The positive and mesh
+/// delivery terms are off: admission decides who is a member, and a quiet member must not drift
+/// toward a penalty. IP colocation is off: every node of a test, or behind one NAT, shares an
+/// address, and admission already bounds who may connect.
+fn peer_scoring() -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let topic = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 0.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: 0.5,
+        ..gossipsub::TopicScoreParams::default()
+    };
+    let params = gossipsub::PeerScoreParams {
+        topics: topics::ALL
+            .iter()
+            .map(|t| (gossipsub::IdentTopic::new(*t).hash(), topic.clone()))
+            .collect(),
+        ip_colocation_factor_weight: 0.0,
+        app_specific_weight: 0.0,
+        ..gossipsub::PeerScoreParams::default()
+    };
+    let thresholds = gossipsub::PeerScoreThresholds {
+        gossip_threshold: GOSSIP_THRESHOLD,
+        publish_threshold: PUBLISH_THRESHOLD,
+        graylist_threshold: GRAYLIST_THRESHOLD,
+        ..gossipsub::PeerScoreThresholds::default()
+    };
+    (params, thresholds)
+}
+
 /// Settings the behaviour is built from.
 #[derive(Debug, Clone)]
 pub(crate) struct BehaviourConfig {
@@ -113,8 +157,12 @@ impl Behaviour {
             .max_transmit_size(cfg.gossip_max_transmit)
             .build()
             .map_err(|e| BehaviourError(format!("gossipsub: {e}")))?;
-        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)
+        let mut gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)
             .map_err(|e| BehaviourError(format!("gossipsub: {e}")))?;
+        let (params, thresholds) = peer_scoring();
+        gossipsub
+            .with_peer_score(params, thresholds)
+            .map_err(|e| BehaviourError(format!("gossipsub peer scoring: {e}")))?;
 
         let mut kad_config = kad::Config::new(StreamProtocol::new(protocols::KAD));
         kad_config

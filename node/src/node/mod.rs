@@ -177,6 +177,14 @@ impl Node {
             &crate::admission::AdmissionSettings::from_config(&config),
             metrics.admission.clone(),
         )?);
+        let revocations = admission.attach_store(store.tree(crate::admission::REVOCATIONS_TREE)?)?;
+        if revocations > 0 {
+            tracing::info!(
+                lists = revocations,
+                serials = admission.revoked_count(),
+                "revocation lists applied"
+            );
+        }
         let validator = Arc::new(crate::context::ContextRecordValidator::new(
             config.dht.max_record_bytes,
             metrics.context.clone(),

@@ -17,6 +17,7 @@
 //! Signatures cover the body bytes exactly as carried, so nothing is ever re-encoded.
 
 mod pem;
+mod revocation;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ use sha2::Digest;
 use crate::wire;
 pub use crate::wire::CertKind;
 pub use pem::{PemError, chain_from_pem, chain_to_pem, from_pem, to_pem};
+pub use revocation::{MAX_REVOKED_SERIALS, RevocationList, revocation_from_pem, revocation_to_pem, sign_revocation};
 
 /// Version of the certificate body format.
 pub const CERT_VERSION: u32 = 1;

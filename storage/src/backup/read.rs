@@ -1,6 +1,8 @@
 //! Reading a backup stream: one parser, checking the format and the checksum as it goes, feeding a
 //! sink that either discards (verification) or writes into a database (restore).
 
+use std::io::BufRead as _;
+
 use super::*;
 
 /// Where parsed entries go.
@@ -203,8 +205,49 @@ pub fn verify<R: Read>(input: R) -> Result<BackupInfo, BackupError> {
     parse(input, &mut Discard)
 }
 
-/// Verifies the backup file at `path` (see [`verify`]).
+/// Verifies the backup file at `path` (see [`verify`]). When the structure does not parse, the
+/// error also says whether the file's trailing checksum matches the rest: a damaged byte can land
+/// on a length or a marker, and the structural error alone would hide that the file is damaged.
 pub fn verify_file(path: &Path) -> Result<BackupInfo, BackupError> {
     let f = std::fs::File::open(path).map_err(io_err(format!("open {}", path.display())))?;
-    verify(io::BufReader::with_capacity(1 << 20, f))
+    match verify(io::BufReader::with_capacity(1 << 20, f)) {
+        Err(BackupError::Format(reason)) => Err(BackupError::Format(match checksum_mismatch(path)? {
+            Some(BackupError::Checksum { expected, found }) => format!(
+                "{reason}; its checksum does not match either (the file says {expected}, its content hashes to {found}): the file is damaged or truncated"
+            ),
+            _ => reason,
+        })),
+        other => other,
+    }
+}
+
+/// A [`BackupError::Checksum`] when the file's trailing 32 bytes differ from the SHA-256 of
+/// everything before them.
+fn checksum_mismatch(path: &Path) -> Result<Option<BackupError>, BackupError> {
+    let len = std::fs::metadata(path)
+        .map_err(io_err(format!("stat {}", path.display())))?
+        .len();
+    if len < 32 {
+        return Ok(None);
+    }
+    let mut f = std::fs::File::open(path).map_err(io_err(format!("open {}", path.display())))?;
+    let mut hasher = Sha256::new();
+    let mut body = io::BufReader::with_capacity(1 << 20, (&mut f).take(len - 32));
+    loop {
+        let chunk = body.fill_buf().map_err(io_err("read the backup"))?;
+        if chunk.is_empty() {
+            break;
+        }
+        hasher.update(chunk);
+        let n = chunk.len();
+        body.consume(n);
+    }
+    drop(body);
+    let mut stored = [0u8; 32];
+    f.read_exact(&mut stored).map_err(io_err("read the backup"))?;
+    let found: [u8; 32] = hasher.finalize().into();
+    Ok((found != stored).then(|| BackupError::Checksum {
+        expected: hex::encode(stored),
+        found: hex::encode(found),
+    }))
 }

@@ -239,6 +239,9 @@ impl EventLoop {
             .map(|(p, _)| p.to_string())
             .collect();
         let routing_table_size = self.routing_table_size();
+        let gossip = &self.swarm.behaviour().gossipsub;
+        let scores: std::collections::HashMap<PeerId, Option<f64>> =
+            self.peers.keys().map(|id| (*id, gossip.peer_score(id))).collect();
         NetworkSnapshot {
             peer_id: self.swarm.local_peer_id().to_string(),
             listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
@@ -251,6 +254,7 @@ impl EventLoop {
                     connected_since_unix_ms: p.connected_since_unix_ms,
                     latency_ms: p.latency_ms,
                     agent_version: p.agent_version.clone(),
+                    gossip_score: scores.get(id).copied().flatten(),
                 })
                 .collect(),
             routing_table_size,
