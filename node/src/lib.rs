@@ -52,6 +52,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod ops;
+pub(crate) mod ratelimit;
 
 pub use config::Config;
 pub use node::{Node, NodeError};

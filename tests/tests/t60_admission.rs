@@ -734,3 +734,54 @@ async fn two_clusters_on_one_network_stay_apart() -> Result<()> {
     )
     .await
 }
+
+/// A member that floods the admin with registrations is answered "retry later" past its burst
+/// (every registration may grow the replicated state, so each peer gets a bounded rate); the
+/// admin stays the admin and other members keep registering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_are_rate_limited_per_peer() -> Result<()> {
+    use bzzz_protocol::wire::{
+        ContextRequest, RegisterMember, RpcRequest, RpcResponse, context_request, context_response, rpc_request,
+        rpc_response,
+    };
+    TestCluster::scenario(
+        3,
+        |i, c| {
+            c.election.eligible = i == 0;
+            c.election.bootstrap_expect = 1;
+        },
+        async |cluster| {
+            cluster.wait_context_ready(WAIT).await?;
+            let admin = cluster.node(0).peer_id();
+            let attacker = cluster.node(1);
+            let request = RpcRequest {
+                body: Some(rpc_request::Body::Context(ContextRequest {
+                    body: Some(context_request::Body::Register(RegisterMember::default())),
+                })),
+            };
+            let error_of = |r: &RpcResponse| match &r.body {
+                Some(rpc_response::Body::Context(c)) => match &c.body {
+                    Some(context_response::Body::Error(e)) => e.message.clone(),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            };
+            let mut limited = 0;
+            for _ in 0..100 {
+                let r = attacker.client().send_rpc(admin, request.clone()).await?;
+                if error_of(&r).contains("rate limit") {
+                    limited += 1;
+                }
+            }
+            ensure!(
+                (60..=95).contains(&limited),
+                "of 100 registrations in a burst, about 80 must be refused by the rate limit, got {limited}"
+            );
+            ensure!(cluster.node(0).consensus().is_admin(), "the admin must stay the admin");
+            let other = cluster.node(2);
+            ensure!(other.context().ready(), "another member must keep its roles and keys");
+            Ok(())
+        },
+    )
+    .await
+}

@@ -84,6 +84,14 @@ pub(crate) struct View {
     pub refreshed: Option<Instant>,
 }
 
+/// Registrations one peer may send the admin per second (a member registers twice a second
+/// while it waits for a decision, and at once when a read finds a key missing).
+pub const REGISTRATIONS_PER_SECOND: f64 = 4.0;
+/// Registrations one peer may send in a burst.
+pub const REGISTRATION_BURST: f64 = 20.0;
+/// Peers whose registration rate the admin tracks at once.
+const MAX_REGISTERING_PEERS: usize = 16_384;
+
 /// Everything [`ContextService::start`] needs.
 pub struct ContextArgs {
     /// Network handle.
@@ -129,6 +137,8 @@ pub(crate) struct Inner {
     pub max_record_bytes: usize,
     pub metrics: ContextMetrics,
     pub admission: Arc<crate::admission::Admission>,
+    /// On the admin: registrations per peer (each may grow the replicated state).
+    pub registrations: crate::ratelimit::PeerLimiter,
     pub view: RwLock<View>,
     /// Wakes the member loop (e.g. a read found no key for a role it should hold).
     pub refresh: Notify,
@@ -231,6 +241,11 @@ impl ContextService {
                 max_record_bytes: args.max_record_bytes,
                 metrics: args.metrics,
                 admission: args.admission,
+                registrations: crate::ratelimit::PeerLimiter::new(
+                    REGISTRATIONS_PER_SECOND,
+                    REGISTRATION_BURST,
+                    MAX_REGISTERING_PEERS,
+                ),
                 view: RwLock::new(View::default()),
                 refresh: Notify::new(),
                 roles_changed: Notify::new(),

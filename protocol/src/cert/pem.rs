@@ -30,15 +30,21 @@ pub enum PemError {
 
 /// One certificate as a PEM-style block (with a trailing newline).
 pub fn to_pem(cert: &wire::Certificate) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.encode_to_vec());
+    block(BEGIN, END, &cert.encode_to_vec())
+}
+
+/// `bytes` as a PEM-style block: the `begin` line, base64 in lines of 64 characters, the `end`
+/// line, each ending in a newline.
+pub(super) fn block(begin: &str, end: &str, bytes: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut out = String::with_capacity(b64.len() + 80);
-    out.push_str(BEGIN);
+    out.push_str(begin);
     out.push('\n');
     for line in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(line).unwrap_or_default());
         out.push('\n');
     }
-    out.push_str(END);
+    out.push_str(end);
     out.push('\n');
     out
 }

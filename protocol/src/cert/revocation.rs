@@ -106,17 +106,7 @@ impl TrustAnchor {
 
 /// A revocation as a PEM-style text block.
 pub fn revocation_to_pem(r: &wire::Revocation) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(r.encode_to_vec());
-    let mut out = String::with_capacity(b64.len() + 80);
-    out.push_str(BEGIN);
-    out.push('\n');
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(END);
-    out.push('\n');
-    out
+    super::pem::block(BEGIN, END, &r.encode_to_vec())
 }
 
 /// Reads the revocation block in `text`. Errors never contain the text.

@@ -2,6 +2,7 @@
 //! view, and the duty that creates role keys and seals them to every member allowed to read.
 
 use super::*;
+use crate::context::{REGISTRATION_BURST, REGISTRATIONS_PER_SECOND};
 
 /// Most grants or pending requests one roles answer lists.
 const MAX_LISTED: usize = 10_000;
@@ -21,6 +22,11 @@ pub(crate) async fn register(
     peer: PeerId,
     r: RegisterMember,
 ) -> Result<context_response::Body, ContextError> {
+    if !service.inner.registrations.allow(&peer) {
+        return Err(ContextError::unavailable(format!(
+            "registration rate limit: at most {REGISTRATIONS_PER_SECOND} a second per peer (bursts of {REGISTRATION_BURST}); retry later"
+        )));
+    }
     let (raft, sm, term) = acting(service)?;
     let wire = r
         .binding
