@@ -106,12 +106,7 @@ impl DevMesh {
             }
             c.admission.ca_cert_file = Some(credentials.join(files::CA_CERT_FILE));
             c.p2p.swarm_key_file = Some(credentials.join(MESH_KEY_FILE));
-            let grant = NodeGrant {
-                name: c.agent.id.clone(),
-                roles: vec![c.agent.role.clone()],
-                voter: c.election.eligible,
-                ttl: Duration::from_secs(365 * 86_400),
-            };
+            let grant = NodeGrant::for_config(&c, Duration::from_secs(365 * 86_400));
             let enrolled = ca
                 .enroll(&c.node.data_dir, None, &grant)
                 .map_err(|e| NodeError::DevCredentials(e.to_string()));

@@ -69,13 +69,7 @@ impl ClusterCredentials {
     /// Signs the certificate of the node `config` describes into its data dir (creating its
     /// identity if needed): voter if `election.eligible`, with its agent role.
     pub fn enroll(&self, config: &Config) -> Result<PeerId> {
-        let grant = NodeGrant {
-            name: config.agent.id.clone(),
-            roles: vec![config.agent.role.clone()],
-            voter: config.election.eligible,
-            ttl: TEST_CERT_TTL,
-        };
-        self.enroll_with(config, &grant)
+        self.enroll_with(config, &NodeGrant::for_config(config, TEST_CERT_TTL))
     }
 
     /// Like [`ClusterCredentials::enroll`] with an explicit grant.

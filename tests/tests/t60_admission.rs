@@ -465,6 +465,12 @@ async fn a_ca_signed_revocation_disconnects_everywhere_and_survives_restart() ->
                 api.submit_revocation(&forged).await.is_err(),
                 "a revocation signed by another CA must be refused"
             );
+            ensure!(
+                api.submit_revocation("-----BEGIN BZZZ REVOCATION-----\nnot base64!\n-----END BZZZ REVOCATION-----\n")
+                    .await
+                    .is_err(),
+                "a malformed revocation must be refused"
+            );
             let applied = api.submit_revocation(&text).await?;
             ensure!(
                 applied.new && applied.serials == [format!("{serial:016x}")] && applied.published,

@@ -176,6 +176,19 @@ pub struct NodeGrant {
     pub ttl: Duration,
 }
 
+impl NodeGrant {
+    /// The grant the node `config` describes: named by its agent id, its agent role, voter if
+    /// admin-eligible (what `bzzz dev` and the test harness sign for each node).
+    pub fn for_config(config: &crate::config::Config, ttl: Duration) -> NodeGrant {
+        NodeGrant {
+            name: config.agent.id.clone(),
+            roles: vec![config.agent.role.clone()],
+            voter: config.election.eligible,
+            ttl,
+        }
+    }
+}
+
 /// The cluster CA: its key and its certificate. Kept offline by the operator; `bzzz dev` and
 /// the tests make throwaway ones.
 pub struct CertificateAuthority {

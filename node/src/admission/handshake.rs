@@ -192,3 +192,39 @@ where
         Box::pin(self.run(socket, true))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame announcing more than the limit is refused before anything is allocated for it;
+    /// bytes that are not a hello are refused; a well-formed hello round-trips.
+    #[test]
+    fn frames_are_bounded_and_checked() {
+        futures::executor::block_on(async {
+            let mut huge = futures::io::Cursor::new(u32::MAX.to_be_bytes().to_vec());
+            let err = read_frame::<_, AdmitHello>(&mut huge).await.expect_err("too large");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            assert!(err.to_string().contains("limit"), "{err}");
+
+            let mut garbage = 4u32.to_be_bytes().to_vec();
+            garbage.extend_from_slice(&[0xff; 4]);
+            let err = read_frame::<_, AdmitHello>(&mut futures::io::Cursor::new(garbage))
+                .await
+                .expect_err("garbage");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+
+            let mut short = futures::io::Cursor::new(vec![0, 0, 0, 9, 1]);
+            assert!(read_frame::<_, AdmitHello>(&mut short).await.is_err(), "a cut frame");
+
+            let hello = AdmitHello {
+                protocol: bzzz_protocol::protocols::ADMIT.into(),
+                ..AdmitHello::default()
+            };
+            let mut buf = futures::io::Cursor::new(Vec::new());
+            write_frame(&mut buf, &hello).await.expect("write");
+            buf.set_position(0);
+            assert_eq!(read_frame::<_, AdmitHello>(&mut buf).await.expect("read"), hello);
+        });
+    }
+}

@@ -189,6 +189,19 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Why an admitted certificate is no longer valid at `now_ms` (expired, or its serial or its
+/// issuer's serial revoked); `None` while it is valid. The one rule the sweep, the consensus
+/// checks and the role grants share.
+fn invalidity(cert: &Verified, now_ms: u64, revoked: &HashSet<u64>) -> Option<Reason> {
+    if now_ms > cert.leaf.not_after_ms {
+        Some(Reason::Expired)
+    } else if revoked.contains(&cert.leaf.serial) || cert.issuer_serial.is_some_and(|s| revoked.contains(&s)) {
+        Some(Reason::Revoked)
+    } else {
+        None
+    }
+}
+
 impl Admission {
     /// Loads the trust anchor and this node's chain, and checks the chain is valid for `local`
     /// now (a node never starts with a certificate its peers would refuse).
@@ -275,11 +288,9 @@ impl Admission {
         } else {
             self.peer(peer)?.cert?
         };
-        let revoked = read(&self.revoked);
-        let valid = now_unix_ms() <= cert.leaf.not_after_ms
-            && !revoked.contains(&cert.leaf.serial)
-            && !cert.issuer_serial.is_some_and(|s| revoked.contains(&s));
-        valid.then_some(cert)
+        invalidity(&cert, now_unix_ms(), &read(&self.revoked))
+            .is_none()
+            .then_some(cert)
     }
 
     /// Number of peers currently admitted.
@@ -349,18 +360,7 @@ impl Admission {
         let revoked = read(&self.revoked);
         read(&self.peers)
             .iter()
-            .filter_map(|(peer, a)| {
-                let cert = a.cert.as_ref()?;
-                if now_ms > cert.leaf.not_after_ms {
-                    Some((*peer, Reason::Expired))
-                } else if revoked.contains(&cert.leaf.serial)
-                    || cert.issuer_serial.is_some_and(|s| revoked.contains(&s))
-                {
-                    Some((*peer, Reason::Revoked))
-                } else {
-                    None
-                }
-            })
+            .filter_map(|(peer, a)| Some((*peer, invalidity(a.cert.as_ref()?, now_ms, &revoked)?)))
             .collect()
     }
 
@@ -372,27 +372,19 @@ impl Admission {
         let Some(anchor) = &self.anchor else {
             return Ok(());
         };
-        let now = now_unix_ms();
-        let revoked = read(&self.revoked);
-        let is_revoked = |s: u64| revoked.contains(&s);
-        let voter = match chain {
-            Some(chain) => {
+        // A peer admitted on a direct connection already proved its certificate; the chain a
+        // message carries is verified only for peers this node is not connected to.
+        let voter = match (self.certificate_of(peer), chain) {
+            (Some(admitted), _) => admitted.leaf.voter,
+            (None, Some(chain)) => {
+                let revoked = read(&self.revoked);
                 anchor
-                    .verify_node(chain, peer, now, &is_revoked)
+                    .verify_node(chain, peer, now_unix_ms(), &|s| revoked.contains(&s))
                     .map_err(|_| VoterRefusal::NotCertified)?
                     .leaf
                     .voter
             }
-            None => {
-                let admitted = self.peer(peer).and_then(|a| a.cert).ok_or(VoterRefusal::NotCertified)?;
-                let invalid = now > admitted.leaf.not_after_ms
-                    || is_revoked(admitted.leaf.serial)
-                    || admitted.issuer_serial.is_some_and(&is_revoked);
-                if invalid {
-                    return Err(VoterRefusal::NotCertified);
-                }
-                admitted.leaf.voter
-            }
+            (None, None) => return Err(VoterRefusal::NotCertified),
         };
         if voter { Ok(()) } else { Err(VoterRefusal::NotVoter) }
     }

@@ -139,11 +139,7 @@ impl Consensus {
     /// Publishes every revocation list this node holds on the admin topic.
     pub(super) async fn publish_revocations(&self) {
         for r in self.inner.admission.revocations() {
-            let payload = AdminMessage {
-                body: Some(admin_message::Body::Revocation(r)),
-            }
-            .encode_to_vec();
-            if let Err(e) = self.inner.client.publish(topics::ADMIN, Kind::Admin, payload).await {
+            if let Err(e) = self.publish_revocation(r).await {
                 tracing::debug!(error = %e, "revocation list not published");
             }
         }

@@ -182,18 +182,11 @@ impl Consensus {
         self.inner.metrics.set_term(hb.term);
     }
 
-    /// Whether a heartbeat from `sender` may be followed: it speaks for its signer only (the
-    /// envelope is signed by `sender`, so nobody can speak for another admin), carries a voter
-    /// certificate of this cluster for it, and, on a voter whose Raft knows the leader, comes
-    /// from that leader.
+    /// Whether a heartbeat from `sender` may be followed: a certified voter's message in its own
+    /// name ([`Self::admit_voter_message`]) and, on a voter whose Raft knows the leader, from
+    /// that leader.
     fn admit_heartbeat(&self, sender: &PeerId, hb: &AdminHeartbeat) -> Result<(), RefusedReason> {
-        if hb.peer_id != sender.to_string() || hb.node_id != node_id_from_peer_bytes(&sender.to_bytes()) {
-            return Err(RefusedReason::NodeIdMismatch);
-        }
-        self.inner
-            .admission
-            .voter_check(sender, hb.certificate.as_ref())
-            .map_err(refusal)?;
+        self.admit_voter_message(sender, hb.node_id, &hb.peer_id, hb.certificate.as_ref())?;
         if let Some(raft) = &self.inner.raft {
             let m = raft.metrics().borrow().clone();
             if m.current_leader.is_some_and(|leader| leader != hb.node_id) && hb.term <= m.current_term {
@@ -201,6 +194,22 @@ impl Consensus {
             }
         }
         Ok(())
+    }
+
+    /// Whether a message on the admin topic that names `node_id` and `peer_id` and carries
+    /// `chain` speaks for its signer `sender` (the envelope is signed by `sender`, so nobody can
+    /// speak for another node) and comes from a certified voter of this cluster.
+    fn admit_voter_message(
+        &self,
+        sender: &PeerId,
+        node_id: u64,
+        peer_id: &str,
+        chain: Option<&bzzz_protocol::wire::CertificateChain>,
+    ) -> Result<(), RefusedReason> {
+        if peer_id != sender.to_string() || node_id != node_id_from_peer_bytes(&sender.to_bytes()) {
+            return Err(RefusedReason::NodeIdMismatch);
+        }
+        self.inner.admission.voter_check(sender, chain).map_err(refusal)
     }
 
     pub(super) async fn listen_admin_topic(
@@ -229,16 +238,7 @@ impl Consensus {
                     }
                 },
                 Some(admin_message::Body::Announce(mut a)) => {
-                    let check = if a.peer_id == msg.sender.to_string()
-                        && a.node_id == node_id_from_peer_bytes(&msg.sender.to_bytes())
-                    {
-                        self.inner
-                            .admission
-                            .voter_check(&msg.sender, a.certificate.as_ref())
-                            .map_err(refusal)
-                    } else {
-                        Err(RefusedReason::NodeIdMismatch)
-                    };
+                    let check = self.admit_voter_message(&msg.sender, a.node_id, &a.peer_id, a.certificate.as_ref());
                     if let Err(reason) = check {
                         self.inner.metrics.refused(Refused::Announce, reason);
                         continue;
