@@ -220,8 +220,11 @@ pub fn new(
 }
 
 /// Longest a new connection may take to finish its pnet, noise, admission and yamux handshakes
-/// (admission has its own, shorter bound: `admission.handshake_timeout_ms`).
-const UPGRADE_TIMEOUT: Duration = Duration::from_secs(20);
+/// (admission has its own, shorter bound: `admission.handshake_timeout_ms`). About four round
+/// trips; 5 s leaves room for a 1 s RTT. A peer with another mesh key is never told so (pnet has
+/// no key check): noise reads garbage and can wait for a frame that never comes, so this bound is
+/// how long such a dial hangs before the join loop retries.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads a libp2p pre-shared key file. Errors name the file and the problem, never the key.
 pub fn load_swarm_key(path: &std::path::Path) -> Result<libp2p::pnet::PreSharedKey, StartError> {
