@@ -386,6 +386,23 @@ impl ApiClient {
         self.post("/api/config/reload", None::<&()>).await
     }
 
+    /// `POST /api/admission/join-tokens` (operator, on a voter holding the issuer key): create a
+    /// join token.
+    pub async fn create_join_token(&self, token: &JoinTokenCreate) -> Result<JoinTokenInfo, ClientError> {
+        self.post("/api/admission/join-tokens", Some(token)).await
+    }
+
+    /// `GET /api/admission/join-tokens` (operator, on a voter): the cluster's join tokens.
+    pub async fn join_tokens(&self) -> Result<JoinTokenList, ClientError> {
+        self.get("/api/admission/join-tokens").await
+    }
+
+    /// `POST /api/admission/join-tokens/{id}/revoke` (operator, on a voter): revoke a join token.
+    pub async fn revoke_join_token(&self, id: &str) -> Result<JoinTokenInfo, ClientError> {
+        self.post(&format!("/api/admission/join-tokens/{id}/revoke"), None::<&()>)
+            .await
+    }
+
     /// `POST /api/admission/revocations` (operator): apply a CA-signed revocation list on the
     /// node and publish it to the mesh.
     pub async fn submit_revocation(&self, revocation: &str) -> Result<RevocationApplied, ClientError> {

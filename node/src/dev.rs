@@ -52,6 +52,16 @@ fn dev_credentials(dir: &Path) -> Result<CertificateAuthority, FileError> {
     if !mesh_key.exists() {
         files::write_mesh_key(&mesh_key)?;
     }
+    // The voters hold an issuer, so `bzzz join-token create` works against the dev mesh.
+    if !dir.join(files::ISSUER_KEY_FILE).exists() {
+        ca.create_issuer(
+            dir,
+            "bzzz-dev-issuer",
+            vec!["agent".into(), "developer".into()],
+            false,
+            Duration::from_secs(365 * 86_400),
+        )?;
+    }
     Ok(ca)
 }
 
@@ -105,6 +115,10 @@ impl DevMesh {
                 c.p2p.bootstrap_peers = first.p2p_addrs().iter().take(1).map(|a| a.to_string()).collect();
             }
             c.admission.ca_cert_file = Some(credentials.join(files::CA_CERT_FILE));
+            if c.election.eligible {
+                c.admission.issuer_key_file = Some(credentials.join(files::ISSUER_KEY_FILE));
+                c.admission.issuer_cert_file = Some(credentials.join(files::ISSUER_CERT_FILE));
+            }
             c.p2p.swarm_key_file = Some(credentials.join(MESH_KEY_FILE));
             let grant = NodeGrant::for_config(&c, Duration::from_secs(365 * 86_400));
             let enrolled = ca

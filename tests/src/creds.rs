@@ -16,7 +16,10 @@ use tempfile::TempDir;
 /// Validity of test certificates unless a test asks otherwise.
 pub const TEST_CERT_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// A cluster CA and mesh key in a temp dir.
+/// Roles the test issuer (held by every voter) may certify through join tokens.
+pub const TEST_ISSUER_ROLES: &[&str] = &["agent", "developer"];
+
+/// A cluster CA, an issuer and a mesh key in a temp dir.
 pub struct ClusterCredentials {
     ca: CertificateAuthority,
     dir: TempDir,
@@ -37,6 +40,14 @@ impl ClusterCredentials {
         let ca = CertificateAuthority::init(dir.path(), "test-cluster", Duration::from_secs(365 * 86_400))
             .context("creating the test CA")?;
         files::write_mesh_key(&dir.path().join("mesh.key")).context("writing the test mesh key")?;
+        ca.create_issuer(
+            dir.path(),
+            "test-issuer",
+            TEST_ISSUER_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+            false,
+            Duration::from_secs(30 * 86_400),
+        )
+        .context("creating the test issuer")?;
         Ok(ClusterCredentials { ca, dir })
     }
 
@@ -64,6 +75,20 @@ impl ClusterCredentials {
     pub fn apply(&self, config: &mut Config) {
         config.admission.ca_cert_file = Some(self.ca_cert_file());
         config.p2p.swarm_key_file = Some(self.mesh_key_file());
+    }
+
+    /// Gives the node `config` describes the issuer if it is a voter (admin-eligible agent), so
+    /// it serves joins with a token.
+    pub fn arm_issuer(&self, config: &mut Config) {
+        if config.election.eligible && config.node.mode == bzzz_bootstrap::Mode::Agent {
+            config.admission.issuer_key_file = Some(self.dir.path().join(files::ISSUER_KEY_FILE));
+            config.admission.issuer_cert_file = Some(self.dir.path().join(files::ISSUER_CERT_FILE));
+        }
+    }
+
+    /// The cluster fingerprint (`admission.ca_fingerprint` of a joining node).
+    pub fn cluster_id(&self) -> String {
+        self.ca.cluster_id().to_string()
     }
 
     /// Signs the certificate of the node `config` describes into its data dir (creating its

@@ -119,6 +119,9 @@ impl TestCluster {
             tweak(i, &mut c);
             if c.admission.ca_cert_file.as_deref() == Some(cluster.credentials.ca_cert_file().as_path()) {
                 cluster.credentials.enroll(&c)?;
+                if c.admission.issuer_key_file.is_none() {
+                    cluster.credentials.arm_issuer(&mut c);
+                }
             }
             let node = Node::start(c.clone())
                 .await

@@ -17,8 +17,9 @@ pub use context::{ContextRead, ContextStatus, Discovered, History, PutResult, Re
 pub use error::{ErrorBody, ErrorEnvelope};
 pub use health::{CheckResult, HealthChecks, HealthReport, HealthStatus, HealthSummary, Liveness, Readiness};
 pub use node::{
-    CertificateSummary, ElectionStatus, ElectionTriggered, JoinState, JoinStatus, NodeMode, NodeStatus, PeerInfo,
-    PeerList, RaftRole, RevocationApplied, RevocationSubmit, SecurityStatus,
+    CertificateSummary, ElectionStatus, ElectionTriggered, JoinState, JoinStatus, JoinTokenCreate, JoinTokenInfo,
+    JoinTokenList, NodeMode, NodeStatus, PeerInfo, PeerList, RaftRole, RevocationApplied, RevocationSubmit,
+    SecurityStatus,
 };
 pub use ops::{CacheClearReport, PeersCleared, ReloadReport, ReplicationCheck, ReprovideReport};
 pub use roles::{GrantRequest, PendingRequest, RoleGrant, RoleGranted, RoleInfo, RolesView};

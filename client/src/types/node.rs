@@ -99,6 +99,66 @@ pub struct RevocationApplied {
     pub published: bool,
 }
 
+/// `POST /api/admission/join-tokens` (operator): a new join token. The secret stays with the
+/// caller; only its SHA-256 is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenCreate {
+    /// The public id: 6 characters of a-z and 0-9.
+    pub id: String,
+    /// SHA-256 of the secret, 64 hex digits.
+    pub secret_hash: String,
+    /// Roles the certificates it gives list.
+    pub roles: Vec<String>,
+    /// Whether they give the voter right (the issuer must allow it).
+    #[serde(default)]
+    pub voter: bool,
+    /// How long the token is accepted, in milliseconds.
+    pub ttl_ms: u64,
+    /// How many nodes may use it.
+    pub uses: u32,
+    /// How long the certificates it gives are valid, in milliseconds.
+    pub cert_ttl_ms: u64,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A join token as the cluster keeps it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenInfo {
+    /// The public id.
+    pub id: String,
+    /// Roles the certificates it gives list.
+    pub roles: Vec<String>,
+    /// Whether they give the voter right.
+    pub voter: bool,
+    /// Their validity, in milliseconds.
+    pub cert_ttl_ms: u64,
+    /// Created, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Expires, ms since the Unix epoch.
+    pub expires_ms: u64,
+    /// Nodes it may admit.
+    pub uses: u32,
+    /// Peer ids of the nodes that used it.
+    pub used_by: Vec<String>,
+    /// Revoked by an operator.
+    pub revoked: bool,
+    /// `active`, `expired`, `used_up` or `revoked`.
+    pub state: String,
+    /// What it is for.
+    pub description: String,
+}
+
+/// `GET /api/admission/join-tokens`: the cluster's join tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenList {
+    /// The cluster (the fingerprint a joining node is given).
+    pub cluster_id: String,
+    /// Every token the cluster keeps, by id.
+    pub tokens: Vec<JoinTokenInfo>,
+}
+
 /// What a node certificate says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateSummary {

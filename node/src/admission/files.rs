@@ -20,6 +20,12 @@ pub const CA_KEY_FILE: &str = "ca.key";
 pub const CA_CERT_FILE: &str = "ca.crt";
 /// File name of a node's certificate chain in its data dir (the default `admission.cert_file`).
 pub const NODE_CERT_FILE: &str = "node.crt";
+/// File name of the CA certificate a node that joined with a token learned, in its data dir.
+pub const LEARNED_CA_FILE: &str = "ca.crt";
+/// File name of an issuer's private key (`bzzz ca issuer`).
+pub const ISSUER_KEY_FILE: &str = "issuer.key";
+/// File name of an issuer's certificate (`bzzz ca issuer`).
+pub const ISSUER_CERT_FILE: &str = "issuer.crt";
 
 /// Why a credential file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -310,6 +316,34 @@ impl CertificateAuthority {
             self.anchor.info().subject.clone(),
         );
         Ok(cert::sign(&info, &self.key)?)
+    }
+
+    /// Creates an issuer: a new key and its certificate, whose scope is `roles` (and voters, if
+    /// `voter`), valid for `ttl`; writes `issuer.key` (0600, never replaced) and `issuer.crt` into
+    /// `dir`. Returns the certificate's serial.
+    pub fn create_issuer(
+        &self,
+        dir: &Path,
+        name: &str,
+        roles: Vec<String>,
+        voter: bool,
+        ttl: Duration,
+    ) -> Result<u64, FileError> {
+        let key_path = dir.join(ISSUER_KEY_FILE);
+        if key_path.exists() {
+            return Err(FileError::Exists { path: key_path });
+        }
+        let key = libp2p::identity::ed25519::Keypair::generate();
+        let cert = self.sign(CertKind::Issuer, key.public(), name, roles, voter, ttl)?;
+        let serial = cert::decode(&cert).map_err(cert::SignError::Invalid)?.serial;
+        let bytes = zeroize::Zeroizing::new(
+            Keypair::from(key)
+                .to_protobuf_encoding()
+                .expect("an ed25519 key always has a protobuf encoding"),
+        );
+        write_private(&key_path, &bytes)?;
+        write_public(&dir.join(ISSUER_CERT_FILE), &cert::to_pem(&cert))?;
+        Ok(serial)
     }
 
     /// A revocation list naming `serials`, signed by this CA (`bzzz ca revoke`).

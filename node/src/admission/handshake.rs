@@ -45,14 +45,25 @@ impl AdmitUpgrade {
         AdmitUpgrade { admission, peer }
     }
 
-    async fn run<C>(self, mut socket: C, dialer: bool) -> io::Result<libp2p::yamux::Muxer<C>>
+    pub(super) async fn run<C>(self, mut socket: C, dialer: bool) -> io::Result<libp2p::yamux::Muxer<C>>
     where
         C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let admission = self.admission.clone();
         let peer = self.peer;
+        // A node without a certificate that holds a join token only ever joins.
+        if let Some(ended) = super::join::maybe_join(&admission, peer, &mut socket).await {
+            return Err(ended);
+        }
         match tokio::time::timeout(admission.timeout(), exchange(&admission, peer, &mut socket)).await {
-            Ok(Ok(admitted)) => admission.admit(peer, admitted),
+            Ok(Ok(Exchanged::Admitted(admitted))) => admission.admit(peer, *admitted),
+            Ok(Ok(Exchanged::Joiner)) => {
+                super::join::serve(&admission, peer, &mut socket).await;
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "served a join: the node connects again with its certificate",
+                ));
+            }
             Ok(Err(e)) => return Err(e),
             Err(_) => {
                 admission.metrics().count(Outcome::Failed, Reason::Timeout);
@@ -69,9 +80,17 @@ impl AdmitUpgrade {
     }
 }
 
+/// How the certificate exchange ended, when it did not refuse the connection.
+enum Exchanged {
+    /// Both sides admitted each other: the connection proceeds to yamux.
+    Admitted(Box<Admitted>),
+    /// The peer has no certificate and a join token, and this node offered to serve the join.
+    Joiner,
+}
+
 /// Sends this node's hello and verdict, reads the peer's, and says whether both admitted.
 /// Every way it ends other than admission is counted once.
-async fn exchange<C>(admission: &Admission, peer: PeerId, socket: &mut C) -> io::Result<Admitted>
+async fn exchange<C>(admission: &Admission, peer: PeerId, socket: &mut C) -> io::Result<Exchanged>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -82,6 +101,9 @@ where
     };
     write_frame(socket, &admission.hello()).await.map_err(failed)?;
     let theirs: AdmitHello = read_frame(socket).await.map_err(failed)?;
+    if theirs.wants_join && theirs.chain.is_none() && admission.enabled() {
+        return offer_join(admission, peer, &theirs, socket).await;
+    }
     let judged = admission.judge(&peer, &theirs);
     let verdict = match &judged {
         Ok(_) => AdmitVerdict {
@@ -118,10 +140,42 @@ where
             format!("peer refused admission: {message}"),
         ));
     }
-    Ok(admitted)
+    Ok(Exchanged::Admitted(Box::new(admitted)))
 }
 
-async fn write_frame<C, M>(socket: &mut C, msg: &M) -> io::Result<()>
+/// A node without a certificate asked to join: offer it if this node can serve joins, else
+/// refuse with the reason (counted as `refused`, `join_unavailable`).
+async fn offer_join<C>(admission: &Admission, peer: PeerId, hello: &AdmitHello, socket: &mut C) -> io::Result<Exchanged>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    match admission.join_unavailable(hello) {
+        None => {
+            let offer = AdmitVerdict {
+                admitted: false,
+                reason: "join".into(),
+                message: "present the join token".into(),
+                join_offered: true,
+            };
+            write_frame(socket, &offer).await?;
+            Ok(Exchanged::Joiner)
+        }
+        Some(message) => {
+            admission.metrics().count(Outcome::Refused, Reason::JoinUnavailable);
+            tracing::info!(%peer, %message, "refused a joining node");
+            let refusal = AdmitVerdict {
+                admitted: false,
+                reason: crate::metrics::LabelValue::as_str(Reason::JoinUnavailable).to_owned(),
+                message: message.clone(),
+                join_offered: false,
+            };
+            let _ = write_frame(socket, &refusal).await;
+            Err(io::Error::new(io::ErrorKind::PermissionDenied, message))
+        }
+    }
+}
+
+pub(crate) async fn write_frame<C, M>(socket: &mut C, msg: &M) -> io::Result<()>
 where
     C: AsyncWrite + Unpin,
     M: Message,
@@ -138,7 +192,7 @@ where
     socket.flush().await
 }
 
-async fn read_frame<C, M>(socket: &mut C) -> io::Result<M>
+pub(crate) async fn read_frame<C, M>(socket: &mut C) -> io::Result<M>
 where
     C: AsyncRead + Unpin,
     M: Message + Default,

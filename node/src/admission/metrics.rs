@@ -58,6 +58,9 @@ label_enum! {
         IssuerMissing => "issuer_missing",
         /// Outside its issuer's scope.
         IssuerScope => "issuer_scope",
+        /// A node without a certificate asked to join, and this node cannot serve joins (it is
+        /// not a voter holding the issuer key), or a joiner for another cluster.
+        JoinUnavailable => "join_unavailable",
         /// The handshake took longer than its bound.
         Timeout => "timeout",
         /// The connection failed or sent something that is not a handshake message.
@@ -109,6 +112,33 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// `outcome` of `bzzz_admission_joins_total`: how a join this voter served ended.
+    pub(crate) enum JoinOutcome {
+        /// The token was redeemed and a certificate issued.
+        Issued => "issued",
+        /// Unknown token id or wrong secret.
+        TokenInvalid => "token_invalid",
+        /// The token expired.
+        TokenExpired => "token_expired",
+        /// The token has no uses left.
+        TokenUsedUp => "token_used_up",
+        /// The token was revoked.
+        TokenRevoked => "token_revoked",
+        /// The admin could not be reached or refused (no admin, not committed in time).
+        Unavailable => "unavailable",
+        /// The exchange failed (timeout, connection, a malformed message, signing).
+        Failed => "failed",
+        /// Too many joins at once: refused before asking the admin.
+        RateLimited => "rate_limited",
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JoinLabel {
+    outcome: JoinOutcome,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RevocationLabel {
     outcome: RevocationOutcome,
@@ -158,6 +188,7 @@ pub struct AdmissionMetrics {
     enabled: Gauge,
     open_mesh: Gauge,
     revocations: Family<RevocationLabel, Counter>,
+    joins: Family<JoinLabel, Counter>,
     own_expiry: OptionalGauge,
 }
 
@@ -169,6 +200,7 @@ impl AdmissionMetrics {
             enabled: Gauge::default(),
             open_mesh: Gauge::default(),
             revocations: Family::default(),
+            joins: Family::default(),
             own_expiry: OptionalGauge::register(
                 registry,
                 "bzzz_certificate_expiry_timestamp_seconds",
@@ -195,6 +227,12 @@ impl AdmissionMetrics {
             "CA-signed revocation lists received (API or gossip), by outcome: applied, duplicate, invalid",
             m.revocations.clone(),
         );
+        registry.register(
+            "bzzz_admission_joins",
+            "Joins with a token this voter served (a node without a certificate asking for one), by outcome",
+            m.joins.clone(),
+        );
+        crate::metrics::precreate(&m.joins, JoinOutcome::ALL.iter().map(|&outcome| JoinLabel { outcome }));
         crate::metrics::precreate(
             &m.revocations,
             RevocationOutcome::ALL
@@ -216,6 +254,10 @@ impl AdmissionMetrics {
 
     pub(crate) fn revocation(&self, outcome: RevocationOutcome) {
         self.revocations.get_or_create(&RevocationLabel { outcome }).inc();
+    }
+
+    pub(crate) fn join(&self, outcome: JoinOutcome) {
+        self.joins.get_or_create(&JoinLabel { outcome }).inc();
     }
 
     pub(crate) fn set_insecure_open_mesh(&self, open: bool) {
@@ -246,6 +288,9 @@ mod tests {
         m.set_insecure_open_mesh(true);
         for &o in RevocationOutcome::ALL {
             m.revocation(o);
+        }
+        for &o in JoinOutcome::ALL {
+            m.join(o);
         }
         assert_eq!(Reason::parse("expired"), Reason::Expired);
         assert_eq!(Reason::parse("<script>"), Reason::Other);

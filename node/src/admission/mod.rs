@@ -13,23 +13,29 @@
 
 pub mod files;
 pub(crate) mod handshake;
+pub mod issuer;
+pub mod join;
 pub(crate) mod metrics;
+pub mod renewal;
+mod revocation;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use bzzz_protocol::cert::{CertError, TrustAnchor, Verified};
+use bzzz_protocol::cert::{CertError, ClusterId, TrustAnchor, Verified};
 use bzzz_protocol::protocols;
-use bzzz_protocol::wire::{AdmitHello, CertificateChain, Revocation};
+use bzzz_protocol::wire::{AdmitHello, CertificateChain};
 use bzzz_storage::util::now_unix_ms;
 use libp2p::PeerId;
-use prost::Message;
 
 pub use files::{CertificateAuthority, FileError};
+pub use issuer::Issuer;
+pub use join::{JoinAttempt, JoinToken, Redeemer};
 pub use metrics::AdmissionMetrics;
-use metrics::{Outcome, Reason, RevocationOutcome};
+use metrics::{Outcome, Reason};
+pub use revocation::{AppliedRevocation, MAX_STORED_REVOCATIONS, REVOCATIONS_TREE, RevocationError};
 
 /// Default bound on the whole certificate exchange of a new connection.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -51,6 +57,19 @@ pub enum AdmissionError {
     /// The stored revocation lists could not be read.
     #[error("cannot read the stored revocation lists: {0}")]
     Store(String),
+    /// The CA certificate does not have the configured fingerprint.
+    #[error("the CA certificate in {path} is of cluster {found}, but admission.ca_fingerprint is {expected}")]
+    FingerprintMismatch {
+        /// The CA certificate file.
+        path: PathBuf,
+        /// Its cluster id.
+        found: ClusterId,
+        /// The configured fingerprint.
+        expected: ClusterId,
+    },
+    /// The issuer files are configured on a node that cannot use them.
+    #[error("admission.issuer_key_file: {0}")]
+    Issuer(String),
     /// The configuration asks for the voter right the certificate does not give.
     #[error(
         "election.eligible is true but the certificate in {path} does not allow voting; sign one with `bzzz ca sign --voter` or set election.eligible: false"
@@ -72,6 +91,14 @@ pub struct AdmissionSettings {
     pub handshake_timeout: Duration,
     /// Whether this node wants to be a Raft voter (its certificate must allow it).
     pub wants_voter: bool,
+    /// The cluster fingerprint a joining node trusts (`admission.ca_fingerprint`).
+    pub ca_fingerprint: Option<ClusterId>,
+    /// Where a node that joined keeps the CA certificate it learned (`<data_dir>/ca.crt`).
+    pub learned_ca_file: PathBuf,
+    /// The join token file (`admission.join_token_file`).
+    pub join_token_file: Option<PathBuf>,
+    /// The issuer key and certificate files (`admission.issuer_key_file`, `issuer_cert_file`).
+    pub issuer: Option<(PathBuf, PathBuf)>,
 }
 
 impl AdmissionSettings {
@@ -87,6 +114,19 @@ impl AdmissionSettings {
                 .unwrap_or_else(|| config.node.data_dir.join(files::NODE_CERT_FILE)),
             handshake_timeout: Duration::from_millis(config.admission.handshake_timeout_ms),
             wants_voter: config.election.eligible && config.node.mode == bzzz_bootstrap::Mode::Agent,
+            // Validated with the config: a fingerprint that does not parse never gets here.
+            ca_fingerprint: config
+                .admission
+                .ca_fingerprint
+                .as_deref()
+                .and_then(|f| ClusterId::parse(f).ok()),
+            learned_ca_file: config.node.data_dir.join(files::LEARNED_CA_FILE),
+            join_token_file: config.admission.join_token_file.clone(),
+            issuer: config
+                .admission
+                .issuer_key_file
+                .clone()
+                .zip(config.admission.issuer_cert_file.clone()),
         }
     }
 }
@@ -120,42 +160,6 @@ pub enum VoterRefusal {
     NotVoter,
 }
 
-/// The sled tree holding the CA-signed revocation lists a node applied.
-pub const REVOCATIONS_TREE: &str = "admission_revocations";
-
-/// Most CA-signed revocation lists a node stores (each names up to
-/// [`bzzz_protocol::cert::MAX_REVOKED_SERIALS`] serials); past it, the CA should issue one list
-/// naming every revoked serial.
-pub const MAX_STORED_REVOCATIONS: usize = 256;
-
-/// Why a revocation list was not applied. Never contains key material.
-#[derive(Debug, thiserror::Error)]
-pub enum RevocationError {
-    /// This node has no cluster CA to verify the list with.
-    #[error("admission is off on this node (no admission.ca_cert_file): it cannot verify a revocation")]
-    AdmissionOff,
-    /// The list is not a valid revocation of this cluster's CA.
-    #[error("not a valid revocation of this cluster: {0}")]
-    Invalid(#[from] CertError),
-    /// The store of revocation lists is full.
-    #[error(
-        "this node already stores {MAX_STORED_REVOCATIONS} revocation lists; have the CA issue one list naming every revoked serial"
-    )]
-    Full,
-    /// The list could not be stored.
-    #[error("cannot store the revocation: {0}")]
-    Store(String),
-}
-
-/// A revocation list this node applied.
-#[derive(Debug, Clone)]
-pub struct AppliedRevocation {
-    /// What it says.
-    pub list: bzzz_protocol::cert::RevocationList,
-    /// False when this node already held it (nothing changed).
-    pub new: bool,
-}
-
 /// Why this node refused a peer in the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
@@ -169,7 +173,20 @@ pub(crate) struct Refusal {
 #[derive(Debug)]
 pub struct Admission {
     local: PeerId,
-    anchor: Option<TrustAnchor>,
+    /// The trust anchor: set at start, or when a joining node receives its certificate.
+    anchor: OnceLock<TrustAnchor>,
+    /// Set while the node has a join token and no certificate.
+    joining: RwLock<Option<join::Joining>>,
+    /// The issuer key, on voters that serve joins.
+    issuer: Option<Issuer>,
+    /// Redeems join tokens through the admin (set by the context service).
+    redeemer: OnceLock<Arc<dyn Redeemer>>,
+    /// Bounds the joins served at once.
+    join_slots: Arc<tokio::sync::Semaphore>,
+    /// This node's certificate file (renewals are written to it).
+    cert_file: PathBuf,
+    /// Bounds how often one peer may ask this voter for a renewal.
+    renewals: crate::ratelimit::PeerLimiter,
     chain: RwLock<Option<Arc<CertificateChain>>>,
     local_cert: RwLock<Option<Verified>>,
     revoked: RwLock<HashSet<u64>>,
@@ -210,44 +227,143 @@ impl Admission {
         settings: &AdmissionSettings,
         metrics: AdmissionMetrics,
     ) -> Result<Admission, AdmissionError> {
-        let (anchor, chain, local_cert) = match &settings.ca_cert_file {
-            None => {
-                tracing::warn!(
-                    "admission is OFF (admission.ca_cert_file is not set): any peer with the mesh key is admitted and trusted; create a cluster CA with `bzzz ca init`"
-                );
-                (None, None, None)
+        let now = now_unix_ms();
+        // The trust anchor: the configured CA file, else the one a join taught this node.
+        let anchor = match (&settings.ca_cert_file, settings.ca_fingerprint) {
+            (Some(file), pinned) => Some((files::read_anchor(file)?, file.clone(), pinned)),
+            (None, Some(pinned)) if settings.learned_ca_file.exists() => Some((
+                files::read_anchor(&settings.learned_ca_file)?,
+                settings.learned_ca_file.clone(),
+                Some(pinned),
+            )),
+            _ => None,
+        };
+        let anchor = match anchor {
+            Some((anchor, path, Some(expected))) if anchor.cluster_id() != expected => {
+                return Err(AdmissionError::FingerprintMismatch {
+                    path,
+                    found: anchor.cluster_id(),
+                    expected,
+                });
             }
-            Some(ca_file) => {
-                let anchor = files::read_anchor(ca_file)?;
-                let chain = files::read_chain(&settings.cert_file)?;
-                let verified = anchor
-                    .verify_node(&chain, &local, now_unix_ms(), &|_| false)
-                    .map_err(|source| AdmissionError::OwnCertificate {
-                        path: settings.cert_file.clone(),
-                        source,
-                    })?;
-                if settings.wants_voter && !verified.leaf.voter {
-                    return Err(AdmissionError::NotAVoter {
-                        path: settings.cert_file.clone(),
+            other => other.map(|(anchor, _, _)| anchor),
+        };
+        let token = settings.join_token_file.as_deref().map(JoinToken::read).transpose()?;
+        if anchor.is_none() && settings.ca_fingerprint.is_none() {
+            tracing::warn!(
+                "admission is OFF (admission.ca_cert_file is not set): any peer with the mesh key is admitted and trusted; create a cluster CA with `bzzz ca init`"
+            );
+        }
+        // This node's certificate: valid now, or (with a join token) to be obtained by joining.
+        let mut joining = None;
+        let mut own = None;
+        if anchor.is_some() || settings.ca_fingerprint.is_some() {
+            let checked = match &anchor {
+                Some(anchor) if settings.cert_file.exists() || token.is_none() => {
+                    let chain = files::read_chain(&settings.cert_file)?;
+                    anchor
+                        .verify_node(&chain, &local, now, &|_| false)
+                        .map(|v| Some((chain, v)))
+                        .map_err(|source| AdmissionError::OwnCertificate {
+                            path: settings.cert_file.clone(),
+                            source,
+                        })
+                }
+                _ => Ok(None),
+            };
+            match (checked, token) {
+                (Ok(Some((chain, verified))), _) => {
+                    if settings.wants_voter && !verified.leaf.voter {
+                        return Err(AdmissionError::NotAVoter {
+                            path: settings.cert_file.clone(),
+                        });
+                    }
+                    own = Some((chain, verified));
+                }
+                (Ok(None), Some(token)) | (Err(_), Some(token)) => {
+                    let pinned = settings
+                        .ca_fingerprint
+                        .or(anchor.as_ref().map(TrustAnchor::cluster_id))
+                        .ok_or_else(|| AdmissionError::Issuer("a join token needs admission.ca_fingerprint".into()))?;
+                    tracing::info!(
+                        cluster = %pinned,
+                        token = token.id(),
+                        "no valid certificate: this node joins with its token before it starts"
+                    );
+                    joining = Some(join::Joining {
+                        token,
+                        pinned,
+                        cert_file: settings.cert_file.clone(),
+                        ca_file: settings.learned_ca_file.clone(),
+                        wants_voter: settings.wants_voter,
+                        last: None,
                     });
                 }
+                (Err(e), None) => return Err(e),
+                (Ok(None), None) => {
+                    return Err(AdmissionError::Issuer(
+                        "admission.ca_fingerprint is set, but this node has no certificate and no join token (admission.join_token_file)".into(),
+                    ));
+                }
+            }
+        }
+        let issuer = match (&settings.issuer, &anchor) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(AdmissionError::Issuer(
+                    "an issuer needs the cluster CA certificate (admission.ca_cert_file)".into(),
+                ));
+            }
+            (Some((key, cert)), Some(anchor)) => {
+                if !own.as_ref().is_some_and(|(_, v)| v.leaf.voter) {
+                    return Err(AdmissionError::Issuer(
+                        "only a voter (a certificate with the voter right) serves joins; remove the issuer files from this node".into(),
+                    ));
+                }
+                let issuer = Issuer::load(key, cert, anchor, now)?;
                 tracing::info!(
-                    cluster = %anchor.cluster_id(),
-                    serial = %format_args!("{:016x}", verified.leaf.serial),
-                    roles = ?verified.leaf.roles,
-                    voter = verified.leaf.voter,
-                    "admission on: only peers with a certificate of this cluster are admitted"
+                    serial = %format_args!("{:016x}", issuer.info().serial),
+                    roles = ?issuer.info().roles,
+                    voter = issuer.info().voter,
+                    "issuer loaded: this voter serves joins with a token"
                 );
-                (Some(anchor), Some(Arc::new(chain)), Some(verified))
+                Some(issuer)
             }
         };
-        metrics.set_enabled(anchor.is_some());
-        if let Some(v) = &local_cert {
+        if let (Some(anchor), Some((_, verified))) = (&anchor, &own) {
+            tracing::info!(
+                cluster = %anchor.cluster_id(),
+                serial = %format_args!("{:016x}", verified.leaf.serial),
+                roles = ?verified.leaf.roles,
+                voter = verified.leaf.voter,
+                "admission on: only peers with a certificate of this cluster are admitted"
+            );
+        }
+        metrics.set_enabled(anchor.is_some() || joining.is_some());
+        if let Some((_, v)) = &own {
             metrics.set_own_expiry(v.not_after_ms());
+        }
+        let (chain, local_cert) = match own {
+            Some((chain, verified)) => (Some(Arc::new(chain)), Some(verified)),
+            None => (None, None),
+        };
+        let cell = OnceLock::new();
+        if let Some(anchor) = anchor {
+            let _ = cell.set(anchor);
         }
         Ok(Admission {
             local,
-            anchor,
+            anchor: cell,
+            joining: RwLock::new(joining),
+            issuer,
+            redeemer: OnceLock::new(),
+            join_slots: Arc::new(tokio::sync::Semaphore::new(join::MAX_CONCURRENT_JOINS)),
+            cert_file: settings.cert_file.clone(),
+            renewals: crate::ratelimit::PeerLimiter::new(
+                renewal::RENEWALS_PER_SECOND,
+                renewal::RENEWAL_BURST,
+                renewal::MAX_RENEWING_PEERS,
+            ),
             chain: RwLock::new(chain),
             local_cert: RwLock::new(local_cert),
             revoked: RwLock::new(HashSet::new()),
@@ -260,12 +376,12 @@ impl Admission {
 
     /// Whether certificates are checked (false only when no CA is configured).
     pub fn enabled(&self) -> bool {
-        self.anchor.is_some()
+        self.anchor.get().is_some() || self.joining()
     }
 
     /// The cluster this node belongs to, when admission is on.
     pub fn cluster_id(&self) -> Option<bzzz_protocol::cert::ClusterId> {
-        self.anchor.as_ref().map(TrustAnchor::cluster_id)
+        self.anchor.get().map(TrustAnchor::cluster_id)
     }
 
     /// This node's own verified certificate, when admission is on.
@@ -293,6 +409,11 @@ impl Admission {
             .then_some(cert)
     }
 
+    /// The issuer this voter signs joining nodes' certificates with, if it holds one.
+    pub fn issuer(&self) -> Option<&Issuer> {
+        self.issuer.as_ref()
+    }
+
     /// Number of peers currently admitted.
     pub fn admitted_count(&self) -> usize {
         read(&self.peers).len()
@@ -304,11 +425,19 @@ impl Admission {
     }
 
     /// The hello this node sends: its chain and cluster.
+    /// The chain carries the CA certificate, so a joining node that knows only the cluster
+    /// fingerprint can check it.
     pub(crate) fn hello(&self) -> AdmitHello {
+        let chain = read(&self.chain).as_deref().cloned().map(|mut chain| {
+            if chain.ca.is_none() {
+                chain.ca = self.anchor.get().map(|a| a.certificate().clone());
+            }
+            chain
+        });
         AdmitHello {
             protocol: protocols::ADMIT.to_owned(),
             cluster_id: self.cluster_id().map(|c| c.0.to_vec()).unwrap_or_default(),
-            chain: read(&self.chain).as_deref().cloned(),
+            chain,
             wants_join: false,
         }
     }
@@ -321,7 +450,7 @@ impl Admission {
                 message: format!("expected {}", protocols::ADMIT),
             });
         }
-        let Some(anchor) = &self.anchor else {
+        let Some(anchor) = self.anchor.get() else {
             return Ok(Admitted { cert: None });
         };
         let Some(chain) = &hello.chain else {
@@ -369,7 +498,7 @@ impl Admission {
     /// which can arrive from a peer this node is not connected to), else the one `peer` presented
     /// at admission. Always `Ok` when admission is off (an open mesh trusts every peer).
     pub fn voter_check(&self, peer: &PeerId, chain: Option<&CertificateChain>) -> Result<(), VoterRefusal> {
-        let Some(anchor) = &self.anchor else {
+        let Some(anchor) = self.anchor.get() else {
             return Ok(());
         };
         // A peer admitted on a direct connection already proved its certificate; the chain a
@@ -393,90 +522,6 @@ impl Admission {
     /// formation announcements); `None` when admission is off.
     pub fn chain(&self) -> Option<CertificateChain> {
         read(&self.chain).as_deref().cloned()
-    }
-
-    /// Keeps the revocation lists in `tree` (the node's database) from now on, and applies the
-    /// ones it already holds: a restarted node refuses what was revoked before. A stored list
-    /// that no longer verifies (another CA configured) is skipped with a warning.
-    pub fn attach_store(&self, tree: sled::Tree) -> Result<usize, AdmissionError> {
-        let mut applied = 0;
-        if let Some(anchor) = &self.anchor {
-            for item in tree.iter() {
-                let (_, value) = item.map_err(|e| AdmissionError::Store(e.to_string()))?;
-                let verified = Revocation::decode(value.as_ref())
-                    .map_err(|_| CertError::Malformed("stored revocation does not decode".into()))
-                    .and_then(|r| anchor.verify_revocation(&r));
-                match verified {
-                    Ok(list) => {
-                        write(&self.revoked).extend(list.serials);
-                        applied += 1;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a stored revocation list does not verify against this CA; skipped")
-                    }
-                }
-            }
-        }
-        *write(&self.stored) = Some(tree);
-        Ok(applied)
-    }
-
-    /// Verifies a CA-signed revocation list, stores it durably (flushed before this returns)
-    /// and puts its serials on the revocation list: peers presenting them are refused from now
-    /// on and disconnected within a second.
-    pub fn apply_revocation(&self, r: &Revocation) -> Result<AppliedRevocation, RevocationError> {
-        let anchor = self.anchor.as_ref().ok_or(RevocationError::AdmissionOff)?;
-        let list = match anchor.verify_revocation(r) {
-            Ok(list) => list,
-            Err(e) => {
-                self.metrics.revocation(RevocationOutcome::Invalid);
-                return Err(e.into());
-            }
-        };
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(&r.body);
-        let key = &digest[..16];
-        let stored = read(&self.stored);
-        let new = match stored.as_ref() {
-            Some(tree) => {
-                let store = |e: sled::Error| RevocationError::Store(e.to_string());
-                if tree.contains_key(key).map_err(store)? {
-                    false
-                } else {
-                    if tree.len() >= MAX_STORED_REVOCATIONS {
-                        return Err(RevocationError::Full);
-                    }
-                    tree.insert(key, r.encode_to_vec()).map_err(store)?;
-                    tree.flush().map_err(store)?;
-                    true
-                }
-            }
-            None => !list.serials.iter().all(|s| self.is_revoked(*s)),
-        };
-        write(&self.revoked).extend(list.serials.iter().copied());
-        self.metrics.revocation(if new {
-            RevocationOutcome::Applied
-        } else {
-            RevocationOutcome::Duplicate
-        });
-        if new {
-            tracing::warn!(serials = ?list.serials.iter().map(|s| format!("{s:016x}")).collect::<Vec<_>>(), "certificates revoked by the cluster CA");
-        }
-        Ok(AppliedRevocation { list, new })
-    }
-
-    /// The revocation lists this node stores (the admin re-publishes them).
-    pub fn revocations(&self) -> Vec<Revocation> {
-        read(&self.stored)
-            .as_ref()
-            .map(|tree| {
-                tree.iter()
-                    .values()
-                    .filter_map(Result::ok)
-                    .filter_map(|v| Revocation::decode(v.as_ref()).ok())
-                    .take(MAX_STORED_REVOCATIONS)
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     /// Number of revoked serials known.

@@ -34,6 +34,10 @@ fn node(ca: &CertificateAuthority, dir: &std::path::Path) -> (Admission, Registr
         cert_file: dir.join("node.crt"),
         handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         wants_voter: true,
+        ca_fingerprint: None,
+        learned_ca_file: dir.join("learned-ca.crt"),
+        join_token_file: None,
+        issuer: None,
     };
     (Admission::load(peer, &settings, metrics).expect("load"), registry)
 }
@@ -137,6 +141,10 @@ fn load_refuses_an_unusable_own_certificate() {
         cert_file: dir.path().join("node.crt"),
         handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         wants_voter,
+        ca_fingerprint: None,
+        learned_ca_file: dir.path().join("learned-ca.crt"),
+        join_token_file: None,
+        issuer: None,
     };
     let load = |wants_voter| {
         let mut registry = Registry::default();
@@ -165,4 +173,193 @@ fn load_refuses_an_unusable_own_certificate() {
         ),
         Err(AdmissionError::File(_))
     ));
+}
+
+/// Join tests: a voter holding the issuer, and a node with only a token and the fingerprint,
+/// run the real handshake over an in-memory connection. The cluster's redemption (Raft on the
+/// admin) is stood in for by a table of one token: the end-to-end path is in
+/// `tests/tests/t61_join_tokens.rs`.
+mod join {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures::future::BoxFuture;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    use super::super::handshake::AdmitUpgrade;
+    use super::super::join::{Grant, JoinAttempt, RedeemRefusal};
+    use super::*;
+
+    const TOKEN: &str = "abc123.0123456789abcdef";
+
+    #[derive(Debug, Default)]
+    struct OneToken {
+        calls: AtomicUsize,
+    }
+
+    impl Redeemer for OneToken {
+        fn redeem(&self, _: PeerId, id: String, hash: [u8; 32]) -> BoxFuture<'static, Result<Grant, RedeemRefusal>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let ok = id == "abc123" && hash == super::super::join::hash_secret("0123456789abcdef");
+            Box::pin(async move {
+                if ok {
+                    Ok(Grant {
+                        roles: vec!["agent".into()],
+                        voter: false,
+                        cert_ttl_ms: 600_000,
+                    })
+                } else {
+                    Err(RedeemRefusal {
+                        code: "token_invalid".into(),
+                        message: "join token is not valid".into(),
+                    })
+                }
+            })
+        }
+    }
+
+    struct Voter {
+        admission: Arc<Admission>,
+        redeemer: Arc<OneToken>,
+        _registry: Registry,
+    }
+
+    fn voter(ca: &CertificateAuthority, dir: &std::path::Path, with_issuer: bool) -> Voter {
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let chain = ca
+            .sign_node(&peer, &grant(true, Duration::from_secs(600)))
+            .expect("sign");
+        files::write_public(&dir.join("node.crt"), &cert::chain_to_pem(&chain)).expect("write");
+        ca.write_cert(&dir.join("ca.crt")).expect("ca");
+        ca.create_issuer(dir, "issuer", vec!["agent".into()], false, Duration::from_secs(3600))
+            .expect("issuer");
+        let mut registry = Registry::default();
+        let settings = AdmissionSettings {
+            ca_cert_file: Some(dir.join("ca.crt")),
+            cert_file: dir.join("node.crt"),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            wants_voter: true,
+            ca_fingerprint: None,
+            learned_ca_file: dir.join("learned-ca.crt"),
+            join_token_file: None,
+            issuer: with_issuer.then(|| (dir.join(files::ISSUER_KEY_FILE), dir.join(files::ISSUER_CERT_FILE))),
+        };
+        let admission = Arc::new(Admission::load(peer, &settings, AdmissionMetrics::new(&mut registry)).expect("load"));
+        let redeemer = Arc::new(OneToken::default());
+        admission.set_redeemer(redeemer.clone());
+        Voter {
+            admission,
+            redeemer,
+            _registry: registry,
+        }
+    }
+
+    fn joiner(pinned: ClusterId, dir: &std::path::Path, token: &str) -> (Arc<Admission>, PeerId) {
+        std::fs::create_dir_all(dir).expect("dir");
+        std::fs::write(dir.join("token"), token).expect("token");
+        let peer = Keypair::generate_ed25519().public().to_peer_id();
+        let settings = AdmissionSettings {
+            ca_cert_file: None,
+            cert_file: dir.join("node.crt"),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            wants_voter: false,
+            ca_fingerprint: Some(pinned),
+            learned_ca_file: dir.join("ca.crt"),
+            join_token_file: Some(dir.join("token")),
+            issuer: None,
+        };
+        let admission =
+            Admission::load(peer, &settings, AdmissionMetrics::new(&mut Registry::default())).expect("load");
+        assert!(admission.joining(), "a node with a token and no certificate joins");
+        (Arc::new(admission), peer)
+    }
+
+    /// Runs one connection between the joiner (dialer) and the voter; both sides end it.
+    async fn connect(joiner: &Arc<Admission>, joiner_peer: PeerId, voter: &Arc<Admission>) -> JoinAttempt {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let dial = AdmitUpgrade::new(joiner.clone(), voter.local).run(a.compat(), true);
+        let listen = AdmitUpgrade::new(voter.clone(), joiner_peer).run(b.compat(), false);
+        let (dialed, listened) = tokio::join!(dial, listen);
+        assert!(
+            dialed.is_err() && listened.is_err(),
+            "a join never becomes a connection"
+        );
+        joiner.take_join_attempt().expect("the attempt is recorded")
+    }
+
+    /// The joiner receives a certificate with the granted roles from the voter's issuer, stores
+    /// it and the CA certificate, and is then an admitted node of the cluster.
+    #[tokio::test]
+    async fn a_token_buys_a_certificate_from_a_voter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CertificateAuthority::generate("a", Duration::from_secs(7200)).expect("ca");
+        let v = voter(&ca, dir.path(), true);
+        let (j, peer) = joiner(ca.cluster_id(), &dir.path().join("joiner"), TOKEN);
+        assert_eq!(connect(&j, peer, &v.admission).await, JoinAttempt::Joined);
+        assert!(!j.joining());
+        let cert = j.local_certificate().expect("certified");
+        assert_eq!(cert.leaf.roles, ["agent"]);
+        assert!(!cert.leaf.voter);
+        assert!(cert.issuer_serial.is_some(), "signed by the issuer, not the CA");
+        assert_eq!(j.cluster_id(), Some(ca.cluster_id()));
+        assert!(dir.path().join("joiner/node.crt").exists() && dir.path().join("joiner/ca.crt").exists());
+        // The voter admits the certificate it issued.
+        assert!(v.admission.judge(&peer, &j.hello()).is_ok());
+    }
+
+    /// A wrong secret is final (the node stops); a voter without the issuer says it cannot
+    /// serve joins; a joiner pinned to another cluster never presents its token.
+    #[tokio::test]
+    async fn refusals_say_why_and_never_leak_the_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CertificateAuthority::generate("a", Duration::from_secs(7200)).expect("ca");
+        let other = CertificateAuthority::generate("b", Duration::from_secs(7200)).expect("ca");
+        let v = voter(&ca, &dir.path().join("v1"), true);
+
+        let (j, peer) = joiner(ca.cluster_id(), &dir.path().join("wrong"), "abc123.ffffffffffffffff");
+        match connect(&j, peer, &v.admission).await {
+            JoinAttempt::Fatal(m) => assert!(m.contains("token_invalid"), "{m}"),
+            other => panic!("expected a final refusal, got {other:?}"),
+        }
+        assert!(j.joining() && j.local_certificate().is_none());
+
+        let calls = v.redeemer.calls.load(Ordering::SeqCst);
+        let (j, peer) = joiner(other.cluster_id(), &dir.path().join("pinned"), TOKEN);
+        match connect(&j, peer, &v.admission).await {
+            JoinAttempt::Retry(m) => assert!(m.contains("is not a voter of cluster"), "{m}"),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+        assert_eq!(
+            v.redeemer.calls.load(Ordering::SeqCst),
+            calls,
+            "a joiner pinned to another cluster must not present its token"
+        );
+
+        let plain = voter(&ca, &dir.path().join("v2"), false);
+        let (j, peer) = joiner(ca.cluster_id(), &dir.path().join("noissuer"), TOKEN);
+        match connect(&j, peer, &plain.admission).await {
+            JoinAttempt::Retry(m) => assert!(m.contains("does not serve joins"), "{m}"),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+        assert_eq!(plain.redeemer.calls.load(Ordering::SeqCst), 0);
+    }
+
+    /// Token text is parsed strictly and never shown by Debug.
+    #[test]
+    fn token_format() {
+        let t = JoinToken::parse(TOKEN).expect("valid");
+        assert_eq!(t.id(), "abc123");
+        assert!(!format!("{t:?}").contains("0123456789abcdef"));
+        for bad in [
+            "abc123",
+            "abc123.short",
+            "ABC123.0123456789abcdef",
+            "abc12.0123456789abcdef",
+            "",
+        ] {
+            assert!(JoinToken::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let g = JoinToken::generate();
+        assert!(JoinToken::parse(&g.reveal()).is_ok());
+    }
 }

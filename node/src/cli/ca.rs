@@ -28,6 +28,176 @@ pub enum CaCommand {
     /// node's is in `bzzz status` under security). Apply it with `bzzz admission revoke`: every
     /// node then refuses and disconnects those certificates, and keeps the list across restarts.
     Revoke(CaRevokeArgs),
+    /// Create an online issuer: DIR/issuer.key (0600) and DIR/issuer.crt, signed by the CA. Give
+    /// both to the voters (admission.issuer_key_file, issuer_cert_file): they then sign
+    /// certificates for nodes that present a join token, within the issuer's roles (and voters
+    /// only with --voter). Revoke its serial to stop everything it signed.
+    Issuer(CaIssuerArgs),
+}
+
+/// Flags of `bzzz ca issuer`.
+#[derive(Debug, Args)]
+pub struct CaIssuerArgs {
+    /// The CA directory (ca.key and ca.crt).
+    #[arg(long)]
+    pub ca_dir: PathBuf,
+    /// The directory to write issuer.key and issuer.crt into.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// A name for the issuer (listings; not used to authorise).
+    #[arg(long, default_value = "issuer")]
+    pub name: String,
+    /// Roles the issuer may put in certificates, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "agent")]
+    pub roles: Vec<String>,
+    /// The issuer may certify voters. Then a join token can make a voter, and so can a
+    /// compromised voter holding the issuer key (docs/security.md).
+    #[arg(long)]
+    pub voter: bool,
+    /// Validity (`365d`, ...); no certificate it signs outlives it.
+    #[arg(long, default_value = "365d", value_parser = files::parse_ttl)]
+    pub ttl: Duration,
+}
+
+/// The `bzzz join-token` verbs (operator actions on a voter's API).
+#[derive(Debug, Subcommand)]
+pub enum JoinTokenCommand {
+    /// Create a join token and print it (`id.secret`, shown once: the cluster keeps only a hash
+    /// of the secret). A node given the token and the cluster fingerprint obtains its
+    /// certificate from a voter at first start.
+    Create(JoinTokenCreateArgs),
+    /// List the cluster's join tokens: roles, uses, who used them, expiry, state.
+    List(super::OperatorArgs),
+    /// Revoke a join token: nodes presenting it are refused from now on (certificates already
+    /// issued stay valid; revoke those with `bzzz ca revoke`).
+    Revoke(JoinTokenRevokeArgs),
+}
+
+/// Flags of `bzzz join-token create`.
+#[derive(Debug, Args)]
+pub struct JoinTokenCreateArgs {
+    /// Operator and client flags (--api names a voter holding the issuer key).
+    #[command(flatten)]
+    pub operator: super::OperatorArgs,
+    /// Roles the certificates it gives list, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "agent")]
+    pub roles: Vec<String>,
+    /// The certificates give the voter right (the issuer must allow it).
+    #[arg(long)]
+    pub voter: bool,
+    /// How long the token is accepted (`24h`, `7d`; at most 30 days).
+    #[arg(long, default_value = "24h", value_parser = files::parse_ttl)]
+    pub ttl: Duration,
+    /// How many nodes may use it (1 to 1000).
+    #[arg(long, default_value_t = 1)]
+    pub uses: u32,
+    /// How long the certificates it gives are valid (capped at the issuer's expiry).
+    #[arg(long, default_value = "90d", value_parser = files::parse_ttl)]
+    pub cert_ttl: Duration,
+    /// What the token is for (shown by `join-token list`).
+    #[arg(long, default_value = "")]
+    pub description: String,
+}
+
+/// Flags of `bzzz join-token revoke`.
+#[derive(Debug, Args)]
+pub struct JoinTokenRevokeArgs {
+    /// Operator and client flags.
+    #[command(flatten)]
+    pub operator: super::OperatorArgs,
+    /// The token id (the part before the dot).
+    pub id: String,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn print_token(t: &bzzz_client::types::JoinTokenInfo) {
+    let used = if t.used_by.is_empty() {
+        String::new()
+    } else {
+        format!(" used by {}", t.used_by.join(", "))
+    };
+    println!(
+        "{}  {:8} roles={}{} uses={}/{} expires_ms={}{}{}",
+        t.id,
+        t.state,
+        t.roles.join(","),
+        if t.voter { " voter" } else { "" },
+        t.used_by.len(),
+        t.uses,
+        t.expires_ms,
+        used,
+        if t.description.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", t.description)
+        }
+    );
+}
+
+/// `bzzz join-token create|list|revoke`.
+pub(super) async fn join_token(c: &JoinTokenCommand) -> Result<(), CliError> {
+    match c {
+        JoinTokenCommand::Create(a) => {
+            for role in &a.roles {
+                bzzz_storage::raft::validate_role_name(role).map_err(|e| CliError::Local {
+                    what: format!("--roles: `{role}`"),
+                    reason: e.to_string(),
+                })?;
+            }
+            let token = crate::admission::JoinToken::generate();
+            let client = a.operator.client()?;
+            let created = client
+                .create_join_token(&bzzz_client::types::JoinTokenCreate {
+                    id: token.id().to_owned(),
+                    secret_hash: hex::encode(token.secret_hash()),
+                    roles: a.roles.clone(),
+                    voter: a.voter,
+                    ttl_ms: ms(a.ttl),
+                    uses: a.uses,
+                    cert_ttl_ms: ms(a.cert_ttl),
+                    description: a.description.clone(),
+                })
+                .await?;
+            let cluster = client.join_tokens().await.map(|l| l.cluster_id).unwrap_or_default();
+            if a.operator.client.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "token": token.reveal(), "cluster_id": cluster, "info": created })
+                );
+                return Ok(());
+            }
+            println!("{}", token.reveal());
+            eprintln!();
+            print_token(&created);
+            eprintln!(
+                "\nThe secret is shown once. Start a new node with:\n  BZZZ_JOIN_TOKEN_FILE=<file holding the token> BZZZ_CA_FINGERPRINT={cluster} BZZZ_BOOTSTRAP_PEERS=<voters> bzzz run"
+            );
+        }
+        JoinTokenCommand::List(a) => {
+            let list = a.client()?.join_tokens().await?;
+            if super::print::printed_json(a.client.json, &list) {
+                return Ok(());
+            }
+            println!("cluster {}", list.cluster_id);
+            if list.tokens.is_empty() {
+                println!("no join tokens");
+            }
+            for t in &list.tokens {
+                print_token(t);
+            }
+        }
+        JoinTokenCommand::Revoke(a) => {
+            let t = a.operator.client()?.revoke_join_token(&a.id).await?;
+            if super::print::printed_json(a.operator.client.json, &t) {
+                return Ok(());
+            }
+            print_token(&t);
+        }
+    }
+    Ok(())
 }
 
 /// Flags of `bzzz ca revoke`.
@@ -176,6 +346,32 @@ pub(super) fn run(c: &CaCommand) -> Result<(), CliError> {
             if let Some(leaf) = chain.leaf.as_ref().and_then(|l| cert::decode(l).ok()) {
                 print_info(&leaf);
             }
+        }
+        CaCommand::Issuer(a) => {
+            for role in &a.roles {
+                bzzz_storage::raft::validate_role_name(role).map_err(|e| CliError::Local {
+                    what: format!("--roles: `{role}`"),
+                    reason: e.to_string(),
+                })?;
+            }
+            let ca = CertificateAuthority::load(&a.ca_dir).map_err(local("cannot load the CA"))?;
+            let serial = ca
+                .create_issuer(&a.out, &a.name, a.roles.clone(), a.voter, a.ttl)
+                .map_err(local("cannot create the issuer"))?;
+            println!("issuer serial: {serial:016x} (revoke it with `bzzz ca revoke --serial {serial:016x}`)");
+            println!(
+                "private key: {} (admission.issuer_key_file on each voter)",
+                a.out.join(files::ISSUER_KEY_FILE).display()
+            );
+            println!(
+                "certificate: {} (admission.issuer_cert_file on each voter)",
+                a.out.join(files::ISSUER_CERT_FILE).display()
+            );
+            println!(
+                "may certify roles {}{}",
+                a.roles.join(","),
+                if a.voter { " and voters" } else { "" }
+            );
         }
         CaCommand::Revoke(a) => {
             let ca = CertificateAuthority::load(&a.ca_dir).map_err(local("cannot load the CA"))?;

@@ -20,7 +20,7 @@ use bzzz_client::ApiClient;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
-pub use ca::{AdmissionCommand, CaCommand, KeygenCommand};
+pub use ca::{AdmissionCommand, CaCommand, JoinTokenCommand, KeygenCommand};
 pub use print::CliError;
 
 /// bzzz: a peer-to-peer mesh daemon for AI agents.
@@ -71,6 +71,10 @@ pub enum Command {
     /// Admission on a running node: apply CA-signed revocation lists (operator actions).
     #[command(subcommand)]
     Admission(AdmissionCommand),
+    /// Join tokens: create, list and revoke the credentials with which new nodes obtain their
+    /// certificates (operator actions on a voter holding the issuer key).
+    #[command(subcommand)]
+    JoinToken(JoinTokenCommand),
     /// Make the running node re-read its config file (like SIGHUP): applies log.level,
     /// api.operator_token_file (the token is re-read) and p2p.bootstrap_peers, and lists the
     /// changed fields that need a restart. A file that does not validate is refused.
@@ -523,6 +527,7 @@ pub async fn run_client(command: Command) -> ExitCode {
         Command::Ca(c) => ca::run(&c),
         Command::Keygen(c) => ca::keygen(&c),
         Command::Admission(c) => ca::admission(&c).await,
+        Command::JoinToken(c) => ca::join_token(&c).await,
         Command::Reload(a) => ops::reload(&a).await,
         Command::Backup(a) => ops::backup(&a).await,
         Command::Restore(a) => ops::restore(&a).await,

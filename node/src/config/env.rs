@@ -19,7 +19,7 @@ struct Override {
 }
 
 /// Every override, applied in this order.
-const OVERRIDES: [Override; 17] = [
+const OVERRIDES: [Override; 22] = [
     Override {
         var: "BZZZ_AGENT_ID",
         field: "agent.id",
@@ -76,6 +76,40 @@ const OVERRIDES: [Override; 17] = [
         var: "BZZZ_CERT_FILE",
         field: "admission.cert_file",
         apply: |c, v| set(&mut c.admission.cert_file, optional_path(v)),
+    },
+    Override {
+        var: "BZZZ_CA_FINGERPRINT",
+        field: "admission.ca_fingerprint",
+        apply: |c, v| {
+            c.admission.ca_fingerprint = Some(v.trim().to_owned()).filter(|s| !s.is_empty());
+            Ok(())
+        },
+    },
+    Override {
+        var: "BZZZ_JOIN_TOKEN_FILE",
+        field: "admission.join_token_file",
+        apply: |c, v| set(&mut c.admission.join_token_file, optional_path(v)),
+    },
+    Override {
+        var: "BZZZ_JOIN_TIMEOUT_MS",
+        field: "admission.join_timeout_ms",
+        apply: |c, v| {
+            c.admission.join_timeout_ms = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("BZZZ_JOIN_TIMEOUT_MS", "must be a number of milliseconds"))?;
+            Ok(())
+        },
+    },
+    Override {
+        var: "BZZZ_ISSUER_KEY_FILE",
+        field: "admission.issuer_key_file",
+        apply: |c, v| set(&mut c.admission.issuer_key_file, optional_path(v)),
+    },
+    Override {
+        var: "BZZZ_ISSUER_CERT_FILE",
+        field: "admission.issuer_cert_file",
+        apply: |c, v| set(&mut c.admission.issuer_cert_file, optional_path(v)),
     },
     Override {
         var: "BZZZ_P2P_LISTEN",

@@ -139,8 +139,26 @@ pub struct AdmissionConfig {
     /// `bzzz_ca_cert`). Unset: admission is off and any peer that can connect is trusted (a
     /// warning at start, `bzzz_admission_enabled 0`).
     pub ca_cert_file: Option<PathBuf>,
-    /// This node's certificate chain (`bzzz ca sign`). Unset: `<data_dir>/node.crt`.
+    /// This node's certificate chain (`bzzz ca sign`, or obtained with a join token). Unset:
+    /// `<data_dir>/node.crt`.
     pub cert_file: Option<PathBuf>,
+    /// The cluster fingerprint (`bzzz ca show` prints it; 64 hex digits, `sha256:` optional). A
+    /// node joining with a token trusts only voters whose certificates chain to the CA with this
+    /// fingerprint, and learns the CA certificate from them (kept in `<data_dir>/ca.crt`). With
+    /// `ca_cert_file` also set, that file must have this fingerprint.
+    pub ca_fingerprint: Option<String>,
+    /// A file holding a join token (`id.secret`, from `bzzz join-token create`). Used only while
+    /// this node has no valid certificate: it presents the token to a voter and receives one.
+    pub join_token_file: Option<PathBuf>,
+    /// How long a node with a join token tries to obtain its certificate before it gives up, in
+    /// milliseconds.
+    pub join_timeout_ms: u64,
+    /// The issuer's private key (`bzzz ca issuer`): a voter holding it signs certificates for
+    /// nodes that present a join token. Set with `issuer_cert_file`, on voters only.
+    pub issuer_key_file: Option<PathBuf>,
+    /// The issuer's certificate, signed by the CA: the roles (and whether the voter right) the
+    /// online path may give.
+    pub issuer_cert_file: Option<PathBuf>,
     /// Bound on a new connection's certificate exchange, in milliseconds; a peer that has not
     /// finished by then is dropped.
     pub handshake_timeout_ms: u64,
@@ -151,6 +169,11 @@ impl Default for AdmissionConfig {
         Self {
             ca_cert_file: None,
             cert_file: None,
+            ca_fingerprint: None,
+            join_token_file: None,
+            join_timeout_ms: 120_000,
+            issuer_key_file: None,
+            issuer_cert_file: None,
             handshake_timeout_ms: 2_000,
         }
     }

@@ -174,6 +174,7 @@ fn every_env_var_sets_its_field() {
         "BZZZ_MODE" => Some("bootstrap".to_string()),
         "BZZZ_P2P_LISTEN" | "BZZZ_EXTERNAL_ADDRESSES" | "BZZZ_BOOTSTRAP_PEERS" => Some("a, b,,c".to_string()),
         "BZZZ_INSECURE_OPEN_MESH" => Some("true".to_string()),
+        "BZZZ_JOIN_TIMEOUT_MS" => Some("5000".to_string()),
         k => Some(format!("v-{k}")),
     };
     let mut c = Config::default();

@@ -73,18 +73,46 @@ impl AdmissionConfig {
         if !(100..=60_000).contains(&self.handshake_timeout_ms) {
             return Err(invalid("admission.handshake_timeout_ms", "must be 100 to 60000"));
         }
+        if !(1_000..=3_600_000).contains(&self.join_timeout_ms) {
+            return Err(invalid("admission.join_timeout_ms", "must be 1000 to 3600000"));
+        }
         for (field, path) in [
             ("admission.ca_cert_file", &self.ca_cert_file),
             ("admission.cert_file", &self.cert_file),
+            ("admission.join_token_file", &self.join_token_file),
+            ("admission.issuer_key_file", &self.issuer_key_file),
+            ("admission.issuer_cert_file", &self.issuer_cert_file),
         ] {
             if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
                 return Err(invalid(field, "must not be empty (leave it unset instead)"));
             }
         }
-        if self.cert_file.is_some() && self.ca_cert_file.is_none() {
+        if let Some(fp) = &self.ca_fingerprint {
+            bzzz_protocol::cert::ClusterId::parse(fp)
+                .map_err(|e| invalid("admission.ca_fingerprint", e.to_string()))?;
+        }
+        let has_ca = self.ca_cert_file.is_some() || self.ca_fingerprint.is_some();
+        for (field, set) in [
+            ("admission.cert_file", self.cert_file.is_some()),
+            ("admission.issuer_key_file", self.issuer_key_file.is_some()),
+        ] {
+            if set && !has_ca {
+                return Err(invalid(
+                    field,
+                    "is set but neither admission.ca_cert_file nor admission.ca_fingerprint is: certificates are checked against the cluster CA",
+                ));
+            }
+        }
+        if self.join_token_file.is_some() && self.ca_fingerprint.is_none() {
             return Err(invalid(
-                "admission.cert_file",
-                "is set but admission.ca_cert_file is not: a certificate is checked against the cluster CA",
+                "admission.join_token_file",
+                "needs admission.ca_fingerprint: a joining node presents its token only to a cluster it can recognise (`bzzz ca show` prints the fingerprint)",
+            ));
+        }
+        if self.issuer_key_file.is_some() != self.issuer_cert_file.is_some() {
+            return Err(invalid(
+                "admission.issuer_key_file",
+                "and admission.issuer_cert_file are set together (`bzzz ca issuer` writes both)",
             ));
         }
         Ok(())

@@ -36,6 +36,7 @@ const DEFAULT_HISTORY: u32 = 100;
 /// Default number of addresses in a discover answer.
 const DEFAULT_DISCOVER: u32 = 100;
 
+pub(crate) mod join;
 mod roles;
 
 pub(crate) use roles::{grant, register, roles_duty, roles_view};

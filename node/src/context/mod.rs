@@ -258,6 +258,10 @@ impl ContextService {
                 shutdown: shutdown.clone(),
             }),
         };
+        service
+            .inner
+            .admission
+            .set_redeemer(Arc::new(admin::join::ClusterRedeemer(Arc::downgrade(&service.inner))));
         crate::logging::spawn(
             tracker,
             "members",

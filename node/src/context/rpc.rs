@@ -2,8 +2,8 @@
 //! sending one, and asking the admin with retries until it answers or the request times out.
 
 use bzzz_protocol::wire::{
-    ContextOk, DiscoverView, GrantRequest, HistoryView, MemberStatus, RegisterMember, ReplicationCheckRequest,
-    ReplicationReport, RolesQuery, RolesView,
+    ContextOk, DiscoverView, GrantRequest, HistoryView, JoinGrant, JoinTokenChange, MemberStatus, RedeemJoin,
+    RegisterMember, ReplicationCheckRequest, ReplicationReport, RolesQuery, RolesView,
 };
 
 use super::*;
@@ -53,6 +53,8 @@ impl ContextService {
             Some(Q::Discover(q)) => admin::discover(self, q).await,
             Some(Q::Grant(g)) => admin::grant(self, g).await,
             Some(Q::CheckReplication(r)) => replication::check_now(self, r).await,
+            Some(Q::RedeemJoin(r)) => admin::join::redeem(self, peer, r).await,
+            Some(Q::JoinToken(c)) => admin::join::change(self, peer, c).await,
             None => Err(ContextError::bad_request("empty or unknown context request")),
         }
     }
@@ -164,6 +166,8 @@ admin_query!(DiscoverQuery, "a discover query", |q| context_request::Body::Disco
 admin_query!(RolesQuery, "a roles query", |q| context_request::Body::Roles(q), Roles(r) => RolesView = r);
 admin_query!(RegisterMember, "a registration", |q| context_request::Body::Register(q), Member(m) => MemberStatus = m);
 admin_query!(GrantRequest, "a grant", |q| context_request::Body::Grant(q), Ok(o) => ContextOk = o);
+admin_query!(RedeemJoin, "a join token redemption", |q| context_request::Body::RedeemJoin(q), JoinGrant(g) => JoinGrant = g);
+admin_query!(JoinTokenChange, "a join token change", |q| context_request::Body::JoinToken(q), Ok(o) => ContextOk = o);
 admin_query!(ReplicationCheckRequest, "a replication check", |q| context_request::Body::CheckReplication(q), Replication(r) => ReplicationReport = r);
 
 impl ContextService {

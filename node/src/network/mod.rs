@@ -8,6 +8,7 @@ pub(crate) mod codec;
 pub(crate) mod event_loop;
 pub(crate) mod inbound;
 pub(crate) mod metrics;
+pub(crate) mod renewal;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -52,6 +53,9 @@ pub enum StartError {
         /// Why (never the key itself).
         reason: String,
     },
+    /// A node with a join token could not obtain its certificate.
+    #[error("cannot join the cluster: {0}")]
+    Join(String),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {reason}")]
     Listen {
@@ -132,40 +136,15 @@ pub fn new(
 
     let p2p_metrics = libp2p::metrics::Metrics::new(registry);
     let idle = Duration::from_secs(config.p2p.idle_connection_timeout_secs);
-    let tcp_config = || tcp::Config::default().nodelay(true);
     let psk = config.p2p.swarm_key_file.as_deref().map(load_swarm_key).transpose()?;
     if let Some(psk) = &psk {
         tracing::info!(fingerprint = %psk.fingerprint(), "private network: only peers with this swarm key can connect");
     }
-    // One transport for every configuration: TCP; then, on a private network, the pre-shared
-    // key proof (libp2p pnet, XSalsa20 over the socket), so peers without the mesh key fail
-    // before any bzzz protocol runs; then noise, which authenticates the peer id; then
-    // admission (`/bzzz/admit/1`: certificates both ways), which alone hands the connection to
-    // yamux. A connection exists for the swarm only once all of them passed.
-    let admit = gates.admission.clone();
+    let transport = transport(&key, psk, gates.admission.clone())?;
     let mut swarm = SwarmBuilder::with_existing_identity(key.clone())
         .with_tokio()
-        .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-            use futures::future::Either;
-            use libp2p::Transport as _;
-            Ok(tcp::tokio::Transport::new(tcp_config())
-                .and_then(move |socket, _| async move {
-                    match psk {
-                        Some(psk) => libp2p::pnet::PnetConfig::new(psk)
-                            .handshake(socket)
-                            .await
-                            .map(Either::Left),
-                        None => Ok(Either::Right(socket)),
-                    }
-                })
-                .upgrade(libp2p::core::upgrade::Version::V1Lazy)
-                .authenticate(noise::Config::new(key)?)
-                .multiplex_ext(move |peer, _| AdmitUpgrade::new(admit.clone(), *peer))
-                .timeout(UPGRADE_TIMEOUT))
-        })
+        .with_other_transport(|_| transport)
         .map_err(|e| StartError::Transport(e.to_string()))?
-        .with_dns()
-        .map_err(|e| StartError::Transport(format!("dns: {e}")))?
         .with_behaviour(|_| behaviour)
         .map_err(|e| StartError::Transport(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
@@ -217,6 +196,104 @@ pub fn new(
         event_loop,
         store_stats,
     })
+}
+
+/// A transport whose connections have passed every handshake, with DNS resolution.
+type Upgraded = libp2p::core::transport::Boxed<(libp2p::PeerId, libp2p::core::muxing::StreamMuxerBox)>;
+
+/// One transport for every configuration: TCP; then, on a private network, the pre-shared key
+/// proof (libp2p pnet, XSalsa20 over the socket), so peers without the mesh key fail before any
+/// bzzz protocol runs; then noise, which authenticates the peer id; then admission
+/// (`/bzzz/admit/1`: certificates both ways, or a join), which alone hands the connection to
+/// yamux. A connection exists for the swarm only once all of them passed.
+fn transport(
+    key: &Keypair,
+    psk: Option<libp2p::pnet::PreSharedKey>,
+    admission: std::sync::Arc<crate::admission::Admission>,
+) -> Result<Upgraded, StartError> {
+    use futures::future::Either;
+    use libp2p::Transport as _;
+    let noise = noise::Config::new(key).map_err(|e| StartError::Transport(format!("noise: {e}")))?;
+    let upgraded = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .and_then(move |socket, _| async move {
+            match psk {
+                Some(psk) => libp2p::pnet::PnetConfig::new(psk)
+                    .handshake(socket)
+                    .await
+                    .map(Either::Left),
+                None => Ok(Either::Right(socket)),
+            }
+        })
+        .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+        .authenticate(noise)
+        .multiplex_ext(move |peer, _| AdmitUpgrade::new(admission.clone(), *peer))
+        .timeout(UPGRADE_TIMEOUT);
+    let resolving =
+        libp2p::dns::tokio::Transport::system(upgraded).map_err(|e| StartError::Transport(format!("dns: {e}")))?;
+    Ok(resolving
+        .map(|(peer, muxer), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(muxer)))
+        .boxed())
+}
+
+/// Obtains this node's certificate with its join token before the node starts (ADR 0014):
+/// dials the bootstrap peers in turn, each connection running the join instead of admission,
+/// until a voter issues a certificate, a voter refuses the token (expired, used up, revoked,
+/// unknown: another voter would say the same), or `timeout` passes.
+pub async fn join_with_token(
+    key: &Keypair,
+    config: &Config,
+    resolved: &Resolved,
+    admission: std::sync::Arc<crate::admission::Admission>,
+    timeout: Duration,
+) -> Result<(), StartError> {
+    use crate::admission::JoinAttempt;
+    use libp2p::Transport as _;
+    use libp2p::core::transport::{DialOpts, PortUse};
+    if resolved.bootstrap.is_empty() {
+        return Err(StartError::Join(
+            "this node has a join token but no certificate, and p2p.bootstrap_peers names no voter to present it to"
+                .into(),
+        ));
+    }
+    let psk = config.p2p.swarm_key_file.as_deref().map(load_swarm_key).transpose()?;
+    let mut transport = transport(key, psk, admission.clone())?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = Duration::from_millis(250);
+    let mut last = String::from("no attempt finished");
+    loop {
+        for peer in &resolved.bootstrap {
+            let addr = peer.addr().clone();
+            let dialed = transport.dial(
+                addr.clone(),
+                DialOpts {
+                    role: libp2p::core::Endpoint::Dialer,
+                    port_use: PortUse::New,
+                },
+            );
+            let error = match dialed {
+                Err(e) => format!("{addr}: {e}"),
+                Ok(connecting) => match connecting.await {
+                    Ok(_) => format!("{addr}: connected without a join"),
+                    Err(e) => format!("{addr}: {e}"),
+                },
+            };
+            match admission.take_join_attempt() {
+                Some(JoinAttempt::Joined) => return Ok(()),
+                Some(JoinAttempt::Fatal(message)) => return Err(StartError::Join(message)),
+                Some(JoinAttempt::Retry(message)) => last = message,
+                None => last = error,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StartError::Join(format!(
+                    "no voter issued a certificate within {} s (admission.join_timeout_ms); last: {last}",
+                    timeout.as_secs()
+                )));
+            }
+        }
+        tracing::info!(retry_in = ?delay, last = %last, "join: no certificate yet; trying the bootstrap peers again");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// Longest a new connection may take to finish its pnet, noise, admission and yamux handshakes

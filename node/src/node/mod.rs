@@ -177,6 +177,16 @@ impl Node {
             &crate::admission::AdmissionSettings::from_config(&config),
             metrics.admission.clone(),
         )?);
+        if admission.joining() {
+            network::join_with_token(
+                &key,
+                &config,
+                &resolved,
+                admission.clone(),
+                Duration::from_millis(config.admission.join_timeout_ms),
+            )
+            .await?;
+        }
         let revocations = admission.attach_store(store.tree(crate::admission::REVOCATIONS_TREE)?)?;
         if revocations > 0 {
             tracing::info!(
@@ -241,7 +251,7 @@ impl Node {
                 consensus: consensus.clone(),
                 keyring: creds.keyring,
                 config: config.context.clone(),
-                requested_roles: vec![config.agent.role.clone()],
+                requested_roles: requested_roles(&config, &admission),
                 policy_seed: creds.policy_seed,
                 operator_token: creds.operator.clone(),
                 max_record_bytes: config.dht.max_record_bytes,
@@ -252,6 +262,11 @@ impl Node {
             &duties,
             &services.1,
             services.0.clone(),
+        );
+        crate::logging::spawn(
+            &services.1,
+            "certificate-renewal",
+            network::renewal::run(client.clone(), admission.clone(), services.0.clone()),
         );
         let join = start::join_loop(&config, &resolved, peer_id, &client, services, &metrics.network);
         let health = Health::default();
@@ -469,6 +484,21 @@ impl Node {
         *done = true;
         tracing::info!(peer_id = %self.peer_id, "bzzz node stopped");
     }
+}
+
+/// The roles a node asks the admin for: its `agent.role`, and with admission on every role its
+/// certificate lists (the admin grants those at once; any other waits for an operator).
+fn requested_roles(config: &Config, admission: &crate::admission::Admission) -> Vec<String> {
+    let mut roles = vec![config.agent.role.clone()];
+    if let Some(cert) = admission.local_certificate() {
+        for role in cert.leaf.roles {
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+    }
+    roles.truncate(crate::context::MAX_REQUESTED_ROLES);
+    roles
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -34,10 +34,10 @@ pub(super) struct ApplyAbort {
 }
 
 /// The result of a step inside the apply transaction.
-type TxResult<T> = Result<T, ConflictableTransactionError<ApplyAbort>>;
+pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<ApplyAbort>>;
 
 /// The answer to a command that is not applied.
-fn reject(reason: impl Into<String>) -> TxResult<Response> {
+pub(super) fn reject(reason: impl Into<String>) -> TxResult<Response> {
     Ok(Response::Rejected { reason: reason.into() })
 }
 
@@ -145,6 +145,14 @@ impl ApplyTx<'_> {
                 sealed,
             } => self.add_sealed_key(role, *epoch, peer_id, sealed),
             Command::AppendVersion { address, entry } => self.append_version(address, entry),
+            Command::CreateJoinToken { id, token } => self.create_join_token(id, token),
+            Command::RedeemJoinToken {
+                id,
+                secret_hash,
+                peer_id,
+                at_ms,
+            } => self.redeem_join_token(id, secret_hash, peer_id, *at_ms),
+            Command::RevokeJoinToken { id } => self.revoke_join_token(id),
         }
     }
 
@@ -330,12 +338,12 @@ impl ApplyTx<'_> {
     }
 
     /// Encodes `value` for `tree`, aborting the transaction on failure.
-    fn encode<T: serde::Serialize>(&self, tree: &'static str, value: &T) -> TxResult<Vec<u8>> {
+    pub(super) fn encode<T: serde::Serialize>(&self, tree: &'static str, value: &T) -> TxResult<Vec<u8>> {
         codec::encode(value).map_err(|e| self.abort(codec_err(tree)(e)))
     }
 
     /// Decodes a value of `tree`, aborting the transaction if it is corrupt.
-    fn decode<T: serde::de::DeserializeOwned>(&self, tree: &'static str, bytes: &[u8]) -> TxResult<T> {
+    pub(super) fn decode<T: serde::de::DeserializeOwned>(&self, tree: &'static str, bytes: &[u8]) -> TxResult<T> {
         codec::decode(bytes).map_err(|e| self.abort(codec_err(tree)(e)))
     }
 

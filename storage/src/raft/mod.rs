@@ -72,6 +72,7 @@ use crate::store::StorageError;
 
 mod apply;
 pub mod cluster;
+pub mod join_tokens;
 pub mod log_store;
 mod reads;
 pub mod schema;
@@ -83,6 +84,7 @@ pub use cluster::{
     GrantRecord, GrantSource, KeyBindingRecord, NewVersion, PolicyError, RecordRef, RoleDef, RoleEpochRecord,
     RolePolicy, VersionEntry, validate_role_name,
 };
+pub use join_tokens::{JoinGrant, JoinRefusal, JoinTokenRecord};
 pub use log_store::SledLogStore;
 pub use state_machine::SledStateMachine;
 pub use typ::{Entry, Raft, RaftStorageError};
@@ -113,8 +115,9 @@ pub struct NodeInfo {
 /// changes shape or the state machine gains trees.
 ///
 /// 1: nodes and the key-value map. 2: the cluster data of [`cluster`] (role policy, key bindings,
-/// grants, key epochs, context version index).
-pub const SCHEMA_VERSION: u32 = 2;
+/// grants, key epochs, context version index). 3: join tokens ([`join_tokens`], in the key-value
+/// map; no new tree).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A command applied through Raft.
 ///
@@ -233,6 +236,32 @@ pub enum Command {
         /// The version.
         entry: NewVersion,
     },
+    /// Store a new join token (schema 3). Rejected if the id exists, the content breaks a bound
+    /// of [`join_tokens::check_new_token`], or the cluster holds
+    /// [`join_tokens::MAX_JOIN_TOKENS`] live tokens (expired and revoked ones are dropped first).
+    CreateJoinToken {
+        /// The public token id.
+        id: String,
+        /// The token.
+        token: JoinTokenRecord,
+    },
+    /// Redeem a join token for a joining node (schema 3); answered [`Response::JoinToken`]. Uses
+    /// one use unless the node already redeemed it.
+    RedeemJoinToken {
+        /// The public token id.
+        id: String,
+        /// SHA-256 of the secret the node presented.
+        secret_hash: [u8; 32],
+        /// The joining node's libp2p peer id bytes.
+        peer_id: Vec<u8>,
+        /// When, in milliseconds since the Unix epoch (expiry is judged against it).
+        at_ms: u64,
+    },
+    /// Revoke a join token (schema 3): redeeming it is refused from now on. Rejected if unknown.
+    RevokeJoinToken {
+        /// The public token id.
+        id: String,
+    },
 }
 
 /// A proposal to the Raft log: one [`Command`] with its schema version and the proposer's term.
@@ -277,6 +306,9 @@ pub enum Response {
         /// and nothing changed.
         duplicate: bool,
     },
+    /// The answer to [`Command::RedeemJoinToken`] (schema 3): what the joining node's
+    /// certificate may carry, or why not.
+    JoinToken(Result<JoinGrant, JoinRefusal>),
 }
 
 /// Derives the Raft node id from a libp2p peer id's bytes: first 8 bytes of SHA-256(peer id bytes),

@@ -172,7 +172,7 @@ pub(super) fn decode(meta: &SnapshotMeta, data: &[u8]) -> Result<SnapshotState, 
             }
             decode_v1(&envelope.body).map_err(|e| invalid(format!("snapshot {id}: {e}")))?
         }
-        2 => {
+        2 | 3 => {
             let header: Header = codec::decode(&envelope.body)
                 .map_err(|e| invalid(format!("cannot decode the header of snapshot {id}: {e}")))?;
             let state = decode_frames(&data[used..]).map_err(|e| invalid(format!("snapshot {id}: {e}")))?;

@@ -106,6 +106,21 @@ impl EventLoop {
                     body: Some(rpc_response::Body::Ack(Ack {})),
                 }
             }
+            Some(rpc_request::Body::CertificateUpdate(chain)) => match self.admission.update_peer(&peer, &chain) {
+                Ok(()) => RpcResponse {
+                    body: Some(rpc_response::Body::Ack(Ack {})),
+                },
+                Err(e) => rpc_error("forbidden", &e),
+            },
+            Some(rpc_request::Body::RenewCertificate(_)) => match self.admission.renew_for(&peer) {
+                Ok(chain) => {
+                    tracing::info!(%peer, "renewed a peer's certificate");
+                    RpcResponse {
+                        body: Some(rpc_response::Body::Certificate(chain)),
+                    }
+                }
+                Err(e) => rpc_error("forbidden", &e),
+            },
             None => rpc_error("unsupported", "empty or unknown rpc request"),
         }
     }
