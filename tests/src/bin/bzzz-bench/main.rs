@@ -32,8 +32,45 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(about = "bzzz benchmarks")]
 struct Args {
+    /// Run the processes of `join` and `failover` with admission on: a throwaway cluster CA,
+    /// one certificate per node (voter for the admin-eligible ones), the `/bzzz/admit/1`
+    /// handshake on every connection. Without it they share a mesh key only.
+    #[arg(long, global = true)]
+    admission: bool,
     #[command(subcommand)]
     scenario: Scenario,
+}
+
+/// The cluster CA of a run with `--admission`, and the directory holding its certificate.
+struct BenchCa {
+    ca: bzzz_node::admission::CertificateAuthority,
+    dir: tempfile::TempDir,
+}
+
+static BENCH_CA: OnceLock<Option<BenchCa>> = OnceLock::new();
+
+/// Enrolls the node of `dir` with the run's CA (when `--admission`) and points `launch` at it.
+fn admit(launch: Launch, dir: &Path, mode: &str, extra: &[String]) -> Result<Launch> {
+    let Some(Some(bench)) = BENCH_CA.get() else {
+        return Ok(launch);
+    };
+    let grant = bzzz_node::admission::files::NodeGrant {
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        roles: vec!["agent".into()],
+        voter: mode == "agent" && extra.iter().any(|a| a == "--admin-eligible"),
+        ttl: std::time::Duration::from_secs(86_400),
+    };
+    bench
+        .ca
+        .enroll(dir, None, &grant)
+        .with_context(|| format!("enrolling {}", dir.display()))?;
+    Ok(launch.env(
+        "BZZZ_CA_CERT_FILE",
+        bench.dir.path().join(bzzz_node::admission::files::CA_CERT_FILE),
+    ))
 }
 
 #[derive(Subcommand)]
@@ -204,7 +241,7 @@ fn spawn_bzzz(
         Some(p) => p,
         None => Ports::free()?,
     };
-    let mut launch = Launch::node(bin, dir, ports, mode).args(extra);
+    let mut launch = admit(Launch::node(bin, dir, ports, mode).args(extra), dir, mode, extra)?;
     if let Some(b) = bootstrap {
         launch = launch.bootstrap(format!("/ip4/127.0.0.1/tcp/{b}"));
     }
@@ -241,6 +278,19 @@ fn machine() -> String {
 async fn main() -> Result<()> {
     let args = Args::parse();
     bzzz_tests::init_logging();
+    let ca = if args.admission {
+        let dir = tempfile::Builder::new().prefix("bzzz-bench-ca-").tempdir()?;
+        let ca = bzzz_node::admission::CertificateAuthority::init(
+            dir.path(),
+            "bench",
+            std::time::Duration::from_secs(86_400),
+        )?;
+        Some(BenchCa { ca, dir })
+    } else {
+        None
+    };
+    let admission = ca.is_some();
+    let _ = BENCH_CA.set(ca);
     let _ = epoch();
     println!(
         "bzzz-bench {} on {} ({})",
@@ -250,6 +300,14 @@ async fn main() -> Result<()> {
             "DEBUG build: numbers are not representative"
         } else {
             "release build"
+        }
+    );
+    println!(
+        "admission: {}",
+        if admission {
+            "on (a certificate per process, /bzzz/admit/1 on every connection)"
+        } else {
+            "off (mesh key only)"
         }
     );
     match args.scenario {
