@@ -281,7 +281,22 @@ async fn bad_tokens_are_refused_with_a_clear_error() -> Result<()> {
             .ok("join-token revoke")?;
         let after: JoinTokenInfo = revoke.json()?;
         ensure!(after.revoked && after.state == "revoked", "{after:?}");
-        let (valid, _) = create_token(&cli, &operator_token, &[]).await?;
+        // Without --json, stdout holds exactly the token (`> file` gives a joining node's file).
+        let plain = cli
+            .run_with(
+                &["join-token", "create"],
+                b"",
+                &[("BZZZ_OPERATOR_TOKEN_FILE", &operator_token)],
+            )
+            .await?
+            .ok("join-token create")?;
+        let valid = plain.text().trim().to_owned();
+        bzzz_node::admission::JoinToken::parse(&valid).context("stdout is exactly one token")?;
+        ensure!(
+            plain.stderr.contains("expires in"),
+            "stderr describes the token: {}",
+            plain.stderr
+        );
         tokio::time::sleep(Duration::from_millis(1_200)).await;
 
         let cases = [

@@ -113,28 +113,45 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn print_token(t: &bzzz_client::types::JoinTokenInfo) {
+/// One line about a token: id, state, roles, uses, expiry, users, description.
+fn token_line(t: &bzzz_client::types::JoinTokenInfo) -> String {
     let used = if t.used_by.is_empty() {
         String::new()
     } else {
         format!(" used by {}", t.used_by.join(", "))
     };
-    println!(
-        "{}  {:8} roles={}{} uses={}/{} expires_ms={}{}{}",
+    let now = bzzz_storage::util::now_unix_ms();
+    let expiry = if t.expires_ms > now {
+        format!("expires in {}", human(t.expires_ms - now))
+    } else {
+        format!("expired {} ago", human(now - t.expires_ms))
+    };
+    format!(
+        "{}  {:8} roles={}{} uses={}/{} {expiry}{used}{}",
         t.id,
         t.state,
         t.roles.join(","),
         if t.voter { " voter" } else { "" },
         t.used_by.len(),
         t.uses,
-        t.expires_ms,
-        used,
         if t.description.is_empty() {
             String::new()
         } else {
             format!("  ({})", t.description)
         }
-    );
+    )
+}
+
+/// A duration in ms as `2d3h`, `5h12m`, `4m10s` or `12s`.
+fn human(ms: u64) -> String {
+    let s = ms / 1000;
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m{}s", s % 60),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
 }
 
 /// `bzzz join-token create|list|revoke`.
@@ -169,9 +186,9 @@ pub(super) async fn join_token(c: &JoinTokenCommand) -> Result<(), CliError> {
                 );
                 return Ok(());
             }
+            // Only the token goes to stdout, so `> file` holds exactly what a joining node reads.
             println!("{}", token.reveal());
-            eprintln!();
-            print_token(&created);
+            eprintln!("{}", token_line(&created));
             eprintln!(
                 "\nThe secret is shown once. Start a new node with:\n  BZZZ_JOIN_TOKEN_FILE=<file holding the token> BZZZ_CA_FINGERPRINT={cluster} BZZZ_BOOTSTRAP_PEERS=<voters> bzzz run"
             );
@@ -186,7 +203,7 @@ pub(super) async fn join_token(c: &JoinTokenCommand) -> Result<(), CliError> {
                 println!("no join tokens");
             }
             for t in &list.tokens {
-                print_token(t);
+                println!("{}", token_line(t));
             }
         }
         JoinTokenCommand::Revoke(a) => {
@@ -194,7 +211,7 @@ pub(super) async fn join_token(c: &JoinTokenCommand) -> Result<(), CliError> {
             if super::print::printed_json(a.operator.client.json, &t) {
                 return Ok(());
             }
-            print_token(&t);
+            println!("{}", token_line(&t));
         }
     }
     Ok(())
