@@ -866,3 +866,60 @@ async fn registrations_are_rate_limited_per_peer() -> Result<()> {
     )
     .await
 }
+
+/// One role whose key the admin cannot open (here: an epoch sealed to nobody, proposed through
+/// the admin's own Raft) must not stop the admin sealing the other roles' keys to new members
+/// (H6: `reconcile` used to abort at the first failing role, so no member got keys any more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_cannot_be_reconciled_does_not_stop_the_others() -> Result<()> {
+    TestCluster::scenario(
+        1,
+        |_, c| {
+            c.election.eligible = true;
+            c.election.bootstrap_expect = 1;
+            // Sorted before `agent`: reconciled first.
+            let mut broken = c.roles.policy["agent"].clone();
+            broken.self_service = false;
+            c.roles.policy.insert("aaa-broken".into(), broken);
+        },
+        async |cluster| {
+            cluster.wait_context_ready(WAIT).await?;
+            let admin = cluster.node(0);
+            wait_for("epoch 1 of every role", WAIT, || async {
+                admin.context().status().epochs.get("aaa-broken") == Some(&1)
+            })
+            .await?;
+            let raft = admin.consensus().raft().context("the admin runs Raft")?.clone();
+            let term = raft.metrics().borrow().current_term;
+            let written = raft
+                .client_write(bzzz_storage::raft::Request::new(
+                    bzzz_storage::raft::Command::SetRoleEpoch {
+                        role: "aaa-broken".into(),
+                        epoch: 2,
+                        public_key: [7; 32],
+                        sealed: Default::default(),
+                        at_ms: bzzz_storage::util::now_unix_ms(),
+                    },
+                    term,
+                ))
+                .await?;
+            ensure!(written.data == bzzz_storage::raft::Response::Ok, "{:?}", written.data);
+            let dir = tempfile::tempdir()?;
+            let creds = cluster.credentials();
+            let member = outsider(cluster, &dir, "newcomer", |c| {
+                creds.apply(c);
+                creds.enroll(c).map(|_| ())
+            })
+            .await?;
+            let got_key = wait_for("the newcomer receives the agent key", WAIT, || async {
+                let s = member.context().status();
+                s.roles == ["agent"] && s.role_keys_held >= 1
+            })
+            .await
+            .with_context(|| format!("{:?}", member.context().status()));
+            member.shutdown().await;
+            got_key
+        },
+    )
+    .await
+}

@@ -335,64 +335,92 @@ async fn reconcile(service: &ContextService, ctx: &DutyContext) -> Result<(), Co
     let Some(policy) = sm.role_policy()? else {
         return Ok(());
     };
+    // One role that cannot be reconciled (its key does not open here, a bound is reached) must
+    // not stop the others, nor one member the others of its role (H6): each is tried, and the
+    // first error is reported after all were.
+    let mut first_error = None;
     for role in policy.roles.keys() {
-        let mut targets: BTreeMap<Vec<u8>, [u8; 32]> = BTreeMap::new();
-        for peer in custodians.iter().cloned().chain(sm.members_of(role)?) {
-            if let Some(b) = sm.key_binding(&peer)? {
-                targets.insert(peer, b.x25519_public);
-            }
+        if let Err(e) = reconcile_role(service, &sm, ctx, role, &custodians, &reseal).await {
+            tracing::debug!(%role, error = %e, "role not reconciled");
+            first_error.get_or_insert(ContextError::new(e.code, format!("role {role}: {}", e.message)));
         }
-        match sm.current_epoch(role)? {
-            None => {
-                let key = RoleKey::generate();
-                let mut sealed = BTreeMap::new();
-                for (peer, public) in &targets {
-                    sealed.insert(peer.clone(), seal_for(&key, role, 1, peer, public)?);
-                }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Creates epoch 1 of `role` if it has none, else seals its current key to every custodian and
+/// member that lacks it (or is in `reseal`). A member whose seal is refused does not stop the
+/// others.
+async fn reconcile_role(
+    service: &ContextService,
+    sm: &SledStateMachine,
+    ctx: &DutyContext,
+    role: &str,
+    custodians: &BTreeSet<Vec<u8>>,
+    reseal: &BTreeSet<Vec<u8>>,
+) -> Result<(), ContextError> {
+    let (raft, term) = (&ctx.raft, ctx.term);
+    let mut targets: BTreeMap<Vec<u8>, [u8; 32]> = BTreeMap::new();
+    for peer in custodians.iter().cloned().chain(sm.members_of(role)?) {
+        if let Some(b) = sm.key_binding(&peer)? {
+            targets.insert(peer, b.x25519_public);
+        }
+    }
+    let Some(epoch) = sm.current_epoch(role)? else {
+        let key = RoleKey::generate();
+        let mut sealed = BTreeMap::new();
+        for (peer, public) in &targets {
+            sealed.insert(peer.clone(), seal_for(&key, role, 1, peer, public)?);
+        }
+        propose(
+            raft,
+            term,
+            Command::SetRoleEpoch {
+                role: role.to_owned(),
+                epoch: 1,
+                public_key: *key.public().as_bytes(),
+                sealed,
+                at_ms: now_unix_ms(),
+            },
+        )
+        .await?;
+        tracing::info!(%role, holders = targets.len(), "role key epoch 1 created");
+        return Ok(());
+    };
+    let Some(record) = sm.role_epoch(role, epoch)? else {
+        return Ok(());
+    };
+    let missing: Vec<(&Vec<u8>, &[u8; 32])> = targets
+        .iter()
+        .filter(|(peer, _)| !record.sealed.contains_key(*peer) || reseal.contains(*peer))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let key = open_own(service, sm, role, epoch)?;
+    let mut first_error = None;
+    for (peer, public) in missing {
+        let added = match seal_for(&key, role, epoch, peer, public) {
+            Ok(sealed) => {
                 propose(
                     raft,
                     term,
-                    Command::SetRoleEpoch {
-                        role: role.clone(),
-                        epoch: 1,
-                        public_key: *key.public().as_bytes(),
+                    Command::AddSealedKey {
+                        role: role.to_owned(),
+                        epoch,
+                        peer_id: peer.clone(),
                         sealed,
-                        at_ms: now_unix_ms(),
                     },
                 )
-                .await?;
-                tracing::info!(%role, holders = targets.len(), "role key epoch 1 created");
+                .await
             }
-            Some(epoch) => {
-                let Some(record) = sm.role_epoch(role, epoch)? else {
-                    continue;
-                };
-                let missing: Vec<(&Vec<u8>, &[u8; 32])> = targets
-                    .iter()
-                    .filter(|(peer, _)| !record.sealed.contains_key(*peer) || reseal.contains(*peer))
-                    .collect();
-                if missing.is_empty() {
-                    continue;
-                }
-                let key = open_own(service, &sm, role, epoch)?;
-                for (peer, public) in missing {
-                    let sealed = seal_for(&key, role, epoch, peer, public)?;
-                    propose(
-                        raft,
-                        term,
-                        Command::AddSealedKey {
-                            role: role.clone(),
-                            epoch,
-                            peer_id: peer.clone(),
-                            sealed,
-                        },
-                    )
-                    .await?;
-                }
-            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = added {
+            first_error.get_or_insert(e);
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 fn seal_for(key: &RoleKey, role: &str, epoch: u64, peer: &[u8], public: &[u8; 32]) -> Result<Vec<u8>, ContextError> {
