@@ -56,6 +56,78 @@ impl PeerLimiter {
     }
 }
 
+/// How many requests of one kind each peer may have queued or in progress at once: a peer
+/// flooding one kind takes at most its share of the queue, so other peers' requests (members'
+/// Raft heartbeats) still get in. At most `max_peers` peers are tracked; a new peer is refused
+/// while that many have requests outstanding (deny by default).
+#[derive(Debug)]
+pub(crate) struct PeerQuota {
+    per_peer: usize,
+    max_peers: usize,
+    taken: Mutex<HashMap<PeerId, usize>>,
+}
+
+/// One request counted against its peer's quota until dropped.
+#[derive(Debug)]
+pub(crate) struct QuotaTicket {
+    quota: std::sync::Arc<PeerQuota>,
+    peer: PeerId,
+}
+
+impl PeerQuota {
+    pub(crate) fn new(per_peer: usize, max_peers: usize) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(PeerQuota {
+            per_peer,
+            max_peers,
+            taken: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A ticket for one more request of `peer`, or `None` when it has `per_peer` outstanding.
+    pub(crate) fn take(self: &std::sync::Arc<Self>, peer: PeerId) -> Option<QuotaTicket> {
+        let mut taken = self.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !taken.contains_key(&peer) && taken.len() >= self.max_peers {
+            return None;
+        }
+        let n = taken.entry(peer).or_insert(0);
+        if *n >= self.per_peer {
+            return None;
+        }
+        *n += 1;
+        Some(QuotaTicket {
+            quota: self.clone(),
+            peer,
+        })
+    }
+
+    /// Requests `peer` has outstanding.
+    #[cfg(test)]
+    pub(crate) fn outstanding(&self, peer: &PeerId) -> usize {
+        self.taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(peer)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for QuotaTicket {
+    fn drop(&mut self) {
+        let mut taken = self
+            .quota
+            .taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = taken.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                taken.remove(&self.peer);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -80,5 +152,27 @@ mod tests {
         let later = t0 + Duration::from_secs(10);
         assert!(limiter.allow_at(&c, later), "idle buckets make room");
         assert!(limiter.buckets.lock().expect("lock").len() <= 2);
+    }
+
+    /// A peer gets at most its share; dropping a ticket gives it back; other peers are not
+    /// affected; past `max_peers` new peers are refused until someone's requests finish.
+    #[test]
+    fn quota_bounds_each_peer_and_the_table() {
+        let quota = PeerQuota::new(2, 2);
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let t1 = quota.take(a).expect("first");
+        let _t2 = quota.take(a).expect("second");
+        assert!(quota.take(a).is_none(), "a third outstanding request is refused");
+        let tb = quota.take(b).expect("another peer is not affected");
+        assert!(
+            quota.take(c).is_none(),
+            "a third peer is refused while the table is full"
+        );
+        drop(t1);
+        assert_eq!(quota.outstanding(&a), 1);
+        assert!(quota.take(a).is_some(), "a returned ticket frees a slot");
+        drop(tb);
+        assert_eq!(quota.outstanding(&b), 0);
+        assert!(quota.take(c).is_some(), "a finished peer leaves the table");
     }
 }

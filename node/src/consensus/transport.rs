@@ -354,6 +354,8 @@ pub(crate) async fn serve_inbound(
         let gate = gate.clone();
         crate::logging::spawn(&tracker, "raft-rpc", async move {
             let _permit = permit;
+            // The sender's quota slot is held until the answer is sent.
+            let _ticket = rpc.ticket;
             let started = std::time::Instant::now();
             let checked = match gate.admission.voter_check(&rpc.peer, None) {
                 Ok(()) => answer_checked(responder.as_ref(), &rpc.peer, rpc.request).await,

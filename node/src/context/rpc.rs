@@ -11,10 +11,17 @@ use super::*;
 impl ContextService {
     /// Handles one inbound context request on its own task (bounded by [`MAX_INBOUND`]).
     pub(super) fn handle_inbound(&self, tracker: &TaskTracker, inbound: InboundContext) {
-        let InboundContext { peer, request, channel } = inbound;
+        let InboundContext {
+            peer,
+            request,
+            channel,
+            ticket,
+        } = inbound;
         let me = self.clone();
         let permit = self.inner.inbound.clone().try_acquire_owned().ok();
         crate::logging::spawn(tracker, "context-request", async move {
+            // The peer's quota slot is held until the answer is sent.
+            let _ticket = ticket;
             let response = match permit {
                 Some(_permit) => me.dispatch(peer, request).await,
                 None => Err(ContextError::unavailable(

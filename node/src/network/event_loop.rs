@@ -105,7 +105,20 @@ pub struct EventLoop {
     /// Provider announcements and republications an operator started (`dht reprovide`), until
     /// their queries finish; bounded by [`MAX_MAINTENANCE_QUERIES`].
     maintenance_queries: HashSet<QueryId>,
+    /// Raft RPCs each peer may have queued or in progress (M5): a flood from one peer cannot
+    /// take the whole Raft queue and push the voters' heartbeats out.
+    raft_quota: std::sync::Arc<crate::ratelimit::PeerQuota>,
+    /// Context requests each peer may have queued or in progress (M5).
+    context_quota: std::sync::Arc<crate::ratelimit::PeerQuota>,
 }
+
+/// Raft RPCs one peer may have queued or in progress (the queue holds
+/// [`super::inbound::RAFT_QUEUE`]).
+pub(crate) const RAFT_PER_PEER: usize = 64;
+/// Context requests one peer may have queued or in progress (the service answers 64 at once).
+pub(crate) const CONTEXT_PER_PEER: usize = 16;
+/// Peers tracked by each quota.
+const QUOTA_PEERS: usize = 4096;
 
 impl std::fmt::Debug for EventLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,6 +156,8 @@ impl EventLoop {
             validator: gates.validator,
             admission: gates.admission,
             maintenance_queries: HashSet::new(),
+            raft_quota: crate::ratelimit::PeerQuota::new(RAFT_PER_PEER, QUOTA_PEERS),
+            context_quota: crate::ratelimit::PeerQuota::new(CONTEXT_PER_PEER, QUOTA_PEERS),
         }
     }
 

@@ -29,6 +29,8 @@ pub struct InboundContext {
     pub request: ContextRequest,
     /// Where the answer goes.
     pub channel: ResponseChannel<RpcResponse>,
+    /// Counts the request against its peer's quota until it is answered (dropped).
+    pub(crate) ticket: crate::ratelimit::QuotaTicket,
 }
 
 /// A Raft RPC from a peer, answered with [`super::Client::respond_raft`].
@@ -40,6 +42,8 @@ pub struct InboundRaft {
     pub request: RaftRequest,
     /// Where the answer goes.
     pub channel: ResponseChannel<RaftResponse>,
+    /// Counts the request against its peer's quota until it is answered (dropped).
+    pub(crate) ticket: crate::ratelimit::QuotaTicket,
 }
 
 /// A peer acknowledged one of this node's health probes.

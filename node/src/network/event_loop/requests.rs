@@ -56,7 +56,21 @@ impl EventLoop {
     pub(super) fn on_rpc(&mut self, event: request_response::Event<RpcRequest, RpcResponse>) {
         if let Some((peer, request, channel)) = split_event(event, &mut self.pending_rpcs, "rpc") {
             if let Some(rpc_request::Body::Context(request)) = request.body {
-                let inbound = InboundContext { peer, request, channel };
+                let Some(ticket) = self.context_quota.take(peer) else {
+                    // Answered at once, so the sender backs off instead of waiting for a timeout.
+                    let busy = rpc_error(
+                        "busy",
+                        "too many context requests from this peer are queued or in progress; retry",
+                    );
+                    let _ = self.swarm.behaviour_mut().rpc.send_response(channel, busy);
+                    return;
+                };
+                let inbound = InboundContext {
+                    peer,
+                    request,
+                    channel,
+                    ticket,
+                };
                 if let Err(e) = self.inbound.context.try_send(inbound) {
                     // The request's stream closes unanswered; the sender sees a failure and retries.
                     self.metrics.error(ErrorComponent::EventsDropped);
@@ -73,8 +87,20 @@ impl EventLoop {
 
     pub(super) fn on_raft(&mut self, event: request_response::Event<RaftRequest, RaftResponse>) {
         if let Some((peer, request, channel)) = split_event(event, &mut self.pending_raft, "raft") {
-            // Full queues drop the request; the sender's Raft retries.
-            if let Err(e) = self.inbound.raft.try_send(InboundRaft { peer, request, channel }) {
+            // Over its quota or a full queue: the request is dropped and the sender's Raft
+            // retries. The quota keeps one peer's flood from filling the queue.
+            let Some(ticket) = self.raft_quota.take(peer) else {
+                self.metrics.error(ErrorComponent::RaftInboundDropped);
+                tracing::debug!(%peer, "inbound raft rpc dropped: the peer's quota is used up");
+                return;
+            };
+            let inbound = InboundRaft {
+                peer,
+                request,
+                channel,
+                ticket,
+            };
+            if let Err(e) = self.inbound.raft.try_send(inbound) {
                 self.metrics.error(ErrorComponent::RaftInboundDropped);
                 tracing::debug!(%peer, reason = %e, "inbound raft rpc dropped");
             }
