@@ -447,3 +447,68 @@ async fn an_issued_certificate_is_renewed_without_a_disconnect() -> Result<()> {
     })
     .await
 }
+
+/// A fresh deployment's voters carry a seed token (`admission.seed_join_token_file`, the Docker
+/// secret): the admin adds it to the cluster by itself, and a node given the same token joins
+/// before anyone called `join-token create`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_token_lets_nodes_join_a_fresh_cluster() -> Result<()> {
+    let secrets = tempfile::tempdir()?;
+    let token = bzzz_node::admission::JoinToken::generate();
+    let seed_file = secrets.path().join("seed-token");
+    std::fs::write(&seed_file, token.reveal())?;
+    let seeded = voter(secrets.path());
+    let sf = seed_file.clone();
+    TestCluster::scenario(
+        1,
+        move |i, c| {
+            seeded(i, c);
+            c.admission.seed_join_token_file = Some(sf.clone());
+            c.admission.seed_join_token_uses = 2;
+            // The issuer files are added after this tweak by the harness (voters get them).
+            let creds_dir = c
+                .admission
+                .ca_cert_file
+                .as_ref()
+                .and_then(|f| f.parent())
+                .map(Path::to_path_buf);
+            if let Some(dir) = creds_dir {
+                c.admission.issuer_key_file = Some(dir.join(bzzz_node::admission::files::ISSUER_KEY_FILE));
+                c.admission.issuer_cert_file = Some(dir.join(bzzz_node::admission::files::ISSUER_CERT_FILE));
+            }
+        },
+        async |cluster| {
+            cluster.wait_context_ready(WAIT).await?;
+            let dir = secrets.path().join("seeded-joiner");
+            std::fs::create_dir_all(&dir)?;
+            let mut c = bzzz_tests::test_config(&dir);
+            c.agent.id = "seeded-joiner".into();
+            c.p2p.swarm_key_file = Some(cluster.credentials().mesh_key_file());
+            c.p2p.bootstrap_peers = vec![cluster.node(0).p2p_addrs()[0].to_string()];
+            c.admission.ca_fingerprint = Some(cluster.credentials().cluster_id());
+            c.admission.join_token_file = Some(seed_file.clone());
+            let node = bzzz_node::Node::start(c)
+                .await
+                .context("the node joins with the seed token")?;
+            let cert = node.admission().local_certificate();
+            let peer = node.peer_id().to_string();
+            node.shutdown().await;
+            ensure!(
+                cert.is_some_and(|c| c.leaf.roles == ["agent"]),
+                "the seed token gives the configured roles"
+            );
+            let list = bzzz_tests::api_of(cluster.node(0))?
+                .with_token(OPERATOR_TOKEN)
+                .join_tokens()
+                .await?;
+            let seed = list
+                .tokens
+                .iter()
+                .find(|t| t.id == token.id())
+                .context("the admin added the seed token")?;
+            ensure!(seed.uses == 2 && seed.used_by == [peer], "{seed:?}");
+            Ok(())
+        },
+    )
+    .await
+}

@@ -131,6 +131,23 @@ impl JoinToken {
     }
 }
 
+/// A join token a voter's configuration seeds the cluster with (`admission.seed_join_token_file`):
+/// the admin adds it once if the cluster does not hold its id.
+#[derive(Debug, Clone)]
+pub struct SeedToken {
+    /// The token.
+    pub token: JoinToken,
+    /// Roles it gives.
+    pub roles: Vec<String>,
+    /// Nodes it may admit.
+    pub uses: u32,
+    /// How long it is accepted after the admin adds it, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// Validity of the certificates a seed token gives: 90 days (renewed by the voters before that).
+pub const SEED_CERT_TTL_MS: u64 = 90 * 24 * 3600 * 1000;
+
 /// SHA-256 of a token secret.
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     sha2::Sha256::digest(secret.as_bytes()).into()

@@ -32,7 +32,7 @@ use libp2p::PeerId;
 
 pub use files::{CertificateAuthority, FileError};
 pub use issuer::Issuer;
-pub use join::{JoinAttempt, JoinToken, Redeemer};
+pub use join::{JoinAttempt, JoinToken, Redeemer, SeedToken};
 pub use metrics::AdmissionMetrics;
 use metrics::{Outcome, Reason};
 pub use revocation::{AppliedRevocation, MAX_STORED_REVOCATIONS, REVOCATIONS_TREE, RevocationError};
@@ -99,6 +99,8 @@ pub struct AdmissionSettings {
     pub join_token_file: Option<PathBuf>,
     /// The issuer key and certificate files (`admission.issuer_key_file`, `issuer_cert_file`).
     pub issuer: Option<(PathBuf, PathBuf)>,
+    /// The seed join token file and what the token gives (roles, uses, validity in ms).
+    pub seed: Option<(PathBuf, Vec<String>, u32, u64)>,
 }
 
 impl AdmissionSettings {
@@ -127,6 +129,14 @@ impl AdmissionSettings {
                 .issuer_key_file
                 .clone()
                 .zip(config.admission.issuer_cert_file.clone()),
+            seed: config.admission.seed_join_token_file.clone().map(|f| {
+                (
+                    f,
+                    config.admission.seed_join_token_roles.clone(),
+                    config.admission.seed_join_token_uses,
+                    config.admission.seed_join_token_ttl_hours.saturating_mul(3_600_000),
+                )
+            }),
         }
     }
 }
@@ -187,6 +197,8 @@ pub struct Admission {
     cert_file: PathBuf,
     /// Bounds how often one peer may ask this voter for a renewal.
     renewals: crate::ratelimit::PeerLimiter,
+    /// The join token this voter's configuration seeds the cluster with.
+    seed: Option<SeedToken>,
     chain: RwLock<Option<Arc<CertificateChain>>>,
     local_cert: RwLock<Option<Verified>>,
     revoked: RwLock<HashSet<u64>>,
@@ -330,6 +342,25 @@ impl Admission {
                 Some(issuer)
             }
         };
+        let seed = match (&settings.seed, &issuer) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(AdmissionError::Issuer(
+                    "admission.seed_join_token_file needs the issuer files on this voter".into(),
+                ));
+            }
+            (Some((file, roles, uses, ttl_ms)), Some(issuer)) => {
+                issuer
+                    .check_scope(roles, false)
+                    .map_err(|e| AdmissionError::Issuer(format!("admission.seed_join_token_roles: {e}")))?;
+                Some(SeedToken {
+                    token: JoinToken::read(file)?,
+                    roles: roles.clone(),
+                    uses: *uses,
+                    ttl_ms: *ttl_ms,
+                })
+            }
+        };
         if let (Some(anchor), Some((_, verified))) = (&anchor, &own) {
             tracing::info!(
                 cluster = %anchor.cluster_id(),
@@ -364,6 +395,7 @@ impl Admission {
                 renewal::RENEWAL_BURST,
                 renewal::MAX_RENEWING_PEERS,
             ),
+            seed,
             chain: RwLock::new(chain),
             local_cert: RwLock::new(local_cert),
             revoked: RwLock::new(HashSet::new()),
@@ -407,6 +439,11 @@ impl Admission {
         invalidity(&cert, now_unix_ms(), &read(&self.revoked))
             .is_none()
             .then_some(cert)
+    }
+
+    /// The join token this voter's configuration seeds the cluster with, if any.
+    pub fn seed_token(&self) -> Option<&SeedToken> {
+        self.seed.as_ref()
     }
 
     /// The issuer this voter signs joining nodes' certificates with, if it holds one.

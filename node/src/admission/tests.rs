@@ -38,6 +38,7 @@ fn node(ca: &CertificateAuthority, dir: &std::path::Path) -> (Admission, Registr
         learned_ca_file: dir.join("learned-ca.crt"),
         join_token_file: None,
         issuer: None,
+        seed: None,
     };
     (Admission::load(peer, &settings, metrics).expect("load"), registry)
 }
@@ -145,6 +146,7 @@ fn load_refuses_an_unusable_own_certificate() {
         learned_ca_file: dir.path().join("learned-ca.crt"),
         join_token_file: None,
         issuer: None,
+        seed: None,
     };
     let load = |wants_voter| {
         let mut registry = Registry::default();
@@ -243,6 +245,7 @@ mod join {
             learned_ca_file: dir.join("learned-ca.crt"),
             join_token_file: None,
             issuer: with_issuer.then(|| (dir.join(files::ISSUER_KEY_FILE), dir.join(files::ISSUER_CERT_FILE))),
+            seed: None,
         };
         let admission = Arc::new(Admission::load(peer, &settings, AdmissionMetrics::new(&mut registry)).expect("load"));
         let redeemer = Arc::new(OneToken::default());
@@ -267,6 +270,7 @@ mod join {
             learned_ca_file: dir.join("ca.crt"),
             join_token_file: Some(dir.join("token")),
             issuer: None,
+            seed: None,
         };
         let admission =
             Admission::load(peer, &settings, AdmissionMetrics::new(&mut Registry::default())).expect("load");

@@ -19,7 +19,7 @@ struct Override {
 }
 
 /// Every override, applied in this order.
-const OVERRIDES: [Override; 22] = [
+const OVERRIDES: [Override; 23] = [
     Override {
         var: "BZZZ_AGENT_ID",
         field: "agent.id",
@@ -100,6 +100,11 @@ const OVERRIDES: [Override; 22] = [
                 .map_err(|_| invalid("BZZZ_JOIN_TIMEOUT_MS", "must be a number of milliseconds"))?;
             Ok(())
         },
+    },
+    Override {
+        var: "BZZZ_SEED_JOIN_TOKEN_FILE",
+        field: "admission.seed_join_token_file",
+        apply: |c, v| set(&mut c.admission.seed_join_token_file, optional_path(v)),
     },
     Override {
         var: "BZZZ_ISSUER_KEY_FILE",

@@ -159,6 +159,17 @@ pub struct AdmissionConfig {
     /// The issuer's certificate, signed by the CA: the roles (and whether the voter right) the
     /// online path may give.
     pub issuer_cert_file: Option<PathBuf>,
+    /// On voters: a join token (`id.secret`) the admin adds to the cluster if it does not hold
+    /// it yet, so nodes can join with it before anyone could call `bzzz join-token create` (the
+    /// Docker secret `bzzz_join_token` of a fresh deployment). Added once: revoking or expiring
+    /// it is final. Needs the issuer files.
+    pub seed_join_token_file: Option<PathBuf>,
+    /// Roles the seed token gives (within the issuer's scope).
+    pub seed_join_token_roles: Vec<String>,
+    /// How many nodes may use the seed token (1 to 1000).
+    pub seed_join_token_uses: u32,
+    /// How long the seed token is accepted after the admin adds it, in hours (1 to 720).
+    pub seed_join_token_ttl_hours: u64,
     /// Bound on a new connection's certificate exchange, in milliseconds; a peer that has not
     /// finished by then is dropped.
     pub handshake_timeout_ms: u64,
@@ -174,6 +185,10 @@ impl Default for AdmissionConfig {
             join_timeout_ms: 120_000,
             issuer_key_file: None,
             issuer_cert_file: None,
+            seed_join_token_file: None,
+            seed_join_token_roles: vec!["agent".into()],
+            seed_join_token_uses: 100,
+            seed_join_token_ttl_hours: 720,
             handshake_timeout_ms: 2_000,
         }
     }

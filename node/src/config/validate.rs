@@ -82,6 +82,7 @@ impl AdmissionConfig {
             ("admission.join_token_file", &self.join_token_file),
             ("admission.issuer_key_file", &self.issuer_key_file),
             ("admission.issuer_cert_file", &self.issuer_cert_file),
+            ("admission.seed_join_token_file", &self.seed_join_token_file),
         ] {
             if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
                 return Err(invalid(field, "must not be empty (leave it unset instead)"));
@@ -107,6 +108,21 @@ impl AdmissionConfig {
             return Err(invalid(
                 "admission.join_token_file",
                 "needs admission.ca_fingerprint: a joining node presents its token only to a cluster it can recognise (`bzzz ca show` prints the fingerprint)",
+            ));
+        }
+        if self.seed_join_token_file.is_some() && self.issuer_key_file.is_none() {
+            return Err(invalid(
+                "admission.seed_join_token_file",
+                "needs the issuer (admission.issuer_key_file): only a voter that signs certificates seeds a join token",
+            ));
+        }
+        if !(1..=1000).contains(&self.seed_join_token_uses) {
+            return Err(invalid("admission.seed_join_token_uses", "must be 1 to 1000"));
+        }
+        if !(1..=720).contains(&self.seed_join_token_ttl_hours) {
+            return Err(invalid(
+                "admission.seed_join_token_ttl_hours",
+                "must be 1 to 720 (30 days)",
             ));
         }
         if self.issuer_key_file.is_some() != self.issuer_cert_file.is_some() {

@@ -137,6 +137,53 @@ pub(crate) async fn change(
     Ok(context_response::Body::Ok(ContextOk {}))
 }
 
+/// On the admin: adds the join token this node's configuration seeds the cluster with, once,
+/// if the cluster does not hold its id (ADR 0014). Revoked or expired, it stays so.
+pub(crate) async fn seed_token(
+    service: &ContextService,
+    sm: &bzzz_storage::raft::SledStateMachine,
+    ctx: &crate::consensus::duties::DutyContext,
+) -> Result<(), ContextError> {
+    let Some(seed) = service.inner.admission.seed_token() else {
+        return Ok(());
+    };
+    if sm.join_token(seed.token.id())?.is_some() {
+        return Ok(());
+    }
+    let now = now_unix_ms();
+    let token = JoinTokenRecord {
+        secret_hash: seed.token.secret_hash(),
+        roles: seed.roles.clone(),
+        voter: false,
+        cert_ttl_ms: crate::admission::join::SEED_CERT_TTL_MS,
+        created_ms: now,
+        expires_ms: now.saturating_add(seed.ttl_ms),
+        uses: seed.uses,
+        redeemed: Vec::new(),
+        revoked: false,
+        description: "seeded from admission.seed_join_token_file".into(),
+    };
+    join_tokens::check_new_token(seed.token.id(), &token).map_err(ContextError::bad_request)?;
+    let written = ctx
+        .raft
+        .client_write(bzzz_storage::raft::Request::new(
+            Command::CreateJoinToken {
+                id: seed.token.id().to_owned(),
+                token,
+            },
+            ctx.term,
+        ))
+        .await
+        .map_err(|e| ContextError::unavailable(format!("cluster state not written: {e}")))?;
+    match written.data {
+        Response::Rejected { reason } => Err(ContextError::bad_request(format!("seed join token: {reason}"))),
+        _ => {
+            tracing::info!(token = %seed.token.id(), uses = seed.uses, roles = ?seed.roles, "seed join token added to the cluster");
+            Ok(())
+        }
+    }
+}
+
 /// Redeems tokens for the joins this voter serves, through the admin. Holds the service weakly:
 /// admission outlives nothing it is given.
 #[derive(Debug)]

@@ -338,7 +338,7 @@ async fn reconcile(service: &ContextService, ctx: &DutyContext) -> Result<(), Co
     // One role that cannot be reconciled (its key does not open here, a bound is reached) must
     // not stop the others, nor one member the others of its role (H6): each is tried, and the
     // first error is reported after all were.
-    let mut first_error = None;
+    let mut first_error = super::join::seed_token(service, &sm, ctx).await.err();
     for role in policy.roles.keys() {
         if let Err(e) = reconcile_role(service, &sm, ctx, role, &custodians, &reseal).await {
             tracing::debug!(%role, error = %e, "role not reconciled");
