@@ -110,7 +110,14 @@ pub struct EventLoop {
     raft_quota: std::sync::Arc<crate::ratelimit::PeerQuota>,
     /// Context requests each peer may have queued or in progress (M5).
     context_quota: std::sync::Arc<crate::ratelimit::PeerQuota>,
+    /// Kademlia records and provider records each peer may store here per second (M5).
+    kad_stores: crate::ratelimit::PeerLimiter,
 }
+
+/// Kademlia `PUT_VALUE`s and `ADD_PROVIDER`s one peer may make here per second, and in a burst
+/// (a reprovide of a full store is spread by the sender's own query limit).
+pub(crate) const KAD_STORES_PER_SECOND: f64 = 100.0;
+pub(crate) const KAD_STORE_BURST: f64 = 1_000.0;
 
 /// Raft RPCs one peer may have queued or in progress (the queue holds
 /// [`super::inbound::RAFT_QUEUE`]).
@@ -158,6 +165,7 @@ impl EventLoop {
             maintenance_queries: HashSet::new(),
             raft_quota: crate::ratelimit::PeerQuota::new(RAFT_PER_PEER, QUOTA_PEERS),
             context_quota: crate::ratelimit::PeerQuota::new(CONTEXT_PER_PEER, QUOTA_PEERS),
+            kad_stores: crate::ratelimit::PeerLimiter::new(KAD_STORES_PER_SECOND, KAD_STORE_BURST, QUOTA_PEERS),
         }
     }
 

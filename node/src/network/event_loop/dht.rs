@@ -63,6 +63,10 @@ impl EventLoop {
             kad::Event::InboundRequest {
                 request: kad::InboundRequest::AddProvider { record: Some(record) },
             } => {
+                if !self.kad_stores.allow(&record.provider) {
+                    tracing::debug!(peer = %record.provider, "provider record not stored: the peer's store rate is used up");
+                    return;
+                }
                 if let Err(e) =
                     libp2p::kad::store::RecordStore::add_provider(self.swarm.behaviour_mut().kad.store_mut(), record)
                 {
@@ -77,6 +81,10 @@ impl EventLoop {
     /// [`RecordValidator`] accepts it (context records must be valid, signed records whose hash is
     /// their key; they never expire here, the Raft index decides their life).
     pub(super) fn on_inbound_put(&mut self, source: PeerId, mut record: Record) {
+        if !self.kad_stores.allow(&source) {
+            tracing::debug!(peer = %source, "dht record not stored: the peer's store rate is used up");
+            return;
+        }
         match self.validator.validate(record.key.as_ref(), &record.value) {
             Verdict::Ordinary => {}
             Verdict::Keep => record.expires = None,
