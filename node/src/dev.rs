@@ -159,7 +159,7 @@ pub async fn run(args: DevArgs) -> Result<(), NodeError> {
     let mesh = DevMesh::start(&args).await?;
     println!("bzzz dev mesh: {} nodes on loopback", mesh.nodes.len());
     println!(
-        "  credentials {} (cluster CA ca.crt/ca.key, mesh key mesh.key; every node has a certificate)",
+        "  credentials {} (cluster CA ca.crt/ca.key, mesh key mesh.key, issuer issuer.key/issuer.crt held by the voters; every node has a certificate)",
         mesh.credentials.display()
     );
     for (i, n) in mesh.nodes.iter().enumerate() {
@@ -176,6 +176,9 @@ pub async fn run(args: DevArgs) -> Result<(), NodeError> {
         println!("      cargo run -p bzzz-node -- status --api http://{first}");
         println!("      cargo run -p bzzz-node -- test-p2p-message --api http://{first}");
         println!("      cargo run -p bzzz-node -- election --api http://{first}");
+        println!(
+            "      cargo run -p bzzz-node -- join-token create --api http://{first}   # a token another node joins with"
+        );
     }
     println!("Ctrl-C stops the mesh.");
     tokio::select! {
