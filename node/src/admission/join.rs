@@ -43,8 +43,9 @@ use super::{Admission, read, write};
 pub(crate) const SERVE_BOUND: Duration = Duration::from_secs(3);
 /// How long the admin's redemption may take.
 const REDEEM_BOUND: Duration = Duration::from_millis(2_500);
-/// How long a joining node waits for one voter to answer its token.
-pub(crate) const JOINER_BOUND: Duration = Duration::from_secs(10);
+/// How long a joining node waits for one voter to answer its token: inside the transport's 5 s
+/// bound on the whole connection upgrade, and longer than the voter's own bound on serving it.
+pub(crate) const JOINER_BOUND: Duration = Duration::from_millis(4_500);
 /// Most joins one voter serves at once; more are refused (`rate_limited`) before the admin is
 /// asked.
 pub(crate) const MAX_CONCURRENT_JOINS: usize = 4;
