@@ -512,3 +512,136 @@ async fn a_seed_token_lets_nodes_join_a_fresh_cluster() -> Result<()> {
     )
     .await
 }
+
+/// The RPCs and routes this issue added refuse who may not use them and bad input: a certified
+/// member that is not a voter cannot redeem or create tokens at the admin, cannot get a
+/// certificate the CA signed renewed by a voter, cannot hand a voter another peer's or a
+/// malformed chain as its own; a non-voter's API does not manage tokens; a token with a bad
+/// secret hash is refused. (A stranger never gets a connection to send any of it: t60.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_and_renewal_requests_refuse_non_voters_and_bad_input() -> Result<()> {
+    use bzzz_protocol::wire::{
+        CertificateChain, ContextRequest, JoinTokenChange, JoinTokenSpec, RedeemJoin, RenewCertificate, RpcRequest,
+        context_request, context_response, join_token_change, rpc_request, rpc_response,
+    };
+    let secrets = tempfile::tempdir()?;
+    TestCluster::scenario(1, voter(secrets.path()), async |cluster| {
+        cluster.wait_context_ready(WAIT).await?;
+        let admin = cluster.node(0);
+        let creds = cluster.credentials();
+        let dir = secrets.path().join("member");
+        let mut c = bzzz_tests::test_config(&dir);
+        c.agent.id = "member".into();
+        creds.apply(&mut c);
+        c.p2p.bootstrap_peers = vec![admin.p2p_addrs()[0].to_string()];
+        creds.enroll(&c)?;
+        let member = bzzz_node::Node::start(c).await?;
+        let outcome = async {
+            wait_for("the admin admits the member", WAIT, || async {
+                admin.admission().peer(&member.peer_id()).is_some()
+            })
+            .await?;
+            let send = |body: rpc_request::Body| {
+                member
+                    .client()
+                    .send_rpc(admin.peer_id(), RpcRequest { body: Some(body) })
+            };
+            let context_error = |answer: bzzz_protocol::wire::RpcResponse| match answer.body {
+                Some(rpc_response::Body::Context(r)) => match r.body {
+                    Some(context_response::Body::Error(e)) => Some(e.code),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let redeem = send(rpc_request::Body::Context(ContextRequest {
+                body: Some(context_request::Body::RedeemJoin(RedeemJoin {
+                    token_id: "abc123".into(),
+                    secret_hash: vec![0; 32],
+                    peer_id: member.peer_id().to_bytes(),
+                })),
+            }))
+            .await?;
+            ensure!(
+                context_error(redeem.clone()).is_some_and(|c| c.contains("403")),
+                "a non-voter may not redeem tokens: {redeem:?}"
+            );
+            let create = send(rpc_request::Body::Context(ContextRequest {
+                body: Some(context_request::Body::JoinToken(JoinTokenChange {
+                    change: Some(join_token_change::Change::Create(JoinTokenSpec {
+                        id: "evil00".into(),
+                        secret_hash: vec![0; 32],
+                        roles: vec!["operator".into()],
+                        voter: true,
+                        ttl_ms: 60_000,
+                        uses: 1000,
+                        cert_ttl_ms: 60_000,
+                        description: String::new(),
+                    })),
+                })),
+            }))
+            .await?;
+            ensure!(
+                context_error(create.clone()).is_some_and(|c| c.contains("403")),
+                "a non-voter may not create tokens: {create:?}"
+            );
+            ensure!(
+                admin
+                    .consensus()
+                    .state_machine()
+                    .context("voter state")?
+                    .join_tokens()?
+                    .is_empty(),
+                "no token was created"
+            );
+            let rpc_error =
+                |answer: bzzz_protocol::wire::RpcResponse| matches!(answer.body, Some(rpc_response::Body::Error(_)));
+            let renew = send(rpc_request::Body::RenewCertificate(RenewCertificate {})).await?;
+            ensure!(
+                rpc_error(renew.clone()),
+                "a CA-signed certificate is not renewed by a voter: {renew:?}"
+            );
+            // Another peer's chain (the admin's own), and an empty one, are not taken as the
+            // member's.
+            let foreign = admin.admission().chain().context("the admin's chain")?;
+            let update = send(rpc_request::Body::CertificateUpdate(foreign)).await?;
+            ensure!(
+                rpc_error(update.clone()),
+                "another peer's chain must be refused: {update:?}"
+            );
+            let empty = send(rpc_request::Body::CertificateUpdate(CertificateChain::default())).await?;
+            ensure!(rpc_error(empty.clone()), "an empty chain must be refused: {empty:?}");
+
+            // HTTP: a non-voter's API does not manage tokens; a bad secret hash is refused.
+            let spec = |hash: &str| bzzz_client::types::JoinTokenCreate {
+                id: "good00".into(),
+                secret_hash: hash.into(),
+                roles: vec!["agent".into()],
+                voter: false,
+                ttl_ms: 60_000,
+                uses: 1,
+                cert_ttl_ms: 60_000,
+                description: String::new(),
+            };
+            let on_member = bzzz_tests::api_of(&member)?
+                .create_join_token(&spec(&"00".repeat(32)))
+                .await;
+            ensure!(
+                on_member.as_ref().is_err_and(|e| e.to_string().contains("not a voter")),
+                "{on_member:?}"
+            );
+            let bad_hash = bzzz_tests::api_of(admin)?
+                .with_token(OPERATOR_TOKEN)
+                .create_join_token(&spec("not-hex"))
+                .await;
+            ensure!(
+                bad_hash.as_ref().is_err_and(|e| e.to_string().contains("secret_hash")),
+                "{bad_hash:?}"
+            );
+            Ok(())
+        }
+        .await;
+        member.shutdown().await;
+        outcome
+    })
+    .await
+}
