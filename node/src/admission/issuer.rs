@@ -47,30 +47,18 @@ impl Issuer {
     /// the issuer's own expiry).
     pub fn renew(&self, anchor: &TrustAnchor, leaf: &CertInfo, now_ms: u64) -> Result<CertificateChain, IssueError> {
         self.check_scope(&leaf.roles, leaf.voter)?;
-        let ttl_ms = leaf
-            .not_after_ms
-            .saturating_sub(leaf.not_before_ms)
-            .min(self.info.not_after_ms.saturating_sub(now_ms));
-        let issuer_key = cert::ed25519_public(&self.key.public())
-            .ok_or_else(|| IssueError::Sign("the issuer key is not ed25519".into()))?;
-        let info = cert::new_info(
-            CertKind::Node,
-            anchor.cluster_id(),
-            leaf.subject.clone(),
+        let ttl_ms = leaf.not_after_ms.saturating_sub(leaf.not_before_ms);
+        let (subject, roles) = (leaf.subject.clone(), leaf.roles.clone());
+        self.sign_leaf(
+            anchor,
+            subject,
             &leaf.name,
-            leaf.roles.clone(),
+            roles,
             leaf.voter,
             leaf.serial,
             now_ms,
             ttl_ms,
-            issuer_key,
-        );
-        let leaf = cert::sign(&info, &self.key).map_err(|e| IssueError::Sign(e.to_string()))?;
-        Ok(CertificateChain {
-            leaf: Some(leaf),
-            issuer: Some(self.cert.clone()),
-            ca: Some(anchor.certificate().clone()),
-        })
+        )
     }
 
     /// Loads the issuer key and certificate and checks that the certificate is an issuer
@@ -132,10 +120,37 @@ impl Issuer {
         grant: &Grant,
         now_ms: u64,
     ) -> Result<CertificateChain, IssueError> {
-        let (roles, voter, ttl_ms) = (grant.roles.clone(), grant.voter, grant.cert_ttl_ms);
-        self.check_scope(&roles, voter)?;
+        self.check_scope(&grant.roles, grant.voter)?;
         let subject = cert::peer_public_key(peer)
             .ok_or_else(|| IssueError::Sign(format!("peer id {peer} does not carry an ed25519 key")))?;
+        let (roles, serial) = (grant.roles.clone(), rand::random());
+        self.sign_leaf(
+            anchor,
+            subject,
+            name,
+            roles,
+            grant.voter,
+            serial,
+            now_ms,
+            grant.cert_ttl_ms,
+        )
+    }
+
+    /// Signs a node certificate valid from `now_ms` for `ttl_ms`, never past the issuer's own
+    /// expiry, and returns it with the issuer and CA certificates, so any node of the cluster can
+    /// verify it.
+    #[allow(clippy::too_many_arguments)]
+    fn sign_leaf(
+        &self,
+        anchor: &TrustAnchor,
+        subject: libp2p::identity::ed25519::PublicKey,
+        name: &str,
+        roles: Vec<String>,
+        voter: bool,
+        serial: u64,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<CertificateChain, IssueError> {
         let ttl_ms = ttl_ms.min(self.info.not_after_ms.saturating_sub(now_ms));
         let issuer_key = cert::ed25519_public(&self.key.public())
             .ok_or_else(|| IssueError::Sign("the issuer key is not ed25519".into()))?;
@@ -146,7 +161,7 @@ impl Issuer {
             name,
             roles,
             voter,
-            rand::random(),
+            serial,
             now_ms,
             ttl_ms,
             issuer_key,

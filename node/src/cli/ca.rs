@@ -109,6 +109,17 @@ pub struct JoinTokenRevokeArgs {
     pub id: String,
 }
 
+/// Checks every `--roles` value is a valid role name.
+fn check_roles(roles: &[String]) -> Result<(), CliError> {
+    for role in roles {
+        bzzz_storage::raft::validate_role_name(role).map_err(|e| CliError::Local {
+            what: format!("--roles: `{role}`"),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -158,12 +169,7 @@ fn human(ms: u64) -> String {
 pub(super) async fn join_token(c: &JoinTokenCommand) -> Result<(), CliError> {
     match c {
         JoinTokenCommand::Create(a) => {
-            for role in &a.roles {
-                bzzz_storage::raft::validate_role_name(role).map_err(|e| CliError::Local {
-                    what: format!("--roles: `{role}`"),
-                    reason: e.to_string(),
-                })?;
-            }
+            check_roles(&a.roles)?;
             let token = crate::admission::JoinToken::generate();
             let client = a.operator.client()?;
             let created = client
@@ -345,12 +351,7 @@ pub(super) fn run(c: &CaCommand) -> Result<(), CliError> {
             );
         }
         CaCommand::Sign(a) => {
-            for role in &a.roles {
-                bzzz_storage::raft::validate_role_name(role).map_err(|e| CliError::Local {
-                    what: format!("--roles: `{role}`"),
-                    reason: e.to_string(),
-                })?;
-            }
+            check_roles(&a.roles)?;
             let ca = CertificateAuthority::load(&a.ca_dir).map_err(local("cannot load the CA"))?;
             let grant = NodeGrant {
                 name: a.name.clone(),
@@ -365,12 +366,7 @@ pub(super) fn run(c: &CaCommand) -> Result<(), CliError> {
             }
         }
         CaCommand::Issuer(a) => {
-            for role in &a.roles {
-                bzzz_storage::raft::validate_role_name(role).map_err(|e| CliError::Local {
-                    what: format!("--roles: `{role}`"),
-                    reason: e.to_string(),
-                })?;
-            }
+            check_roles(&a.roles)?;
             let ca = CertificateAuthority::load(&a.ca_dir).map_err(local("cannot load the CA"))?;
             let serial = ca
                 .create_issuer(&a.out, &a.name, a.roles.clone(), a.voter, a.ttl)
